@@ -1,0 +1,142 @@
+//! `farmops`: the operator CLI. Connects as the owner role (`FARMOPS_OWNER_DATABASE_URL`).
+//!
+//! Every command prints what it did (JSON where it reports data) and exits non-zero with a
+//! clear message on failure. `farmops <command> --help` documents each one.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use farmops::{credits, db::Db};
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "farmops", about = "FarmOps operator CLI", version)]
+struct Cli {
+    /// Owner-role database URL (migrations and operator work).
+    #[arg(long, env = "FARMOPS_OWNER_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations (idempotent).
+    Migrate,
+    /// Create a farm; prints its id.
+    CreateFarm {
+        /// Display name.
+        name: String,
+        /// Use this id instead of a new random one.
+        #[arg(long)]
+        id: Option<Uuid>,
+    },
+    /// Add a member (or change their role).
+    AddMember {
+        farm_id: Uuid,
+        user_id: String,
+        /// owner, manager, worker or viewer.
+        #[arg(long)]
+        role: String,
+    },
+    /// Grant credits to a farm with a reason.
+    Grant {
+        farm_id: Uuid,
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+        /// Who grants (recorded in the ledger).
+        #[arg(long, default_value = "operator")]
+        actor: String,
+    },
+    /// Check the ledger invariant (balance = last balance_after = sum of deltas) for one
+    /// farm or, without an id, for every farm. Exits 1 if any farm breaks it.
+    Audit { farm_id: Option<Uuid> },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let db = Db::for_url(&cli.database_url).context("database URL")?;
+    match cli.command {
+        Command::Migrate => {
+            let client = db.client().await.context("connecting as the owner")?;
+            let applied = farmops::db::migrate::migrate(&client).await.map_err(explain)?;
+            println!("{}", serde_json::json!({ "applied": applied }));
+        }
+        Command::CreateFarm { name, id } => {
+            let client = db.client().await?;
+            let id = id.unwrap_or_else(Uuid::new_v4);
+            client
+                .query_typed(
+                    "INSERT INTO farms (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                    &[(&id, farmops::db::Type::UUID), (&name, farmops::db::Type::TEXT)],
+                )
+                .await
+                .context("creating the farm")?;
+            println!("{}", serde_json::json!({ "farm_id": id, "name": name }));
+        }
+        Command::AddMember { farm_id, user_id, role } => {
+            if farmops::membership::Role::parse(&role).is_none() {
+                bail!("role must be owner, manager, worker or viewer");
+            }
+            let client = db.client().await?;
+            let rows = client
+                .query_typed(
+                    "INSERT INTO farm_members (farm_id, user_id, role) SELECT id, $2, $3 FROM farms WHERE id = $1
+                     ON CONFLICT (farm_id, user_id) DO UPDATE SET role = EXCLUDED.role RETURNING role",
+                    &[(&farm_id, farmops::db::Type::UUID), (&user_id, farmops::db::Type::TEXT), (&role, farmops::db::Type::TEXT)],
+                )
+                .await
+                .context("adding the member")?;
+            if rows.is_empty() {
+                bail!("no farm {farm_id}");
+            }
+            println!("{}", serde_json::json!({ "farm_id": farm_id, "user_id": user_id, "role": role }));
+        }
+        Command::Grant { farm_id, amount, reason, actor } => {
+            let tx = db.tenant(farm_id).await?;
+            let balance = credits::grant_credits(&tx, amount, &actor, &reason).await.map_err(explain)?;
+            tx.commit().await.map_err(explain)?;
+            println!("{}", serde_json::json!({ "farm_id": farm_id, "granted": amount, "balance": balance }));
+        }
+        Command::Audit { farm_id } => {
+            let farms = match farm_id {
+                Some(id) => vec![id],
+                None => {
+                    let client = db.client().await?;
+                    client.query_typed("SELECT id FROM farms ORDER BY name", &[]).await?.iter().map(|r| r.get(0)).collect()
+                }
+            };
+            let mut broken = 0;
+            for farm in farms {
+                let tx = db.tenant(farm).await?;
+                let audit = credits::audit_ledger(&tx).await.map_err(explain)?;
+                tx.commit().await.map_err(explain)?;
+                broken += usize::from(!audit.holds);
+                println!("{}", serde_json::to_string(&audit)?);
+            }
+            if broken > 0 {
+                bail!("{broken} farm(s) break the ledger invariant");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The shared crate's error with its cause chain, for an operator's eyes.
+fn explain(e: farmops::Error) -> anyhow::Error {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    anyhow::anyhow!(message)
+}

@@ -1,0 +1,258 @@
+//! How far the AI may act on its own, per farm and record type.
+//!
+//! ```text
+//! resolve(farm, record_type):
+//!   if record_type in {sale, expense, mortality}: return draft      # hard floor, no override
+//!   tier = farm.ai_record_autonomy[record_type] if set, else farm.ai_autonomy
+//!   if tier == suggest: return suggest                              # tools refuse to write
+//!   if tier == auto and record_type in farm.ai_auto_categories: return auto
+//!   return draft
+//! ```
+//! A per-record override chooses the tier; `auto` still needs the type in the farm's
+//! auto-categories (an allow-list the owner keeps on purpose), so one setting alone never
+//! opens direct writes. The schema holds the floor again: sales, expenses and mortality
+//! tables refuse `source = 'ai_auto'`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    db::{TenantTx, Type},
+    error::{Error, Result},
+    records::RecordType,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// The AI may only suggest in words; write tools refuse.
+    Suggest,
+    /// The AI writes drafts a human confirms.
+    Draft,
+    /// The AI writes the record directly (allowed categories only).
+    Auto,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Suggest => "suggest",
+            Tier::Draft => "draft",
+            Tier::Auto => "auto",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tier> {
+        [Tier::Suggest, Tier::Draft, Tier::Auto]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// A farm's autonomy settings (columns `ai_autonomy`, `ai_auto_categories`, `ai_record_autonomy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutonomySettings {
+    pub tier: Tier,
+    pub auto_categories: BTreeSet<RecordType>,
+    pub overrides: BTreeMap<RecordType, Tier>,
+}
+
+impl Default for AutonomySettings {
+    fn default() -> Self {
+        AutonomySettings {
+            tier: Tier::Draft,
+            auto_categories: BTreeSet::new(),
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// The tier that applies to one write of `record_type` on a farm with `settings`.
+pub fn resolve_autonomy(settings: &AutonomySettings, record_type: RecordType) -> Tier {
+    if record_type.is_financial_or_destructive() {
+        return Tier::Draft;
+    }
+    let tier = settings
+        .overrides
+        .get(&record_type)
+        .copied()
+        .unwrap_or(settings.tier);
+    match tier {
+        Tier::Suggest => Tier::Suggest,
+        Tier::Auto if settings.auto_categories.contains(&record_type) => Tier::Auto,
+        _ => Tier::Draft,
+    }
+}
+
+impl AutonomySettings {
+    /// Reads the settings from the stored columns, refusing unknown names (the schema
+    /// checks the shapes; the names are checked here).
+    pub fn from_columns(
+        tier: &str,
+        auto_categories: &serde_json::Value,
+        overrides: &serde_json::Value,
+    ) -> Result<Self> {
+        let tier = Tier::parse(tier)
+            .ok_or_else(|| Error::invalid("ai_autonomy", format!("unknown tier {tier:?}")))?;
+        let auto_categories = serde_json::from_value(auto_categories.clone())
+            .map_err(|e| Error::invalid("ai_auto_categories", e.to_string()))?;
+        let overrides = serde_json::from_value(overrides.clone())
+            .map_err(|e| Error::invalid("ai_record_autonomy", e.to_string()))?;
+        Ok(AutonomySettings {
+            tier,
+            auto_categories,
+            overrides,
+        })
+    }
+}
+
+/// Loads a farm's settings inside its tenant transaction.
+pub async fn load_autonomy(tx: &TenantTx, farm_id: Uuid) -> Result<AutonomySettings> {
+    let row = tx
+        .query_opt(
+            "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy FROM farms WHERE id = $1",
+            &[(&farm_id, Type::UUID)],
+        )
+        .await?
+        .ok_or(Error::NotFound("farm"))?;
+    AutonomySettings::from_columns(row.get(0), &row.get(1), &row.get(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIERS: [Tier; 3] = [Tier::Suggest, Tier::Draft, Tier::Auto];
+
+    /// The design's pseudo-code, written independently as the oracle for the table below.
+    fn expected(tier: Tier, in_auto: bool, override_: Option<Tier>, t: RecordType) -> Tier {
+        if matches!(
+            t,
+            RecordType::Sale | RecordType::Expense | RecordType::Mortality
+        ) {
+            return Tier::Draft;
+        }
+        let effective = override_.unwrap_or(tier);
+        if effective == Tier::Suggest {
+            Tier::Suggest
+        } else if effective == Tier::Auto && in_auto {
+            Tier::Auto
+        } else {
+            Tier::Draft
+        }
+    }
+
+    #[test]
+    fn every_record_type_tier_category_and_override() {
+        let mut checked = 0;
+        for t in RecordType::ALL {
+            for tier in TIERS {
+                for in_auto in [false, true] {
+                    for override_ in [
+                        None,
+                        Some(Tier::Suggest),
+                        Some(Tier::Draft),
+                        Some(Tier::Auto),
+                    ] {
+                        let settings = AutonomySettings {
+                            tier,
+                            auto_categories: if in_auto { [t].into() } else { BTreeSet::new() },
+                            overrides: override_.map(|o| [(t, o)].into()).unwrap_or_default(),
+                        };
+                        let got = resolve_autonomy(&settings, t);
+                        assert_eq!(
+                            got,
+                            expected(tier, in_auto, override_, t),
+                            "{t} tier={tier:?} in_auto={in_auto} override={override_:?}"
+                        );
+                        if t.is_financial_or_destructive() {
+                            assert_eq!(got, Tier::Draft, "the floor holds for {t}");
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 9 * 3 * 2 * 4);
+    }
+
+    #[test]
+    fn named_cases() {
+        let auto_feed = AutonomySettings {
+            tier: Tier::Auto,
+            auto_categories: [RecordType::FeedUse, RecordType::Sale].into(),
+            overrides: BTreeMap::new(),
+        };
+        assert_eq!(
+            resolve_autonomy(&auto_feed, RecordType::FeedUse),
+            Tier::Auto
+        );
+        assert_eq!(
+            resolve_autonomy(&auto_feed, RecordType::Sale),
+            Tier::Draft,
+            "sale in auto categories is still a draft"
+        );
+        assert_eq!(
+            resolve_autonomy(&auto_feed, RecordType::Water),
+            Tier::Draft,
+            "auto tier, not an auto category"
+        );
+
+        let everything_auto = AutonomySettings {
+            tier: Tier::Auto,
+            auto_categories: RecordType::ALL.into(),
+            overrides: RecordType::ALL
+                .into_iter()
+                .map(|t| (t, Tier::Auto))
+                .collect(),
+        };
+        for t in [RecordType::Sale, RecordType::Expense, RecordType::Mortality] {
+            assert_eq!(resolve_autonomy(&everything_auto, t), Tier::Draft);
+        }
+
+        let suggest_but_notes_auto = AutonomySettings {
+            tier: Tier::Suggest,
+            auto_categories: [RecordType::Note].into(),
+            overrides: [(RecordType::Note, Tier::Auto)].into(),
+        };
+        assert_eq!(
+            resolve_autonomy(&suggest_but_notes_auto, RecordType::Note),
+            Tier::Auto
+        );
+        assert_eq!(
+            resolve_autonomy(&suggest_but_notes_auto, RecordType::Task),
+            Tier::Suggest
+        );
+        assert_eq!(
+            resolve_autonomy(&AutonomySettings::default(), RecordType::Note),
+            Tier::Draft
+        );
+    }
+
+    #[test]
+    fn settings_read_from_columns() {
+        let s = AutonomySettings::from_columns(
+            "auto",
+            &serde_json::json!(["feed_use"]),
+            &serde_json::json!({"note": "suggest"}),
+        )
+        .unwrap();
+        assert_eq!(s.tier, Tier::Auto);
+        assert!(s.auto_categories.contains(&RecordType::FeedUse));
+        assert_eq!(s.overrides[&RecordType::Note], Tier::Suggest);
+        assert!(
+            AutonomySettings::from_columns("yolo", &serde_json::json!([]), &serde_json::json!({}))
+                .is_err()
+        );
+        assert!(
+            AutonomySettings::from_columns(
+                "auto",
+                &serde_json::json!(["harvest"]),
+                &serde_json::json!({})
+            )
+            .is_err()
+        );
+    }
+}

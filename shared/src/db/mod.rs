@@ -1,0 +1,347 @@
+//! Database access: the connection pool and the tenant transaction.
+//!
+//! * The pool is built once at cold start ([`Db::connect`]); connections open lazily. Every
+//!   NEW connection asks its [`PasswordProvider`] for a password first, so a short-lived IAM
+//!   token is fetched per connection (locally: the password of the URL).
+//! * Tenant work runs in a [`TenantTx`]: `BEGIN` plus `set_config('app.farm_id', $farm, true)`
+//!   (transaction-local: never `SET`, which would pin an RDS Proxy session), sent in the same
+//!   round trip as the first statement. Row-level security keys on that setting.
+//! * Every statement uses `query_typed` (the unnamed statement): no named prepared
+//!   statements, so RDS Proxy never pins, and no extra prepare round trip.
+
+pub mod migrate;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use deadpool::managed::{self, Metrics, Object, RecycleError, RecycleResult};
+use tokio_postgres::{NoTls, Row, types::ToSql};
+use uuid::Uuid;
+
+pub use tokio_postgres::types::Type;
+
+use crate::{
+    config::DatabaseConfig,
+    error::{Error, Result},
+};
+
+/// A bound statement parameter with its PostgreSQL type.
+pub type Param<'a> = (&'a (dyn ToSql + Sync), Type);
+
+/// Supplies the password of each new connection.
+#[async_trait]
+pub trait PasswordProvider: Send + Sync {
+    async fn password(&self) -> Result<Option<String>, ConnectError>;
+}
+
+/// The password written in the URL (local development and tests).
+pub struct UrlPassword;
+
+#[async_trait]
+impl PasswordProvider for UrlPassword {
+    async fn password(&self) -> Result<Option<String>, ConnectError> {
+        Ok(None)
+    }
+}
+
+/// How connections are encrypted.
+#[derive(Clone)]
+pub enum Tls {
+    /// Plain TCP: loopback development only.
+    Disabled,
+    /// rustls, verifying chain and host name against the given roots.
+    Rustls(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("could not obtain a database password: {0}")]
+    Password(String),
+    #[error("could not connect to the database: {0}")]
+    Connect(#[from] tokio_postgres::Error),
+    #[error("timed out connecting to the database after {0:?}")]
+    Timeout(Duration),
+}
+
+/// Creates and recycles connections for the pool.
+pub struct PgManager {
+    config: tokio_postgres::Config,
+    password: Arc<dyn PasswordProvider>,
+    tls: Tls,
+    connect_timeout: Duration,
+    max_age: Duration,
+}
+
+impl managed::Manager for PgManager {
+    type Type = tokio_postgres::Client;
+    type Error = ConnectError;
+
+    async fn create(&self) -> Result<tokio_postgres::Client, ConnectError> {
+        let mut config = self.config.clone();
+        if let Some(password) = self.password.password().await? {
+            config.password(password);
+        }
+        let connect = async {
+            match &self.tls {
+                Tls::Disabled => {
+                    let (client, connection) = config.connect(NoTls).await?;
+                    tokio::spawn(drive(connection));
+                    Ok::<_, tokio_postgres::Error>(client)
+                }
+                Tls::Rustls(tls) => {
+                    let (client, connection) = config.connect(tls.clone()).await?;
+                    tokio::spawn(drive(connection));
+                    Ok(client)
+                }
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| ConnectError::Timeout(self.connect_timeout))?
+            .map_err(ConnectError::from)
+    }
+
+    async fn recycle(
+        &self,
+        client: &mut tokio_postgres::Client,
+        metrics: &Metrics,
+    ) -> RecycleResult<ConnectError> {
+        if client.is_closed() {
+            return Err(RecycleError::message("connection closed"));
+        }
+        if metrics.age() > self.max_age {
+            return Err(RecycleError::message("connection reached its maximum age"));
+        }
+        Ok(())
+    }
+}
+
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "database connection ended with an error");
+    }
+}
+
+/// The application's handle on the database: a pool, cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: managed::Pool<PgManager>,
+}
+
+impl Db {
+    /// Builds the pool (no connection is opened until first use).
+    pub fn connect(
+        config: &DatabaseConfig,
+        password: Arc<dyn PasswordProvider>,
+        tls: Tls,
+    ) -> Result<Db> {
+        let pg: tokio_postgres::Config = config
+            .url
+            .expose()
+            .parse()
+            .map_err(|e| Error::unexpected(format!("database URL: {e}")))?;
+        let manager = PgManager {
+            config: pg,
+            password,
+            tls,
+            connect_timeout: config.connect_timeout,
+            max_age: config.max_connection_age,
+        };
+        let pool = managed::Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(config.connect_timeout * 2))
+            .create_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| Error::unexpected(format!("building the pool: {e}")))?;
+        Ok(Db { pool })
+    }
+
+    /// A pool for a plain local URL (password in the URL, no TLS).
+    pub fn for_url(url: &str) -> Result<Db> {
+        Db::connect(
+            &DatabaseConfig::for_url(url),
+            Arc::new(UrlPassword),
+            Tls::Disabled,
+        )
+    }
+
+    /// A pooled connection outside any tenant (migrations, job look-ups through
+    /// SECURITY DEFINER helpers). Tenant tables show it nothing.
+    pub async fn client(&self) -> Result<Object<PgManager>> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    /// Starts a transaction scoped to one farm. Nothing is sent until the first statement.
+    pub async fn tenant(&self, farm_id: Uuid) -> Result<TenantTx> {
+        Ok(TenantTx {
+            conn: Some(self.client().await?),
+            farm_id,
+            state: AtomicU8::new(NOT_BEGUN),
+        })
+    }
+
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+fn pool_error(e: managed::PoolError<ConnectError>) -> Error {
+    Error::Unexpected(Box::new(PoolFailure(e.to_string())))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("database pool: {0}")]
+struct PoolFailure(String);
+
+const NOT_BEGUN: u8 = 0;
+const OPEN: u8 = 1;
+const FAILED: u8 = 2;
+const FINISHED: u8 = 3;
+
+/// One transaction, scoped to one farm by `app.farm_id`.
+///
+/// Dropped without [`commit`](TenantTx::commit), it rolls back (the connection returns to the
+/// pool only after its `ROLLBACK`). A statement that fails poisons it: `commit` then fails too,
+/// so a caller can never believe a half-failed transaction was saved.
+pub struct TenantTx {
+    conn: Option<Object<PgManager>>,
+    farm_id: Uuid,
+    state: AtomicU8,
+}
+
+impl TenantTx {
+    pub fn farm_id(&self) -> Uuid {
+        self.farm_id
+    }
+
+    fn client(&self) -> &tokio_postgres::Client {
+        self.conn
+            .as_ref()
+            .expect("connection present until the transaction ends")
+    }
+
+    fn begin_sql(&self) -> String {
+        // farm_id is a Uuid: its text form is hex and dashes, safe to inline.
+        format!(
+            "BEGIN; SELECT set_config('app.farm_id', '{}', true)",
+            self.farm_id
+        )
+    }
+
+    /// Runs one statement (unnamed, typed parameters). The first statement carries the
+    /// `BEGIN` and the tenant setting in the same round trip.
+    pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        let client = self.client();
+        let result =
+            match self
+                .state
+                .compare_exchange(NOT_BEGUN, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let begin = self.begin_sql();
+                    let (began, rows) = futures::join!(
+                        client.batch_execute(&begin),
+                        client.query_typed(sql, params)
+                    );
+                    began.and(rows)
+                }
+                Err(FAILED) => return Err(Error::unexpected("statement on a failed transaction")),
+                Err(FINISHED) => {
+                    return Err(Error::unexpected("statement on a finished transaction"));
+                }
+                Err(_) => client.query_typed(sql, params).await,
+            };
+        result.map_err(|e| {
+            self.state.store(FAILED, Ordering::Release);
+            Error::from(e)
+        })
+    }
+
+    pub async fn query_one(&self, sql: &str, params: &[Param<'_>]) -> Result<Row> {
+        self.query_opt(sql, params)
+            .await?
+            .ok_or_else(|| Error::unexpected("statement returned no row"))
+    }
+
+    pub async fn query_opt(&self, sql: &str, params: &[Param<'_>]) -> Result<Option<Row>> {
+        let mut rows = self.query(sql, params).await?;
+        if rows.len() > 1 {
+            return Err(Error::unexpected("statement returned more than one row"));
+        }
+        Ok(rows.pop())
+    }
+
+    /// Commits. Deferred constraints (the ledger chain, draft links) are checked here, so a
+    /// commit can fail with the database's refusal.
+    pub async fn commit(mut self) -> Result<()> {
+        match self.state.swap(FINISHED, Ordering::AcqRel) {
+            NOT_BEGUN => Ok(()),
+            OPEN => self.client().batch_execute("COMMIT").await.map_err(|e| {
+                self.state.store(FAILED, Ordering::Release);
+                Error::from(e)
+            }),
+            _ => {
+                self.state.store(FAILED, Ordering::Release);
+                Err(Error::unexpected("commit of a failed transaction"))
+            }
+        }
+        .inspect(|_| self.release())
+    }
+
+    pub async fn rollback(mut self) -> Result<()> {
+        if self.state.swap(FINISHED, Ordering::AcqRel) != NOT_BEGUN {
+            self.client().batch_execute("ROLLBACK").await?;
+        }
+        self.release();
+        Ok(())
+    }
+
+    /// Gives the connection back to the pool now.
+    fn release(&mut self) {
+        drop(self.conn.take());
+    }
+}
+
+impl Drop for TenantTx {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        if self.state.load(Ordering::Acquire) == NOT_BEGUN {
+            return; // nothing was sent: the connection is clean
+        }
+        match tokio::runtime::Handle::try_current() {
+            // Roll back before the connection can serve anyone else.
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if conn.batch_execute("ROLLBACK").await.is_err() {
+                        drop(Object::take(conn)); // broken: close it rather than reuse it
+                    }
+                });
+            }
+            // No runtime to roll back with: close the connection (the server rolls back).
+            Err(_) => drop(Object::take(conn)),
+        }
+    }
+}
+
+/// True when the error is PostgreSQL refusing something by one of its own rules
+/// (constraint, trigger, privilege, row-level security): what tests of the schema look for.
+pub fn sqlstate(error: &Error) -> Option<String> {
+    match error {
+        Error::Unexpected(source) => source
+            .downcast_ref::<tokio_postgres::Error>()
+            .and_then(|e| e.code())
+            .map(|c| c.code().to_string()),
+        _ => None,
+    }
+}

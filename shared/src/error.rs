@@ -1,0 +1,209 @@
+//! The one error type at the shared crate's boundary, and its HTTP meaning.
+//!
+//! Every handler maps a failure to a response through [`Error::status`], [`Error::code`] and
+//! [`Error::body`], so the same failure answers the same way from every function. Unexpected
+//! errors keep their cause chain for the logs; the client sees only a generic message.
+
+use serde::Serialize;
+
+/// One field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed request: not JSON, wrong shape, bad id. 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No caller identity. 401.
+    #[error("no caller identity")]
+    Unauthenticated,
+    /// The farm cannot pay for the run. 402.
+    #[error("insufficient credits: {needed} needed, {balance} available")]
+    InsufficientCredits { needed: i64, balance: i64 },
+    /// The caller's role is too low. 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Unknown, or belongs to a farm the caller is not a member of. 404.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The thing is no longer in a state that allows the request. 409.
+    #[error("{what} is already {status}")]
+    Conflict { what: &'static str, status: String },
+    /// The body is over the limit. 413.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// Well-formed, but the content is invalid. 422.
+    #[error("invalid payload: {}", summarize(.0))]
+    Invalid(Vec<FieldError>),
+    /// The model returned an error or garbage. 502 (credits refunded).
+    #[error("model failed: {0}")]
+    ModelFailed(String),
+    /// The model is throttled or timed out. 503 (credits refunded).
+    #[error("model unavailable: {0}")]
+    ModelUnavailable(String),
+    /// Everything else. 500; logged with its cause, never shown.
+    #[error("unexpected error: {0}")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+fn summarize(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    pub fn unexpected(message: impl Into<String>) -> Self {
+        Error::Unexpected(message.into().into())
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) => 400,
+            Error::Unauthenticated => 401,
+            Error::InsufficientCredits { .. } => 402,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict { .. } => 409,
+            Error::PayloadTooLarge { .. } => 413,
+            Error::Invalid(_) => 422,
+            Error::ModelFailed(_) => 502,
+            Error::ModelUnavailable(_) => 503,
+            Error::Unexpected(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthenticated => "unauthenticated",
+            Error::InsufficientCredits { .. } => "insufficient_credits",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict { .. } => "conflict",
+            Error::PayloadTooLarge { .. } => "payload_too_large",
+            Error::Invalid(_) => "invalid_payload",
+            Error::ModelFailed(_) => "model_failed",
+            Error::ModelUnavailable(_) => "model_unavailable",
+            Error::Unexpected(_) => "internal",
+        }
+    }
+
+    /// `{"error": {"code", "message", ...details}}`, safe to send to the client.
+    pub fn body(&self) -> serde_json::Value {
+        let message = match self {
+            Error::Unexpected(_) => "internal error".to_string(),
+            other => other.to_string(),
+        };
+        let mut error = serde_json::json!({ "code": self.code(), "message": message });
+        match self {
+            Error::Invalid(fields) => error["fields"] = serde_json::json!(fields),
+            Error::Conflict { status, .. } => error["status"] = serde_json::json!(status),
+            Error::InsufficientCredits { needed, balance } => {
+                error["needed"] = serde_json::json!(needed);
+                error["balance"] = serde_json::json!(balance);
+            }
+            _ => {}
+        }
+        serde_json::json!({ "error": error })
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Unexpected(Box::new(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_status_and_code() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Error::BadRequest("x".into()), 400, "bad_request"),
+            (Error::Unauthenticated, 401, "unauthenticated"),
+            (
+                Error::InsufficientCredits {
+                    needed: 3,
+                    balance: 1,
+                },
+                402,
+                "insufficient_credits",
+            ),
+            (Error::Forbidden("x".into()), 403, "forbidden"),
+            (Error::NotFound("farm"), 404, "not_found"),
+            (
+                Error::Conflict {
+                    what: "draft",
+                    status: "confirmed".into(),
+                },
+                409,
+                "conflict",
+            ),
+            (
+                Error::PayloadTooLarge { limit: 10 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                Error::invalid("count", "must be positive"),
+                422,
+                "invalid_payload",
+            ),
+            (Error::ModelFailed("x".into()), 502, "model_failed"),
+            (
+                Error::ModelUnavailable("x".into()),
+                503,
+                "model_unavailable",
+            ),
+            (Error::unexpected("boom"), 500, "internal"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+            assert_eq!(error.body()["error"]["code"], code);
+        }
+    }
+
+    #[test]
+    fn unexpected_errors_do_not_leak_their_cause() {
+        let body = Error::unexpected("password=hunter2 at db-host").body();
+        assert_eq!(body["error"]["message"], "internal error");
+        assert!(!body.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn details_travel_with_the_error() {
+        let body = Error::Conflict {
+            what: "draft",
+            status: "discarded".into(),
+        }
+        .body();
+        assert_eq!(body["error"]["status"], "discarded");
+        let body = Error::invalid("amount_kobo", "must be a whole number").body();
+        assert_eq!(body["error"]["fields"][0]["field"], "amount_kobo");
+    }
+}

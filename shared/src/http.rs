@@ -1,0 +1,246 @@
+//! HTTP helpers every handler uses: who is calling, which route, the JSON body within its
+//! limit, and the ONE mapping from [`Error`] to a response.
+//!
+//! Routes are matched on the request path itself (not on API Gateway's `pathParameters`), so
+//! the same handler serves API Gateway and `cargo lambda watch` alike.
+
+use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// The largest JSON body any route accepts (routes may set a smaller limit).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// Header that names the caller in local development only (see [`IdentitySource`]).
+pub const DEV_USER_HEADER: &str = "x-farmops-dev-user";
+
+/// Where the caller's identity may come from.
+///
+/// In AWS it is the `sub` claim of API Gateway's JWT authorizer and nothing else. For local
+/// development, [`DEV_USER_HEADER`] is honoured only when `FARMOPS_DEV_IDENTITY=1` is set AND
+/// the process is not running inside AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME` unset); the
+/// deployed template never sets the variable, and inside Lambda it is refused regardless.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdentitySource {
+    pub allow_dev_header: bool,
+}
+
+impl IdentitySource {
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let requested = lookup("FARMOPS_DEV_IDENTITY").is_some_and(|v| v.trim() == "1");
+        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
+        if requested && in_lambda {
+            tracing::warn!("FARMOPS_DEV_IDENTITY is ignored inside AWS Lambda");
+        }
+        IdentitySource { allow_dev_header: requested && !in_lambda }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+}
+
+/// The caller: the JWT `sub` claim from API Gateway's authorizer (or, in local development
+/// only, the dev header). 401 when there is none.
+pub fn caller(req: &Request, identity: IdentitySource) -> Result<Caller> {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        let sub = ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get("sub"))
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty());
+        if let Some(sub) = sub {
+            return valid_user(sub);
+        }
+    }
+    if identity.allow_dev_header {
+        if let Some(user) = header(req, DEV_USER_HEADER).map(str::trim).filter(|s| !s.is_empty()) {
+            return valid_user(user);
+        }
+    }
+    Err(Error::Unauthenticated)
+}
+
+fn valid_user(user: &str) -> Result<Caller> {
+    if user.chars().count() > 200 || user.chars().any(char::is_control) {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(Caller { user_id: user.to_string() })
+}
+
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name))
+}
+
+/// The path split into its non-empty segments: `/farms/abc/chat` -> `["farms", "abc", "chat"]`.
+pub fn segments(req: &Request) -> Vec<&str> {
+    req.uri().path().split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// A path segment that must be an id; 404 when it is not (an unknown id is not found).
+pub fn path_id(segment: &str, what: &'static str) -> Result<Uuid> {
+    Uuid::parse_str(segment).map_err(|_| Error::NotFound(what))
+}
+
+/// The body as JSON of type `T`: 413 over `limit`, 400 when it is not UTF-8 JSON, 422 when
+/// it is JSON of the wrong shape (missing or unknown fields, wrong types).
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(s) => s.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    if bytes.len() > limit {
+        return Err(Error::PayloadTooLarge { limit });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::BadRequest("a JSON body is required".into()));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
+    serde_json::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
+        _ => Error::BadRequest(format!("the body is not valid JSON: {e}")),
+    })
+}
+
+/// Like [`json_body`], but an empty body means `T::default()`.
+pub fn optional_json_body<T: DeserializeOwned + Default>(req: &Request, limit: usize) -> Result<T> {
+    match req.body() {
+        Body::Empty => Ok(T::default()),
+        Body::Text(s) if s.trim().is_empty() => Ok(T::default()),
+        Body::Binary(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(T::default()),
+        _ => json_body(req, limit),
+    }
+}
+
+pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());
+    response(status, "application/json", text)
+}
+
+pub fn response(status: u16, content_type: &str, body: String) -> Response<Body> {
+    let mut res = Response::new(Body::Text(body));
+    *res.status_mut() = lambda_http::http::StatusCode::from_u16(status).unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = content_type.parse() {
+        res.headers_mut().insert("content-type", v);
+    }
+    res
+}
+
+/// The one place an [`Error`] becomes a response. Unexpected errors are logged with their
+/// whole cause chain; the client sees only the code.
+pub fn error_response(error: &Error) -> Response<Body> {
+    if error.status() >= 500 {
+        let mut chain = format!("{error}");
+        let mut source = std::error::Error::source(error);
+        while let Some(s) = source {
+            chain.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        tracing::error!(code = error.code(), error = %chain, "request failed");
+    } else {
+        tracing::info!(code = error.code(), status = error.status(), "request refused");
+    }
+    json_response(error.status(), &error.body())
+}
+
+/// `Ok((status, body))` to JSON, `Err` through [`error_response`].
+pub fn respond<T: Serialize>(result: Result<(u16, T)>) -> Response<Body> {
+    match result {
+        Ok((status, body)) => json_response(status, &body),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Route not served by this function.
+pub fn no_route() -> Error {
+    Error::NotFound("route")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(path: &str, claims: serde_json::Value, headers: serde_json::Value, body: Option<&str>) -> Request {
+        let event = serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "routeKey": "$default", "accountId": "123456789012", "stage": "$default", "requestId": "id",
+                "authorizer": {"jwt": {"claims": claims, "scopes": []}},
+                "apiId": "api-id", "domainName": "id.execute-api.us-east-1.amazonaws.com", "domainPrefix": "id",
+                "time": "12/Mar/2020:19:03:58 +0000", "timeEpoch": 1583348638390u64,
+                "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "IP", "userAgent": "agent"}
+            },
+            "body": body, "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).expect("valid event")
+    }
+
+    #[test]
+    fn caller_comes_from_the_jwt_sub_claim() {
+        let req = event("/farms/x/chat", serde_json::json!({"sub": "user-1"}), serde_json::json!({}), None);
+        assert_eq!(caller(&req, IdentitySource::default()).unwrap().user_id, "user-1");
+        let req = event("/farms/x/chat", serde_json::json!({"email": "a@b"}), serde_json::json!({}), None);
+        assert!(matches!(caller(&req, IdentitySource::default()), Err(Error::Unauthenticated)));
+    }
+
+    #[test]
+    fn dev_header_only_when_allowed_and_outside_lambda() {
+        let req = event("/x", serde_json::json!({}), serde_json::json!({DEV_USER_HEADER: "dev-owner"}), None);
+        assert!(caller(&req, IdentitySource::default()).is_err(), "off by default");
+        let dev = IdentitySource::from_lookup(|k| (k == "FARMOPS_DEV_IDENTITY").then(|| "1".to_string()));
+        assert_eq!(caller(&req, dev).unwrap().user_id, "dev-owner");
+        let in_lambda = IdentitySource::from_lookup(|k| match k {
+            "FARMOPS_DEV_IDENTITY" => Some("1".into()),
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("farmops-chat".into()),
+            _ => None,
+        });
+        assert!(!in_lambda.allow_dev_header);
+        assert!(caller(&req, in_lambda).is_err(), "refused inside Lambda");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Msg {
+        #[allow(dead_code)]
+        message: String,
+    }
+
+    #[test]
+    fn body_errors_have_the_right_status() {
+        let with = |b: &str| event("/x", serde_json::json!({"sub": "u"}), serde_json::json!({}), Some(b));
+        assert!(json_body::<Msg>(&with(r#"{"message":"hi"}"#), 100).is_ok());
+        let status = |b: &str, limit| json_body::<Msg>(&with(b), limit).unwrap_err().status();
+        assert_eq!(status("{not json", 100), 400);
+        assert_eq!(status("", 100), 400);
+        assert_eq!(status(r#"{}"#, 100), 422);
+        assert_eq!(status(r#"{"message":"hi","farm_id":"x"}"#, 100), 422);
+        assert_eq!(status(r#"{"message": 5}"#, 100), 422);
+        assert_eq!(status(&format!(r#"{{"message":"{}"}}"#, "a".repeat(200)), 100), 413);
+    }
+
+    #[test]
+    fn routes_and_ids() {
+        let req = event("/farms/abc/drafts/def/confirm", serde_json::json!({}), serde_json::json!({}), None);
+        assert_eq!(segments(&req), ["farms", "abc", "drafts", "def", "confirm"]);
+        assert_eq!(path_id("not-a-uuid", "farm").unwrap_err().status(), 404);
+        let res = error_response(&Error::InsufficientCredits { needed: 5, balance: 1 });
+        assert_eq!(res.status(), 402);
+    }
+}

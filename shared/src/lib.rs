@@ -1,0 +1,25 @@
+//! FarmOps governance core, shared by every Lambda of the workspace.
+//!
+//! Organised by domain: [`credits`] (reserve, settle, expire, pricing), [`autonomy`] (how far
+//! the AI may act), [`records`] (what it may write, validated), [`drafts`] (what a human must
+//! confirm), [`membership`] (who may do what), [`db`] (pool, tenant transactions, migrations),
+//! [`config`] and the one [`error::Error`] mapped to HTTP.
+//!
+//! The database enforces every invariant that matters (see `migrations/`); this crate is the
+//! thin, tested layer over it.
+
+pub mod autonomy;
+pub mod aws;
+pub mod config;
+pub mod credits;
+pub mod db;
+pub mod drafts;
+pub mod error;
+pub mod http;
+pub mod membership;
+pub mod records;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
