@@ -67,7 +67,9 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate => {
             let client = db.client().await.context("connecting as the owner")?;
-            let applied = farmops::db::migrate::migrate(&client).await.map_err(explain)?;
+            let applied = farmops::db::migrate::migrate(&client)
+                .await
+                .map_err(explain)?;
             println!("{}", serde_json::json!({ "applied": applied }));
         }
         Command::CreateFarm { name, id } => {
@@ -76,13 +78,20 @@ async fn run(cli: Cli) -> Result<()> {
             client
                 .query_typed(
                     "INSERT INTO farms (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
-                    &[(&id, farmops::db::Type::UUID), (&name, farmops::db::Type::TEXT)],
+                    &[
+                        (&id, farmops::db::Type::UUID),
+                        (&name, farmops::db::Type::TEXT),
+                    ],
                 )
                 .await
                 .context("creating the farm")?;
             println!("{}", serde_json::json!({ "farm_id": id, "name": name }));
         }
-        Command::AddMember { farm_id, user_id, role } => {
+        Command::AddMember {
+            farm_id,
+            user_id,
+            role,
+        } => {
             if farmops::membership::Role::parse(&role).is_none() {
                 bail!("role must be owner, manager, worker or viewer");
             }
@@ -98,20 +107,38 @@ async fn run(cli: Cli) -> Result<()> {
             if rows.is_empty() {
                 bail!("no farm {farm_id}");
             }
-            println!("{}", serde_json::json!({ "farm_id": farm_id, "user_id": user_id, "role": role }));
+            println!(
+                "{}",
+                serde_json::json!({ "farm_id": farm_id, "user_id": user_id, "role": role })
+            );
         }
-        Command::Grant { farm_id, amount, reason, actor } => {
+        Command::Grant {
+            farm_id,
+            amount,
+            reason,
+            actor,
+        } => {
             let tx = db.tenant(farm_id).await?;
-            let balance = credits::grant_credits(&tx, amount, &actor, &reason).await.map_err(explain)?;
+            let balance = credits::grant_credits(&tx, amount, &actor, &reason)
+                .await
+                .map_err(explain)?;
             tx.commit().await.map_err(explain)?;
-            println!("{}", serde_json::json!({ "farm_id": farm_id, "granted": amount, "balance": balance }));
+            println!(
+                "{}",
+                serde_json::json!({ "farm_id": farm_id, "granted": amount, "balance": balance })
+            );
         }
         Command::Audit { farm_id } => {
             let farms = match farm_id {
                 Some(id) => vec![id],
                 None => {
                     let client = db.client().await?;
-                    client.query_typed("SELECT id FROM farms ORDER BY name", &[]).await?.iter().map(|r| r.get(0)).collect()
+                    client
+                        .query_typed("SELECT id FROM farms ORDER BY name", &[])
+                        .await?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect()
                 }
             };
             let mut broken = 0;

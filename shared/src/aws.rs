@@ -51,15 +51,22 @@ impl BedrockSettings {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let max_attempts: u32 = env.parsed("FARMOPS_BEDROCK_MAX_ATTEMPTS", 2)?;
         if max_attempts == 0 {
-            return Err(ConfigError::Invalid { var: "FARMOPS_BEDROCK_MAX_ATTEMPTS", reason: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                var: "FARMOPS_BEDROCK_MAX_ATTEMPTS",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(BedrockSettings {
             region: env.optional("AWS_REGION"),
             role_arn: env.optional("BEDROCK_ROLE_ARN"),
             endpoint: env.optional("FARMOPS_BEDROCK_ENDPOINT"),
             sts_endpoint: env.optional("FARMOPS_STS_ENDPOINT"),
-            operation_timeout: Duration::from_millis(env.parsed("FARMOPS_BEDROCK_TIMEOUT_MS", 20_000)?),
-            attempt_timeout: Duration::from_millis(env.parsed("FARMOPS_BEDROCK_ATTEMPT_TIMEOUT_MS", 15_000)?),
+            operation_timeout: Duration::from_millis(
+                env.parsed("FARMOPS_BEDROCK_TIMEOUT_MS", 20_000)?,
+            ),
+            attempt_timeout: Duration::from_millis(
+                env.parsed("FARMOPS_BEDROCK_ATTEMPT_TIMEOUT_MS", 15_000)?,
+            ),
             max_attempts,
         })
     }

@@ -38,7 +38,9 @@ impl IdentitySource {
         if requested && in_lambda {
             tracing::warn!("FARMOPS_DEV_IDENTITY is ignored inside AWS Lambda");
         }
-        IdentitySource { allow_dev_header: requested && !in_lambda }
+        IdentitySource {
+            allow_dev_header: requested && !in_lambda,
+        }
     }
 }
 
@@ -64,7 +66,10 @@ pub fn caller(req: &Request, identity: IdentitySource) -> Result<Caller> {
         }
     }
     if identity.allow_dev_header {
-        if let Some(user) = header(req, DEV_USER_HEADER).map(str::trim).filter(|s| !s.is_empty()) {
+        if let Some(user) = header(req, DEV_USER_HEADER)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             return valid_user(user);
         }
     }
@@ -75,7 +80,9 @@ fn valid_user(user: &str) -> Result<Caller> {
     if user.chars().count() > 200 || user.chars().any(char::is_control) {
         return Err(Error::Unauthenticated);
     }
-    Ok(Caller { user_id: user.to_string() })
+    Ok(Caller {
+        user_id: user.to_string(),
+    })
 }
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -83,12 +90,17 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.query_string_parameters_ref().and_then(|q| q.first(name))
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
 }
 
 /// The path split into its non-empty segments: `/farms/abc/chat` -> `["farms", "abc", "chat"]`.
 pub fn segments(req: &Request) -> Vec<&str> {
-    req.uri().path().split('/').filter(|s| !s.is_empty()).collect()
+    req.uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// A path segment that must be an id; 404 when it is not (an unknown id is not found).
@@ -111,7 +123,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T> 
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::BadRequest("a JSON body is required".into()));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
     serde_json::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
         _ => Error::BadRequest(format!("the body is not valid JSON: {e}")),
@@ -135,7 +148,8 @@ pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
 
 pub fn response(status: u16, content_type: &str, body: String) -> Response<Body> {
     let mut res = Response::new(Body::Text(body));
-    *res.status_mut() = lambda_http::http::StatusCode::from_u16(status).unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
+    *res.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = content_type.parse() {
         res.headers_mut().insert("content-type", v);
     }
@@ -154,7 +168,11 @@ pub fn error_response(error: &Error) -> Response<Body> {
         }
         tracing::error!(code = error.code(), error = %chain, "request failed");
     } else {
-        tracing::info!(code = error.code(), status = error.status(), "request refused");
+        tracing::info!(
+            code = error.code(),
+            status = error.status(),
+            "request refused"
+        );
     }
     json_response(error.status(), &error.body())
 }
@@ -176,7 +194,12 @@ pub fn no_route() -> Error {
 mod tests {
     use super::*;
 
-    fn event(path: &str, claims: serde_json::Value, headers: serde_json::Value, body: Option<&str>) -> Request {
+    fn event(
+        path: &str,
+        claims: serde_json::Value,
+        headers: serde_json::Value,
+        body: Option<&str>,
+    ) -> Request {
         let event = serde_json::json!({
             "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
             "headers": headers,
@@ -194,17 +217,42 @@ mod tests {
 
     #[test]
     fn caller_comes_from_the_jwt_sub_claim() {
-        let req = event("/farms/x/chat", serde_json::json!({"sub": "user-1"}), serde_json::json!({}), None);
-        assert_eq!(caller(&req, IdentitySource::default()).unwrap().user_id, "user-1");
-        let req = event("/farms/x/chat", serde_json::json!({"email": "a@b"}), serde_json::json!({}), None);
-        assert!(matches!(caller(&req, IdentitySource::default()), Err(Error::Unauthenticated)));
+        let req = event(
+            "/farms/x/chat",
+            serde_json::json!({"sub": "user-1"}),
+            serde_json::json!({}),
+            None,
+        );
+        assert_eq!(
+            caller(&req, IdentitySource::default()).unwrap().user_id,
+            "user-1"
+        );
+        let req = event(
+            "/farms/x/chat",
+            serde_json::json!({"email": "a@b"}),
+            serde_json::json!({}),
+            None,
+        );
+        assert!(matches!(
+            caller(&req, IdentitySource::default()),
+            Err(Error::Unauthenticated)
+        ));
     }
 
     #[test]
     fn dev_header_only_when_allowed_and_outside_lambda() {
-        let req = event("/x", serde_json::json!({}), serde_json::json!({DEV_USER_HEADER: "dev-owner"}), None);
-        assert!(caller(&req, IdentitySource::default()).is_err(), "off by default");
-        let dev = IdentitySource::from_lookup(|k| (k == "FARMOPS_DEV_IDENTITY").then(|| "1".to_string()));
+        let req = event(
+            "/x",
+            serde_json::json!({}),
+            serde_json::json!({DEV_USER_HEADER: "dev-owner"}),
+            None,
+        );
+        assert!(
+            caller(&req, IdentitySource::default()).is_err(),
+            "off by default"
+        );
+        let dev =
+            IdentitySource::from_lookup(|k| (k == "FARMOPS_DEV_IDENTITY").then(|| "1".to_string()));
         assert_eq!(caller(&req, dev).unwrap().user_id, "dev-owner");
         let in_lambda = IdentitySource::from_lookup(|k| match k {
             "FARMOPS_DEV_IDENTITY" => Some("1".into()),
@@ -224,7 +272,14 @@ mod tests {
 
     #[test]
     fn body_errors_have_the_right_status() {
-        let with = |b: &str| event("/x", serde_json::json!({"sub": "u"}), serde_json::json!({}), Some(b));
+        let with = |b: &str| {
+            event(
+                "/x",
+                serde_json::json!({"sub": "u"}),
+                serde_json::json!({}),
+                Some(b),
+            )
+        };
         assert!(json_body::<Msg>(&with(r#"{"message":"hi"}"#), 100).is_ok());
         let status = |b: &str, limit| json_body::<Msg>(&with(b), limit).unwrap_err().status();
         assert_eq!(status("{not json", 100), 400);
@@ -232,15 +287,26 @@ mod tests {
         assert_eq!(status(r#"{}"#, 100), 422);
         assert_eq!(status(r#"{"message":"hi","farm_id":"x"}"#, 100), 422);
         assert_eq!(status(r#"{"message": 5}"#, 100), 422);
-        assert_eq!(status(&format!(r#"{{"message":"{}"}}"#, "a".repeat(200)), 100), 413);
+        assert_eq!(
+            status(&format!(r#"{{"message":"{}"}}"#, "a".repeat(200)), 100),
+            413
+        );
     }
 
     #[test]
     fn routes_and_ids() {
-        let req = event("/farms/abc/drafts/def/confirm", serde_json::json!({}), serde_json::json!({}), None);
+        let req = event(
+            "/farms/abc/drafts/def/confirm",
+            serde_json::json!({}),
+            serde_json::json!({}),
+            None,
+        );
         assert_eq!(segments(&req), ["farms", "abc", "drafts", "def", "confirm"]);
         assert_eq!(path_id("not-a-uuid", "farm").unwrap_err().status(), 404);
-        let res = error_response(&Error::InsufficientCredits { needed: 5, balance: 1 });
+        let res = error_response(&Error::InsufficientCredits {
+            needed: 5,
+            balance: 1,
+        });
         assert_eq!(res.status(), 402);
     }
 }
