@@ -17,6 +17,7 @@ pub mod drafts;
 pub mod error;
 pub mod http;
 pub mod membership;
+pub mod rag;
 pub mod records;
 pub mod telemetry;
 #[cfg(feature = "testing")]
