@@ -110,7 +110,8 @@ pub struct Reservation {
 }
 
 /// Reserves `run.credits` and opens the run: one statement (conditional debit + run row +
-/// `reserve` leg). No row = the farm cannot pay: [`Error::InsufficientCredits`].
+/// `reserve` leg). No row = the farm cannot pay: [`Error::InsufficientCredits`] with the
+/// balance as it stands.
 #[tracing::instrument(skip(tx, run), fields(farm_id = %tx.farm_id(), credits = run.credits))]
 pub async fn reserve_credits(tx: &TenantTx, run: &NewRun<'_>) -> Result<Reservation> {
     if run.credits <= 0 {
@@ -132,9 +133,7 @@ pub async fn reserve_credits(tx: &TenantTx, run: &NewRun<'_>) -> Result<Reservat
                SELECT d.id, 'reserve', -$2, d.credit_balance, r.id, coalesce($5, 'system')
                  FROM debit d CROSS JOIN run r
                RETURNING ai_run_id, balance_after)
-             SELECT ai_run_id, balance_after FROM leg
-             UNION ALL
-             SELECT NULL, credit_balance FROM farms WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM debit)",
+             SELECT ai_run_id, balance_after FROM leg",
             &[
                 (&farm_id, Type::UUID),
                 (&run.credits, Type::INT8),
@@ -144,18 +143,29 @@ pub async fn reserve_credits(tx: &TenantTx, run: &NewRun<'_>) -> Result<Reservat
                 (&run.request_summary, Type::TEXT),
             ],
         )
-        .await?
-        .ok_or(Error::NotFound("farm"))?;
-    match row.get::<_, Option<Uuid>>(0) {
-        Some(run_id) => Ok(Reservation {
-            run_id,
+        .await?;
+    match row {
+        Some(row) => Ok(Reservation {
+            run_id: row.get(0),
             credits_reserved: run.credits,
             balance_after: row.get(1),
         }),
-        None => Err(Error::InsufficientCredits {
-            needed: run.credits,
-            balance: row.get(1),
-        }),
+        // Refused: read the balance as it is now (a new statement sees the latest commit) to
+        // tell the caller how short the farm is. Only a refusal pays this round trip.
+        None => {
+            let balance = tx
+                .query_opt(
+                    "SELECT credit_balance FROM farms WHERE id = $1",
+                    &[(&farm_id, Type::UUID)],
+                )
+                .await?
+                .ok_or(Error::NotFound("farm"))?
+                .get(0);
+            Err(Error::InsufficientCredits {
+                needed: run.credits,
+                balance,
+            })
+        }
     }
 }
 
