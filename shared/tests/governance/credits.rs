@@ -334,3 +334,13 @@ async fn random_concurrent_mix_keeps_every_farms_ledger_consistent() {
         assert!(rows[0].get::<_, i64>(0) >= 0);
     }
 }
+
+#[tokio::test]
+async fn a_reservation_costs_two_round_trips() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("A", 10).await.unwrap();
+    let before = db.app.round_trips();
+    reserve(&db.app, farm, 1).await.unwrap();
+    // BEGIN + tenant + the reserve statement pipelined in one trip, COMMIT in the second
+    assert_eq!(db.app.round_trips() - before, 2);
+}
