@@ -295,6 +295,59 @@ impl TenantTx {
         Ok(rows.pop())
     }
 
+    /// Runs `statements` and commits, all in ONE round trip (with the `BEGIN` too if nothing
+    /// was sent yet): the statements, then `COMMIT`, are pipelined. Row locks taken by the
+    /// statements are released as soon as the server reaches the `COMMIT`, not a network hop
+    /// later. If a statement fails the server turns the `COMMIT` into a rollback and the error
+    /// comes back; nothing is saved.
+    pub async fn commit_after(
+        mut self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<Vec<Row>>> {
+        let client = self
+            .conn
+            .as_ref()
+            .expect("connection present until the transaction ends");
+        let begin = match self.state.swap(FINISHED, Ordering::AcqRel) {
+            NOT_BEGUN => Some(self.begin_sql()),
+            OPEN => None,
+            _ => return Err(Error::unexpected("commit of a failed transaction")),
+        };
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let queries = futures::future::join_all(
+            statements
+                .iter()
+                .map(|(sql, params)| client.query_typed(sql, params)),
+        );
+        let (began, results, committed) = futures::join!(
+            async {
+                match &begin {
+                    Some(sql) => client.batch_execute(sql).await,
+                    None => Ok(()),
+                }
+            },
+            queries,
+            client.batch_execute("COMMIT"),
+        );
+        let outcome = began
+            .and_then(|()| {
+                results
+                    .into_iter()
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .and_then(|rows| committed.map(|()| rows));
+        match outcome {
+            Ok(rows) => {
+                self.release();
+                Ok(rows)
+            }
+            Err(e) => {
+                self.state.store(FAILED, Ordering::Release);
+                Err(e.into())
+            }
+        }
+    }
+
     /// Commits. Deferred constraints (the ledger chain, draft links) are checked here, so a
     /// commit can fail with the database's refusal.
     pub async fn commit(mut self) -> Result<()> {

@@ -68,14 +68,18 @@ async fn sixty_four_concurrent_reservations_on_ten_credits() {
     drop(warm);
     let barrier = Arc::new(tokio::sync::Barrier::new(64));
     let tasks: Vec<_> = (0..64)
-        .map(|_| {
+        .map(|i| {
             let (pool, barrier) = (pool.clone(), barrier.clone());
             tokio::spawn(async move {
                 let tx = pool.tenant(farm).await?;
                 barrier.wait().await;
-                let r = credits::reserve_credits(&tx, &run(1)).await?;
-                tx.commit().await?;
-                Ok::<_, Error>(r)
+                if i % 2 == 0 {
+                    let r = credits::reserve_credits(&tx, &run(1)).await?;
+                    tx.commit().await?;
+                    Ok::<_, Error>(r)
+                } else {
+                    credits::reserve_credits_committed(tx, &run(1)).await
+                }
             })
         })
         .collect();
@@ -333,6 +337,36 @@ async fn random_concurrent_mix_keeps_every_farms_ledger_consistent() {
         .unwrap();
         assert!(rows[0].get::<_, i64>(0) >= 0);
     }
+}
+
+#[tokio::test]
+async fn a_committed_reservation_costs_one_round_trip_and_reports_the_current_balance() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("A", 3).await.unwrap();
+    let before = db.app.round_trips();
+    let r = credits::reserve_credits_committed(db.app.tenant(farm).await.unwrap(), &run(2))
+        .await
+        .unwrap();
+    assert_eq!(r.balance_after, 1);
+    assert_eq!(db.app.round_trips() - before, 1);
+    let refused =
+        credits::reserve_credits_committed(db.app.tenant(farm).await.unwrap(), &run(2)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::InsufficientCredits {
+                needed: 2,
+                balance: 1
+            })
+        ),
+        "{refused:?}"
+    );
+    let other = Uuid::new_v4();
+    let missing =
+        credits::reserve_credits_committed(db.app.tenant(other).await.unwrap(), &run(1)).await;
+    assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+    let a = audit(&db.app, farm).await;
+    assert!(a.holds && a.credit_balance == 1, "{a:?}");
 }
 
 #[tokio::test]
