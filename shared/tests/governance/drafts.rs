@@ -237,3 +237,69 @@ async fn count_confirmed_in_races(db: &Db, farm: Uuid) -> i64 {
     .unwrap()[0]
         .get(0)
 }
+
+#[tokio::test]
+async fn every_record_type_confirms_into_its_table() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("A", 20).await.unwrap();
+    let cases = [
+        (
+            RecordType::Mortality,
+            json!({"count": 3, "location": "pen 2", "cause": "heat"}),
+        ),
+        (
+            RecordType::FeedUse,
+            json!({"quantity": 4, "unit": "bag", "feed_type": "layer mash"}),
+        ),
+        (
+            RecordType::Sale,
+            json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000, "buyer": "Mama Ngozi"}),
+        ),
+        (
+            RecordType::Expense,
+            json!({"category": "vaccine", "amount_kobo": 1_250_000, "description": "Newcastle vaccine"}),
+        ),
+        (
+            RecordType::Water,
+            json!({"litres": 250.5, "location": "house B"}),
+        ),
+        (
+            RecordType::Weight,
+            json!({"average_grams": 350, "sample_size": 20, "location": "pond 3"}),
+        ),
+        (
+            RecordType::Symptom,
+            json!({"symptoms": "coughing", "affected_count": 12, "severity": "mild", "location": "house B"}),
+        ),
+        (RecordType::Note, json!({"body": "fence mended"})),
+        (
+            RecordType::Task,
+            json!({"title": "vaccinate", "due_on": "2030-01-06"}),
+        ),
+    ];
+    for (record_type, payload) in cases {
+        let id = draft(&db.app, farm, record_type, payload.clone()).await;
+        let c = confirm(&db.app, farm, id, OWNER, None)
+            .await
+            .unwrap_or_else(|e| panic!("{record_type}: {e:?}"));
+        for (field, value) in payload.as_object().unwrap() {
+            let stored = &c.record[field];
+            let same = stored == value
+                || stored
+                    .as_f64()
+                    .zip(value.as_f64())
+                    .is_some_and(|(a, b)| (a - b).abs() < 1e-9);
+            assert!(same, "{record_type}.{field}: stored {stored}, sent {value}");
+        }
+        let table = record_type.table();
+        let n: i64 = crate::exec(
+            &db.app,
+            farm,
+            &format!("SELECT count(*) FROM {table} WHERE draft_id = '{id}'"),
+        )
+        .await
+        .unwrap()[0]
+            .get(0);
+        assert_eq!(n, 1, "{table}");
+    }
+}
