@@ -251,7 +251,10 @@ async fn tenants_see_and_write_only_their_own_farm() {
         assert_eq!(rows[0].get::<_, i64>(0), 0, "{table} of B visible to A");
     }
     // ...nor changeable; and the app cannot raise its own farm's autonomy
-    assert_eq!(sqlstate(exec(&db.app, a, "UPDATE farms SET ai_autonomy = 'auto'").await), PRIVILEGE);
+    assert_eq!(
+        sqlstate(exec(&db.app, a, "UPDATE farms SET ai_autonomy = 'auto'").await),
+        PRIVILEGE
+    );
     let rows = exec(
         &db.app,
         a,
