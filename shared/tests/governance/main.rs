@@ -1,6 +1,7 @@
 //! Integration tests of the governance core against a real PostgreSQL (one database per test).
 
 mod credits;
+mod decisions;
 mod drafts;
 mod invariants;
 
