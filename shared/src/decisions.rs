@@ -116,33 +116,19 @@ pub type Decided = idempotency::Outcome;
 pub async fn decide(db: &Db, request: DecisionRequest<'_>) -> Result<Decided> {
     let key = Key::parse(request.idempotency_key)?;
     let tx = db.tenant(request.farm_id).await?;
-    let result = decide_in(&tx, &request, key.as_ref()).await;
-    match result {
-        Ok(decided) => {
-            tx.commit().await?;
-            Ok(decided)
-        }
+    let role = match membership::member_role(&tx, request.user_id).await {
+        Ok(role) => role,
         Err(e) => {
-            // Release the locks (draft row, idempotency claim) now, not when a spawned
-            // rollback gets to run.
             let _ = tx.rollback().await;
-            Err(e)
+            return Err(e);
         }
-    }
-}
-
-async fn decide_in(
-    tx: &TenantTx,
-    request: &DecisionRequest<'_>,
-    key: Option<&Key>,
-) -> Result<Decided> {
-    let role = membership::member_role(tx, request.user_id).await?;
+    };
     let by = Decider {
         user_id: request.user_id,
         role,
     };
     let fingerprint = request.decision.fingerprint();
-    idempotency::run_once(tx, request.user_id, key, &fingerprint, async || {
+    let work = async |tx: &TenantTx| {
         let body = match &request.decision {
             Decision::ConfirmDraft { draft_id, body } => {
                 let confirmed = drafts::confirm_draft(
@@ -157,8 +143,7 @@ async fn decide_in(
                 json!({ "draft": confirmed.draft, "record": confirmed.record })
             }
             Decision::DiscardDraft { draft_id, body } => {
-                let reason = body.reason();
-                let draft = drafts::discard_draft(tx, *draft_id, by, reason).await?;
+                let draft = drafts::discard_draft(tx, *draft_id, by, body.reason()).await?;
                 json!({ "draft": draft })
             }
             Decision::ApproveRecommendation { id, body } => {
@@ -168,14 +153,14 @@ async fn decide_in(
                 json!({ "recommendation": rec })
             }
             Decision::RejectRecommendation { id, body } => {
-                let reason = body.reason();
-                let rec = recommendations::reject_recommendation(tx, *id, by, reason).await?;
+                let rec =
+                    recommendations::reject_recommendation(tx, *id, by, body.reason()).await?;
                 json!({ "recommendation": rec })
             }
         };
         Ok((200, body))
-    })
-    .await
+    };
+    idempotency::run_once(tx, request.user_id, key.as_ref(), &fingerprint, work).await
 }
 
 /// Header set on a response replayed for a repeated `Idempotency-Key`.

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
-    db::{TenantTx, Type},
+    db::{Param, TenantTx, Type},
     error::{Error, Result},
 };
 
@@ -141,57 +141,74 @@ async fn claim(tx: &TenantTx, user_id: &str, key: &Key, fingerprint: &str) -> Re
     ))
 }
 
-async fn save(tx: &TenantTx, user_id: &str, key: &Key, status: u16, body: &Value) -> Result<()> {
-    let status = i16::try_from(status).map_err(|_| Error::unexpected("status out of range"))?;
-    tx.query_one(
-        "UPDATE idempotency_keys SET status_code = $4, response = $5
-          WHERE farm_id = $1 AND user_id = $2 AND key = $3 RETURNING true",
-        &[
-            (&tx.farm_id(), Type::UUID),
-            (&user_id, Type::TEXT),
-            (&key.as_str(), Type::TEXT),
-            (&status, Type::INT2),
-            (body, Type::JSONB),
-        ],
-    )
-    .await?;
-    Ok(())
-}
+const SAVE: &str = "UPDATE idempotency_keys SET status_code = $4, response = $5
+                     WHERE farm_id = $1 AND user_id = $2 AND key = $3";
 
-/// Runs `work` once per key: without a key it just runs; with one it claims the key, replays a
-/// saved response or runs `work` and saves its response, all in `tx`. The caller commits on
-/// `Ok` and rolls back on `Err`.
+/// Finishes the request's transaction `tx` around `work`, once per key:
+///
+/// - no key: runs `work`, commits;
+/// - a key seen before (same request): returns the saved response, changes nothing;
+/// - a new key: claims it, runs `work`, then saves the response AND commits in one round trip.
+///
+/// Whenever `work` (or the claim) fails, the transaction is rolled back (claim included, so
+/// the key stays free) and the error returned: a refusal is never saved.
 pub async fn run_once(
-    tx: &TenantTx,
+    tx: TenantTx,
     user_id: &str,
     key: Option<&Key>,
     fingerprint: &str,
-    work: impl AsyncFnOnce() -> Result<(u16, Value)>,
+    work: impl AsyncFnOnce(&TenantTx) -> Result<(u16, Value)>,
 ) -> Result<Outcome> {
-    let Some(key) = key else {
-        let (status, body) = work().await?;
-        return Ok(Outcome {
-            status,
-            body,
-            replayed: false,
-        });
+    let claimed = match key {
+        None => None,
+        Some(key) => match claim(&tx, user_id, key, fingerprint).await {
+            Ok(Claim::Fresh) => Some(key),
+            Ok(Claim::Saved(saved)) => {
+                tx.rollback().await?;
+                return Ok(Outcome {
+                    status: saved.status,
+                    body: saved.body,
+                    replayed: true,
+                });
+            }
+            Err(e) => return Err(rollback(tx, e).await),
+        },
     };
-    match claim(tx, user_id, key, fingerprint).await? {
-        Claim::Saved(saved) => Ok(Outcome {
-            status: saved.status,
-            body: saved.body,
-            replayed: true,
-        }),
-        Claim::Fresh => {
-            let (status, body) = work().await?;
-            save(tx, user_id, key, status, &body).await?;
-            Ok(Outcome {
-                status,
-                body,
-                replayed: false,
-            })
+    let (status, body) = match work(&tx).await {
+        Ok(done) => done,
+        Err(e) => return Err(rollback(tx, e).await),
+    };
+    match claimed {
+        None => tx.commit().await?,
+        Some(key) => {
+            let code =
+                i16::try_from(status).map_err(|_| Error::unexpected("status out of range"))?;
+            let farm_id = tx.farm_id();
+            let params: [Param<'_>; 5] = [
+                (&farm_id, Type::UUID),
+                (&user_id, Type::TEXT),
+                (&key.0, Type::TEXT),
+                (&code, Type::INT2),
+                (&body, Type::JSONB),
+            ];
+            // Should the UPDATE miss its row, the commit fails: the schema refuses to commit
+            // a claim without its response (`idempotency_keys_answered`).
+            tx.commit_after(&[(SAVE, &params)]).await?;
         }
     }
+    Ok(Outcome {
+        status,
+        body,
+        replayed: false,
+    })
+}
+
+/// Rolls back now (releasing row locks and the claim at once) and hands back the error.
+async fn rollback(tx: TenantTx, error: Error) -> Error {
+    if let Err(e) = tx.rollback().await {
+        tracing::warn!(error = %e, "rollback after a refused request failed");
+    }
+    error
 }
 
 #[cfg(test)]

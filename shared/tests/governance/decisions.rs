@@ -686,3 +686,26 @@ async fn the_schema_refuses_unanswered_claims_and_changed_responses() -> R {
     app.batch_execute("ROLLBACK").await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn round_trips_per_decision() -> R {
+    let f = farms().await?;
+    let pool = f.db.app_pool(2)?;
+    let measure = async |key: Option<&str>, decision: Decision| -> R<(u64, bool)> {
+        let before = pool.round_trips();
+        let d = decide(&pool, f.a, "owner-a", key, decision).await?;
+        Ok((pool.round_trips() - before, d.replayed))
+    };
+    // BEGIN+membership, lock draft, insert record, mark draft, COMMIT.
+    let id = draft(&pool, f.a, RecordType::Sale).await?;
+    assert_eq!(measure(None, confirm(id)).await?, (5, false));
+    // ... plus the claim; the response is saved in the COMMIT's round trip.
+    let id = draft(&pool, f.a, RecordType::Sale).await?;
+    assert_eq!(measure(Some("rt"), confirm(id)).await?, (6, false));
+    // A replay: membership, claim, read the saved response, ROLLBACK.
+    assert_eq!(measure(Some("rt"), confirm(id)).await?, (4, true));
+    // Discard: BEGIN+membership, lock, mark, COMMIT.
+    let id = draft(&pool, f.a, RecordType::Note).await?;
+    assert_eq!(measure(None, discard(id, "dup")).await?, (4, false));
+    Ok(())
+}
