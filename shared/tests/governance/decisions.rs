@@ -289,6 +289,26 @@ async fn concurrent_requests_with_one_key_do_the_work_once() -> R {
         assert!(x.replayed ^ y.replayed, "exactly one replayed");
         assert_eq!(draft_state(&f.owner, id).await?, ("confirmed".into(), 1));
     }
+    // One key on two different requests at once: one does its work, the other sees the key
+    // taken by a different request (422), whichever came first.
+    for rep in 0..50 {
+        let id = draft(&pool, f.a, RecordType::Note).await?;
+        let key = format!("mixed-{rep}");
+        let (c, d) = race(
+            &pool,
+            f.a,
+            confirm(id),
+            discard(id, "dup"),
+            (Some(key.clone()), Some(key)),
+        )
+        .await;
+        let (status, records) = draft_state(&f.owner, id).await?;
+        match (status_of(&c), status_of(&d)) {
+            (200, 422) => assert_eq!((status.as_str(), records), ("confirmed", 1)),
+            (422, 200) => assert_eq!((status.as_str(), records), ("discarded", 0)),
+            other => panic!("rep {rep}: {other:?}"),
+        }
+    }
     Ok(())
 }
 

@@ -180,6 +180,11 @@ async fn same_idempotency_key_replays_the_first_response() -> R {
     let (s2, b2, r2) = f.post(&path, Some("owner"), &key, None).await;
     assert_eq!((s1, s2), (200, 200));
     assert_eq!(b1, b2, "identical responses");
+    let text = |r: &lambda_http::Response<lambda_http::Body>| match r.body() {
+        lambda_http::Body::Text(t) => t.clone(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    assert_eq!(text(&r1), text(&r2), "byte for byte");
     assert!(r1.headers().get(REPLAYED_HEADER).is_none());
     assert_eq!(r2.headers()[REPLAYED_HEADER], "true");
     assert_eq!(f.records("expenses").await?, 1);
