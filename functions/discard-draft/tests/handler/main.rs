@@ -225,6 +225,8 @@ async fn bad_requests_get_their_status_never_500() -> R {
             Some(r#"{"reason": "x", "extra": 1}"#),
             422,
         ),
+        (path.clone(), Some("owner"), Some(r#"["a reason"]"#), 422),
+        (path.clone(), Some("owner"), Some(r#""a reason""#), 422),
         (path.clone(), Some("owner"), Some(long.as_str()), 422),
         (path.clone(), Some("owner"), Some(big.as_str()), 413),
         (path.clone(), None, Some(r#"{"reason": "x"}"#), 401),
