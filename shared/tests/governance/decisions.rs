@@ -729,3 +729,69 @@ async fn round_trips_per_decision() -> R {
     assert_eq!(measure(None, discard(id, "dup")).await?, (4, false));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_confirmed_record_carries_its_provenance_and_the_ai_payload_survives() -> R {
+    let db = TestDb::new().await?;
+    let farm = db.farm("Provenance", 100).await?;
+    db.member(farm, "owner-p", "owner").await?;
+    // A real run, as the chat turn opens it, and a draft it produced.
+    let tx = db.app.tenant(farm).await?;
+    let run = farmops::credits::reserve_credits(
+        &tx,
+        &farmops::credits::NewRun {
+            feature: farmops::credits::Feature::Chat,
+            model: "local",
+            user_id: Some("owner-p"),
+            credits: 5,
+            request_summary: Some("log 3 dead birds"),
+        },
+    )
+    .await?;
+    let p = payload(RecordType::Mortality);
+    let d = drafts::create_draft(
+        &tx,
+        &NewDraft {
+            ai_run_id: Some(run.run_id),
+            record_type: RecordType::Mortality,
+            payload: p.as_object().expect("object"),
+            summary: Some("3 layers died of heat"),
+            created_by: "owner-p",
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let edits = json!({"count": 2, "cause": "heat stress"});
+    let decided = decide(
+        &db.app,
+        farm,
+        "owner-p",
+        None,
+        Decision::ConfirmDraft {
+            draft_id: d.id,
+            body: ConfirmBody {
+                edits: Some(edits),
+                note: Some("one was only sick".into()),
+            },
+        },
+    )
+    .await?;
+    let record = &decided.body["record"];
+    assert_eq!(record["ai_run_id"], run.run_id.to_string());
+    assert_eq!(record["draft_id"], d.id.to_string());
+    assert_eq!(record["confirmed_by"], "owner-p");
+    assert_eq!(record["source"], "ai_draft");
+    assert_eq!(record["count"], 2);
+    // Read back later (as evidence would): both payloads, the decision and the link.
+    let tx = db.app.tenant(farm).await?;
+    let stored = drafts::get_draft(&tx, d.id).await?;
+    assert_eq!(stored.payload, p, "the AI's proposal is kept as it was");
+    assert_eq!(stored.edited_payload.as_ref().unwrap()["count"], 2);
+    assert_eq!(stored.decision_note.as_deref(), Some("one was only sick"));
+    assert_eq!(stored.ai_run_id, Some(run.run_id));
+    assert_eq!(
+        stored.record_id.map(|id| id.to_string()),
+        record["id"].as_str().map(String::from)
+    );
+    Ok(())
+}
