@@ -106,3 +106,45 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
     }
     aws_sdk_bedrockruntime::Client::from_conf(builder.build())
 }
+
+/// Credentials read from a Secrets Manager secret holding `{"username", "password"}` (the
+/// Aurora master user's secret, managed by RDS). Migrate only: feature `admin-secret`.
+#[cfg(feature = "admin-secret")]
+pub async fn admin_credentials(
+    secret_arn: &str,
+    region: Option<&str>,
+) -> crate::Result<(String, crate::config::Secret)> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    let client = aws_sdk_secretsmanager::Client::new(&loader.load().await);
+    let value = client
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            crate::Error::unexpected(format!(
+                "reading the admin secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = value
+        .secret_string()
+        .ok_or_else(|| crate::Error::unexpected("the admin secret has no SecretString"))?;
+    parse_admin_secret(text)
+}
+
+/// `{"username": .., "password": ..}` (the shape RDS writes).
+pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::Secret)> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        username: String,
+        password: String,
+    }
+    let shape: Shape = serde_json::from_str(text).map_err(|_| {
+        crate::Error::unexpected("the admin secret is not {\"username\", \"password\"} JSON")
+    })?;
+    Ok((shape.username, crate::config::Secret::new(shape.password)))
+}

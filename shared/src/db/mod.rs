@@ -8,8 +8,13 @@
 //!   round trip as the first statement. Row-level security keys on that setting.
 //! * Every statement uses `query_typed` (the unnamed statement): no named prepared
 //!   statements, so RDS Proxy never pins, and no extra prepare round trip.
+//! * In AWS ([`connect_from_config`]): the password is a fresh RDS IAM token per connection
+//!   ([`iam`]) and TLS is verified, chain and host name ([`tls`]).
 
+pub mod bootstrap;
+pub mod iam;
 pub mod migrate;
+pub mod tls;
 
 use std::{
     sync::{
@@ -27,7 +32,7 @@ use uuid::Uuid;
 pub use tokio_postgres::types::Type;
 
 use crate::{
-    config::DatabaseConfig,
+    config::{DatabaseConfig, Secret},
     error::{Error, Result},
 };
 
@@ -47,6 +52,16 @@ pub struct UrlPassword;
 impl PasswordProvider for UrlPassword {
     async fn password(&self) -> Result<Option<String>, ConnectError> {
         Ok(None)
+    }
+}
+
+/// A fixed password (the migrate function's admin credentials from Secrets Manager).
+pub struct StaticPassword(pub Secret);
+
+#[async_trait]
+impl PasswordProvider for StaticPassword {
+    async fn password(&self) -> Result<Option<String>, ConnectError> {
+        Ok(Some(self.0.expose().to_string()))
     }
 }
 
@@ -132,6 +147,69 @@ where
     }
 }
 
+fn parse_url(config: &DatabaseConfig) -> Result<tokio_postgres::Config> {
+    config
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| Error::unexpected(format!("database URL: {e}")))
+}
+
+fn tls_from_config(config: &DatabaseConfig) -> Result<Tls> {
+    let bundle = match &config.ca_bundle {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            Error::unexpected(format!("reading the CA bundle {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    tls::for_mode(&config.tls, bundle.as_deref())
+}
+
+/// The one way a function builds its pool from [`DatabaseConfig`]: TLS as configured
+/// (`FARMOPS_DB_TLS`, verified chain and host name) and, with `FARMOPS_DB_IAM_AUTH=1`, a fresh
+/// RDS IAM token for the URL's host, port and user as the password of every new connection.
+pub async fn connect_from_config(config: &DatabaseConfig) -> Result<Db> {
+    let pg = parse_url(config)?;
+    let tls = tls_from_config(config)?;
+    let password: Arc<dyn PasswordProvider> = match &config.iam_auth {
+        None => Arc::new(UrlPassword),
+        Some(iam) => {
+            let host = pg
+                .get_hosts()
+                .iter()
+                .find_map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => Some(h.clone()),
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                })
+                .ok_or_else(|| Error::unexpected("IAM authentication needs a TCP host"))?;
+            let port = pg.get_ports().first().copied().unwrap_or(5432);
+            let user = pg
+                .get_user()
+                .ok_or_else(|| Error::unexpected("IAM authentication needs a user"))?;
+            Arc::new(
+                iam::IamTokenPassword::from_environment(&host, port, user, &iam.region)
+                    .await
+                    .map_err(|e| Error::unexpected(e.to_string()))?,
+            )
+        }
+    };
+    Db::connect_parsed(pg, config, password, tls)
+}
+
+/// Like [`connect_from_config`], but as `user` with a fixed `password` (the migrate function
+/// bootstrapping the roles with the cluster's master credentials).
+pub fn connect_with_credentials(
+    config: &DatabaseConfig,
+    user: &str,
+    password: Secret,
+) -> Result<Db> {
+    let mut pg = parse_url(config)?;
+    pg.user(user);
+    let tls = tls_from_config(config)?;
+    Db::connect_parsed(pg, config, Arc::new(StaticPassword(password)), tls)
+}
+
 /// The application's handle on the database: a pool, cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -145,11 +223,20 @@ impl Db {
         password: Arc<dyn PasswordProvider>,
         tls: Tls,
     ) -> Result<Db> {
-        let pg: tokio_postgres::Config = config
-            .url
-            .expose()
-            .parse()
-            .map_err(|e| Error::unexpected(format!("database URL: {e}")))?;
+        let pg = parse_url(config)?;
+        Db::connect_parsed(pg, config, password, tls)
+    }
+
+    fn connect_parsed(
+        mut pg: tokio_postgres::Config,
+        config: &DatabaseConfig,
+        password: Arc<dyn PasswordProvider>,
+        tls: Tls,
+    ) -> Result<Db> {
+        if matches!(tls, Tls::Rustls(_)) {
+            // TLS or no connection: never the silent plaintext fallback of `prefer`.
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         let manager = PgManager {
             config: pg,
             password,
