@@ -80,7 +80,16 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
         loader = loader.region(Region::new(region.clone()));
     }
     let base = loader.load().await;
-    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&base)
+    bedrock_client_from(settings, &base).await
+}
+
+/// [`bedrock_client`] over an already loaded base configuration (its credentials are the ones
+/// that assume the Bedrock role; tests pass fixed ones).
+pub async fn bedrock_client_from(
+    settings: &BedrockSettings,
+    base: &aws_config::SdkConfig,
+) -> aws_sdk_bedrockruntime::Client {
+    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(base)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -92,7 +101,7 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
     if let Some(arn) = &settings.role_arn {
         let sts_config = match &settings.sts_endpoint {
             Some(endpoint) => base.to_builder().endpoint_url(endpoint).build(),
-            None => base.clone(),
+            None => (*base).clone(),
         };
         let provider = AssumeRoleProvider::builder(arn)
             .session_name("farmops-bedrock")

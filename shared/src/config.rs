@@ -137,12 +137,12 @@ impl DatabaseConfig {
         url_var: &'static str,
     ) -> Result<Self, ConfigError> {
         let url = env.required(url_var)?;
-        let parsed =
-            url.parse::<tokio_postgres::Config>()
-                .map_err(|e| ConfigError::Invalid {
-                    var: url_var,
-                    reason: e.to_string(),
-                })?;
+        let parsed = url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| ConfigError::Invalid {
+                var: url_var,
+                reason: e.to_string(),
+            })?;
         let pool_size: usize = env.parsed("FARMOPS_DB_POOL_SIZE", 4)?;
         if pool_size == 0 {
             return Err(ConfigError::Invalid {
@@ -150,7 +150,11 @@ impl DatabaseConfig {
                 reason: "must be at least 1".into(),
             });
         }
-        let iam = match env.optional("FARMOPS_DB_IAM_AUTH").as_deref().map(str::trim) {
+        let iam = match env
+            .optional("FARMOPS_DB_IAM_AUTH")
+            .as_deref()
+            .map(str::trim)
+        {
             None | Some("0") => false,
             Some("1") => true,
             Some(other) => {
@@ -182,7 +186,11 @@ impl DatabaseConfig {
         } else {
             None
         };
-        let default_tls = if iam { TlsMode::Proxy } else { TlsMode::Disable };
+        let default_tls = if iam {
+            TlsMode::Proxy
+        } else {
+            TlsMode::Disable
+        };
         let tls: TlsMode = env.parsed("FARMOPS_DB_TLS", default_tls)?;
         if iam && tls == TlsMode::Disable {
             return Err(ConfigError::Invalid {
@@ -313,7 +321,10 @@ mod tests {
         assert_eq!(c.database.iam_auth, None);
         assert_eq!(c.database.tls, TlsMode::Disable);
         let c = config(&[
-            ("FARMOPS_DATABASE_URL", "postgres://farmops_app@proxy.example:5432/db"),
+            (
+                "FARMOPS_DATABASE_URL",
+                "postgres://farmops_app@proxy.example:5432/db",
+            ),
             ("FARMOPS_DB_IAM_AUTH", "1"),
             ("AWS_REGION", "eu-west-1"),
         ])
@@ -353,18 +364,54 @@ mod tests {
             ("FARMOPS_DB_TLS", "disable"),
         ])
         .unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { var: "FARMOPS_DB_TLS", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DB_TLS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = config(&[base, ("FARMOPS_DB_TLS", "verify-full")]).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { var: "FARMOPS_DB_TLS", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DB_TLS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = config(&[base, ("FARMOPS_DB_IAM_AUTH", "yes")]).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { var: "FARMOPS_DB_IAM_AUTH", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DB_IAM_AUTH",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = config(&[
             ("FARMOPS_DATABASE_URL", "postgres://h/db"),
             ("FARMOPS_DB_IAM_AUTH", "1"),
             ("AWS_REGION", "eu-west-1"),
         ])
         .unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { var: "FARMOPS_DATABASE_URL", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DATABASE_URL",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -86,7 +86,10 @@ async fn bootstraps_an_empty_database_then_is_idempotent() -> Result<()> {
 #[tokio::test]
 async fn bad_configuration_names_the_variable() {
     let err = migrate::State::from_lookup(|_| None).await.err().unwrap();
-    assert!(err.to_string().contains("FARMOPS_OWNER_DATABASE_URL"), "{err}");
+    assert!(
+        err.to_string().contains("FARMOPS_OWNER_DATABASE_URL"),
+        "{err}"
+    );
     let err = migrate::State::from_lookup(|k| match k {
         "FARMOPS_OWNER_DATABASE_URL" => Some("postgres://u@127.0.0.1/db".into()),
         "FARMOPS_MIGRATE_BOOTSTRAP" => Some("yes".into()),
@@ -95,5 +98,8 @@ async fn bad_configuration_names_the_variable() {
     .await
     .err()
     .unwrap();
-    assert!(err.to_string().contains("FARMOPS_MIGRATE_BOOTSTRAP"), "{err}");
+    assert!(
+        err.to_string().contains("FARMOPS_MIGRATE_BOOTSTRAP"),
+        "{err}"
+    );
 }

@@ -78,10 +78,23 @@ pub enum Tls {
 pub enum ConnectError {
     #[error("could not obtain a database password: {0}")]
     Password(String),
-    #[error("could not connect to the database: {0}")]
+    /// Carries the whole cause chain (e.g. the TLS verifier's `UnknownIssuer`), which the
+    /// driver's own message omits.
+    #[error("could not connect to the database: {}", cause_chain(.0))]
     Connect(#[from] tokio_postgres::Error),
     #[error("timed out connecting to the database after {0:?}")]
     Timeout(Duration),
+}
+
+fn cause_chain(e: &tokio_postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }
 
 /// Creates and recycles connections for the pool.

@@ -48,7 +48,9 @@ pub fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     let (added, _ignored) = store.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(Error::unexpected("the CA bundle holds no usable certificate"));
+        return Err(Error::unexpected(
+            "the CA bundle holds no usable certificate",
+        ));
     }
     Ok(store)
 }
@@ -60,13 +62,12 @@ pub fn rds_roots() -> Result<RootCertStore> {
 
 /// A connector that verifies chain and host name against `roots`.
 pub fn connector(roots: RootCertStore) -> Result<Tls> {
-    let config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::unexpected(format!("TLS configuration: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::unexpected(format!("TLS configuration: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
     Ok(Tls::Rustls(tokio_postgres_rustls::MakeRustlsConnect::new(
         config,
     )))
@@ -91,7 +92,12 @@ mod tests {
     fn proxy_roots_are_the_four_amazon_roots_only() {
         let store = amazon_roots();
         assert_eq!(store.len(), 4, "Amazon Root CA 1, 2, 3 and 4");
-        assert!(store.roots.iter().any(|a| contains(a.subject.as_ref(), b"Amazon Root CA 1")));
+        assert!(
+            store
+                .roots
+                .iter()
+                .any(|a| contains(a.subject.as_ref(), b"Amazon Root CA 1"))
+        );
         assert!(store.len() < webpki_roots::TLS_SERVER_ROOTS.len());
     }
 
@@ -100,12 +106,10 @@ mod tests {
         let store = rds_roots().unwrap();
         // one root per region and key type: far more than a handful
         assert!(store.len() > 50, "{} roots", store.len());
-        assert!(
-            store
-                .roots
-                .iter()
-                .any(|a| contains(a.subject.as_ref(), b"Amazon RDS us-east-1 Root CA RSA2048 G1"))
-        );
+        assert!(store.roots.iter().any(|a| contains(
+            a.subject.as_ref(),
+            b"Amazon RDS us-east-1 Root CA RSA2048 G1"
+        )));
     }
 
     #[test]

@@ -1,1 +1,8 @@
+//! Deploy checks that run offline: the SAM template against the workspace and the design,
+//! the RDS IAM token, the assumed-role path to Bedrock (local STS + stub), verified TLS to a
+//! throwaway PostgreSQL with certificates made here.
 
+mod assume_role;
+mod iam_token;
+mod template;
+mod tls;
