@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs and starts PostgreSQL with
-# pgvector (scripts/setup-postgres.sh), then formatting, lints and every test of the workspace
-# against the real database.
+# pgvector (scripts/setup-postgres.sh), the deploy checks (scripts/check-deploy.sh: cfn-lint),
+# then formatting, lints and every test of the workspace against the real database, and last
+# the Lambda build of every function (scripts/build-lambdas.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-postgres.sh
+
+echo "== deploy checks (cfn-lint; PyPI tools the deploy tests need)"
+bash scripts/check-deploy.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -17,4 +21,11 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast
 else
   cargo test --workspace --all-features --no-fail-fast
+fi
+
+# Last, as it is the heaviest step: every function built for Lambda (release, arm64), zipped
+# sizes reported. FARMOPS_SKIP_LAMBDA_BUILD=1 skips it for a quick local run (CI never sets it).
+if [ "${FARMOPS_SKIP_LAMBDA_BUILD:-0}" != 1 ]; then
+  echo "== cargo lambda build --release --arm64"
+  bash scripts/build-lambdas.sh
 fi
