@@ -23,6 +23,9 @@ else
   cargo test --workspace --all-features --no-fail-fast
 fi
 
+echo "== benchmark (short mode: keeps it from rotting; never fails on a number)"
+cargo run -q -p farmops-bench -- --short
+
 # Last, as it is the heaviest step: every function built for Lambda (release, arm64), zipped
 # sizes reported. FARMOPS_SKIP_LAMBDA_BUILD=1 skips it for a quick local run (CI never sets it).
 if [ "${FARMOPS_SKIP_LAMBDA_BUILD:-0}" != 1 ]; then
