@@ -4,5 +4,6 @@
 
 mod assume_role;
 mod iam_token;
+mod pinning;
 mod template;
 mod tls;
