@@ -189,6 +189,35 @@ fn every_design_route_is_mapped_to_its_function() {
 }
 
 #[test]
+fn each_function_has_exactly_its_own_security_group() {
+    let t = template();
+    assert!(
+        t["Globals"]["Function"].get("VpcConfig").is_none(),
+        "SAM appends global lists to a function's own: no global security groups"
+    );
+    for (id, r) in functions(&t) {
+        let vpc = &r["Properties"]["VpcConfig"];
+        let groups = vpc["SecurityGroupIds"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(groups.len(), 1, "{id}");
+        let expected = if id == "MigrateFunction" {
+            "MigrateSecurityGroup"
+        } else {
+            "FunctionSecurityGroup"
+        };
+        assert!(
+            matches!(&groups[0], Value::Tagged(t) if t.tag == "!Ref" && t.value == expected),
+            "{id}: {groups:?}"
+        );
+        assert!(
+            is_ref(&vpc["SubnetIds"]),
+            "{id}: the private subnets parameter"
+        );
+    }
+}
+
+#[test]
 fn routes_sit_behind_the_jwt_authorizer() {
     let t = template();
     let api = &resources(&t)["HttpApi"];
