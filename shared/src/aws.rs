@@ -157,3 +157,24 @@ pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::S
     })?;
     Ok((shape.username, crate::config::Secret::new(shape.password)))
 }
+
+#[cfg(test)]
+mod admin_secret_tests {
+    use super::parse_admin_secret;
+
+    #[test]
+    fn reads_the_rds_managed_secret_shape_and_never_prints_the_password() {
+        let (user, password) =
+            parse_admin_secret(r#"{"username":"farmops_admin","password":"s3cr3t!"}"#).unwrap();
+        assert_eq!(user, "farmops_admin");
+        assert_eq!(password.expose(), "s3cr3t!");
+        assert!(!format!("{password:?}").contains("s3cr3t"));
+        for bad in ["", "{}", r#"{"username":"a"}"#, "password=hunter2"] {
+            let err = parse_admin_secret(bad).unwrap_err().to_string();
+            assert!(
+                !err.contains("hunter2"),
+                "the secret text never echoes: {err}"
+            );
+        }
+    }
+}

@@ -12,6 +12,7 @@
 //! | `FARMOPS_DB_CA_BUNDLE` | unset | path of a PEM file whose certificates replace the trust anchors of `proxy`/`cluster` |
 //! | `FARMOPS_OWNER_DATABASE_URL` | required by migrate and the CLI | URL of the owner role (migrations); the `FARMOPS_DB_*` settings above apply to it too |
 //! | `FARMOPS_DB_ADMIN_SECRET_ARN` | unset | migrate only: Secrets Manager secret (`{"username","password"}`, the cluster's master user) whose credentials replace the owner URL's; migrate then bootstraps the roles and migrates as `farmops_owner` |
+//! | `FARMOPS_MIGRATE_BOOTSTRAP` | `0` | migrate only: `1` bootstraps the roles with the owner URL's own (admin) credentials before migrating |
 //!
 //! Every value is checked here; a missing or malformed one is a [`ConfigError`] naming the
 //! variable. Secrets are wrapped in [`Secret`] so they never print.
