@@ -47,18 +47,27 @@ impl IamTokenPassword {
         })
     }
 
-    /// With the process's default credentials chain (the Lambda execution role).
-    pub async fn from_environment(
-        host: &str,
-        port: u16,
-        user: &str,
+    /// For the host, port and user a connection uses (its parsed URL): the token must be
+    /// signed for exactly the endpoint the client connects to.
+    pub fn for_connection(
+        pg: &tokio_postgres::Config,
         region: &str,
+        sdk: SdkConfig,
     ) -> Result<Self, ConnectError> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_string()))
-            .load()
-            .await;
-        Self::new(host, port, user, region, sdk)
+        let host = pg
+            .get_hosts()
+            .iter()
+            .find_map(|h| match h {
+                tokio_postgres::config::Host::Tcp(h) => Some(h.clone()),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            })
+            .ok_or_else(|| ConnectError::Password("IAM authentication needs a TCP host".into()))?;
+        let port = pg.get_ports().first().copied().unwrap_or(5432);
+        let user = pg
+            .get_user()
+            .ok_or_else(|| ConnectError::Password("IAM authentication needs a user".into()))?;
+        Self::new(&host, port, user, region, sdk)
     }
 
     /// A token valid for 15 minutes from now.
@@ -69,6 +78,14 @@ impl IamTokenPassword {
             .map(|t| t.as_str().to_string())
             .map_err(|e| ConnectError::Password(format!("RDS IAM auth token: {e}")))
     }
+}
+
+/// The process's default credentials chain (the Lambda execution role) and clock.
+pub async fn load_sdk_config(region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .load()
+        .await
 }
 
 #[async_trait]

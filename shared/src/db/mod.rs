@@ -187,22 +187,9 @@ pub async fn connect_from_config(config: &DatabaseConfig) -> Result<Db> {
     let password: Arc<dyn PasswordProvider> = match &config.iam_auth {
         None => Arc::new(UrlPassword),
         Some(iam) => {
-            let host = pg
-                .get_hosts()
-                .iter()
-                .find_map(|h| match h {
-                    tokio_postgres::config::Host::Tcp(h) => Some(h.clone()),
-                    #[allow(unreachable_patterns)]
-                    _ => None,
-                })
-                .ok_or_else(|| Error::unexpected("IAM authentication needs a TCP host"))?;
-            let port = pg.get_ports().first().copied().unwrap_or(5432);
-            let user = pg
-                .get_user()
-                .ok_or_else(|| Error::unexpected("IAM authentication needs a user"))?;
+            let sdk = iam::load_sdk_config(&iam.region).await;
             Arc::new(
-                iam::IamTokenPassword::from_environment(&host, port, user, &iam.region)
-                    .await
+                iam::IamTokenPassword::for_connection(&pg, &iam.region, sdk)
                     .map_err(|e| Error::unexpected(e.to_string()))?,
             )
         }

@@ -117,3 +117,28 @@ async fn matches_the_sdk_published_test_vector() {
         "prod-instance.us-east-1.rds.amazonaws.com:3306/?Action=connect&DBUser=peccy&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=akid%2F20240826%2Fus-east-1%2Frds-db%2Faws4_request&X-Amz-Date=20240826T220000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=dd0cba843009474347af724090233265628ace491ea17ce3eb3da098b983ad89"
     );
 }
+
+#[tokio::test]
+async fn the_pool_signs_for_the_host_port_and_user_of_its_url() {
+    let url = format!("postgres://farmops_app@{PROXY}:6432/farmops");
+    let pg: tokio_postgres::Config = url.parse().unwrap();
+    let token = IamTokenPassword::for_connection(&pg, "eu-west-1", sdk(1_795_910_400))
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    let (endpoint, p) = split(&token);
+    assert_eq!(endpoint, format!("{PROXY}:6432"));
+    assert_eq!(p["DBUser"], "farmops_app");
+    // a URL without a user or a TCP host cannot be signed for
+    for bad in [
+        format!("postgres://{PROXY}/farmops"),
+        "postgres://u@%2Ftmp/db".to_string(),
+    ] {
+        let pg: tokio_postgres::Config = bad.parse().unwrap();
+        assert!(
+            IamTokenPassword::for_connection(&pg, "eu-west-1", sdk(0)).is_err(),
+            "{bad}"
+        );
+    }
+}

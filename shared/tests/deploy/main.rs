@@ -4,6 +4,7 @@
 
 mod assume_role;
 mod iam_token;
+mod passwords;
 mod pinning;
 mod template;
 mod tls;
