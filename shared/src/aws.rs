@@ -127,7 +127,17 @@ pub async fn admin_credentials(
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_string()));
     }
-    let client = aws_sdk_secretsmanager::Client::new(&loader.load().await);
+    admin_credentials_from(&loader.load().await, secret_arn).await
+}
+
+/// [`admin_credentials`] with an already loaded configuration (tests: fixed credentials and a
+/// local Secrets Manager endpoint).
+#[cfg(feature = "admin-secret")]
+pub async fn admin_credentials_from(
+    sdk: &aws_config::SdkConfig,
+    secret_arn: &str,
+) -> crate::Result<(String, crate::config::Secret)> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
     let value = client
         .get_secret_value()
         .secret_id(secret_arn)

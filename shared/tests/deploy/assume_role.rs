@@ -2,13 +2,9 @@
 //! from PyPI, on 127.0.0.1) answers AssumeRole, and a local Bedrock stub records the SigV4
 //! `Authorization` header of each request it receives.
 
-use std::{
-    net::TcpListener as StdListener,
-    process::{Child, Command, Stdio},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::{Arc, Mutex};
 
+use crate::moto::LocalSts;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
 use farmops::aws::{BedrockSettings, bedrock_client_from};
@@ -18,61 +14,6 @@ use tokio::{
 };
 
 const BASE_KEY: &str = "AKIDBASEEXAMPLE0001";
-
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// moto's STS on loopback; killed when dropped.
-struct LocalSts {
-    child: Child,
-    url: String,
-}
-
-impl LocalSts {
-    fn start() -> LocalSts {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "python3 -m moto.server (pip install 'moto[server]'; scripts/check-deploy.sh does)",
-            );
-        let sts = LocalSts {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto server did not start on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        sts
-    }
-}
-
-impl Drop for LocalSts {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A Bedrock runtime stub: answers every request with a Titan v2 embedding and records
 /// (request line, Authorization header).

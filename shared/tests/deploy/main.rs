@@ -2,8 +2,10 @@
 //! the RDS IAM token, the assumed-role path to Bedrock (local STS + stub), verified TLS to a
 //! throwaway PostgreSQL with certificates made here.
 
+mod admin_secret;
 mod assume_role;
 mod iam_token;
+mod moto;
 mod passwords;
 mod pinning;
 mod template;
