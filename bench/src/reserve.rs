@@ -82,21 +82,7 @@ async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> 
                 &[(&farm, Type::UUID)],
             )
             .await?;
-            let run: Uuid = c
-                .query_typed(
-                    "INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved)
-                     VALUES ($1, 'chat', 'offline-farm-assistant', 'bench', 1) RETURNING id",
-                    &[(&farm, Type::UUID)],
-                )
-                .await?[0]
-                .get(0);
-            let after = balance - 1;
-            c.query_typed(
-                "INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
-                 VALUES ($1, 'reserve', -1, $2, $3, 'bench')",
-                &[(&farm, Type::UUID), (&after, Type::INT8), (&run, Type::UUID)],
-            )
-            .await?;
+            insert_run_and_leg(&c, farm, balance - 1).await?;
             c.batch_execute("COMMIT").await?;
             Ok(Outcome::Reserved)
         }
@@ -123,20 +109,7 @@ async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> 
                     &[(&farm, Type::UUID), (&after, Type::INT8)],
                 )
                 .await?;
-                let run: Uuid = c
-                    .query_typed(
-                        "INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved)
-                         VALUES ($1, 'chat', 'offline-farm-assistant', 'bench', 1) RETURNING id",
-                        &[(&farm, Type::UUID)],
-                    )
-                    .await?[0]
-                    .get(0);
-                c.query_typed(
-                    "INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
-                     VALUES ($1, 'reserve', -1, $2, $3, 'bench')",
-                    &[(&farm, Type::UUID), (&after, Type::INT8), (&run, Type::UUID)],
-                )
-                .await?;
+                insert_run_and_leg(&c, farm, after).await?;
                 c.batch_execute("COMMIT").await
             };
             match write.await {
@@ -148,6 +121,33 @@ async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> 
             }
         }
     }
+}
+
+/// The naive designs' two inserts, one round trip each: the run, then its `reserve` leg.
+async fn insert_run_and_leg(
+    c: &tokio_postgres::Client,
+    farm: Uuid,
+    balance_after: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let run: Uuid = c
+        .query_typed(
+            "INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved)
+             VALUES ($1, 'chat', 'offline-farm-assistant', 'bench', 1) RETURNING id",
+            &[(&farm, Type::UUID)],
+        )
+        .await?[0]
+        .get(0);
+    c.query_typed(
+        "INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
+         VALUES ($1, 'reserve', -1, $2, $3, 'bench')",
+        &[
+            (&farm, Type::UUID),
+            (&balance_after, Type::INT8),
+            (&run, Type::UUID),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 struct Cell {

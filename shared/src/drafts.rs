@@ -98,10 +98,16 @@ pub async fn create_draft(tx: &TenantTx, draft: &NewDraft<'_>) -> Result<Draft> 
 
 /// Locks a draft of the tenant's farm for a decision; 404 if it is not the farm's.
 async fn lock_draft(tx: &TenantTx, draft_id: Uuid) -> Result<Draft> {
+    read_draft(tx, draft_id, " FOR UPDATE").await
+}
+
+async fn read_draft(tx: &TenantTx, draft_id: Uuid, lock: &str) -> Result<Draft> {
     let farm_id = tx.farm_id();
     let row = tx
         .query_opt(
-            &format!("SELECT {DRAFT_COLUMNS} FROM assistant_drafts WHERE farm_id = $1 AND id = $2 FOR UPDATE"),
+            &format!(
+                "SELECT {DRAFT_COLUMNS} FROM assistant_drafts WHERE farm_id = $1 AND id = $2{lock}"
+            ),
             &[(&farm_id, Type::UUID), (&draft_id, Type::UUID)],
         )
         .await?
@@ -248,13 +254,5 @@ fn check_note(note: Option<&str>) -> Result<()> {
 
 /// One draft of the tenant's farm.
 pub async fn get_draft(tx: &TenantTx, draft_id: Uuid) -> Result<Draft> {
-    let farm_id = tx.farm_id();
-    let row = tx
-        .query_opt(
-            &format!("SELECT {DRAFT_COLUMNS} FROM assistant_drafts WHERE farm_id = $1 AND id = $2"),
-            &[(&farm_id, Type::UUID), (&draft_id, Type::UUID)],
-        )
-        .await?
-        .ok_or(Error::NotFound("draft"))?;
-    Draft::from_row(&row)
+    read_draft(tx, draft_id, "").await
 }
