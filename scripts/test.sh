@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs and starts PostgreSQL with
-# pgvector (scripts/setup-postgres.sh), then formatting, lints and every test of the workspace
-# against the real database.
+# pgvector (scripts/setup-postgres.sh), the deploy checks (scripts/check-deploy.sh: cfn-lint),
+# then formatting, lints and every test of the workspace against the real database, and last
+# the Lambda build of every function (scripts/build-lambdas.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-postgres.sh
+
+echo "== deploy checks (cfn-lint; PyPI tools the deploy tests need)"
+bash scripts/check-deploy.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -21,3 +25,10 @@ fi
 
 echo "== benchmark (short mode: keeps it from rotting; never fails on a number)"
 cargo run -q -p farmops-bench -- --short
+
+# Last, as it is the heaviest step: every function built for Lambda (release, arm64), zipped
+# sizes reported. FARMOPS_SKIP_LAMBDA_BUILD=1 skips it for a quick local run (CI never sets it).
+if [ "${FARMOPS_SKIP_LAMBDA_BUILD:-0}" != 1 ]; then
+  echo "== cargo lambda build --release --arm64"
+  bash scripts/build-lambdas.sh
+fi

@@ -1,11 +1,18 @@
 //! `farmops`: the operator CLI. Connects as the owner role (`FARMOPS_OWNER_DATABASE_URL`).
+//! In AWS, from a host inside the VPC: `FARMOPS_DB_IAM_AUTH=1` and `FARMOPS_DB_TLS=cluster`
+//! connect to the cluster endpoint with an IAM token over verified TLS (README "Deploy").
 //!
 //! Every command prints what it did (JSON where it reports data) and exits non-zero with a
 //! clear message on failure. `farmops <command> --help` documents each one.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use farmops::{autonomy, credits, db::Db, records::RecordType};
+use farmops::{
+    autonomy,
+    config::{DatabaseConfig, Env},
+    credits,
+    records::RecordType,
+};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -83,7 +90,19 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    let db = Db::for_url(&cli.database_url).context("database URL")?;
+    // The URL from the flag or the environment; TLS and IAM settings from `FARMOPS_DB_*`.
+    let url = cli.database_url.clone();
+    let config = DatabaseConfig::from_env_with_url(
+        &Env(|k| match k {
+            "FARMOPS_OWNER_DATABASE_URL" => Some(url.clone()),
+            _ => std::env::var(k).ok(),
+        }),
+        "FARMOPS_OWNER_DATABASE_URL",
+    )
+    .context("database settings")?;
+    let db = farmops::db::connect_from_config(&config)
+        .await
+        .context("database connection")?;
     match cli.command {
         Command::Migrate => {
             let client = db.client().await.context("connecting as the owner")?;

@@ -80,7 +80,16 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
         loader = loader.region(Region::new(region.clone()));
     }
     let base = loader.load().await;
-    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&base)
+    bedrock_client_from(settings, &base).await
+}
+
+/// [`bedrock_client`] over an already loaded base configuration (its credentials are the ones
+/// that assume the Bedrock role; tests pass fixed ones).
+pub async fn bedrock_client_from(
+    settings: &BedrockSettings,
+    base: &aws_config::SdkConfig,
+) -> aws_sdk_bedrockruntime::Client {
+    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(base)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
@@ -92,7 +101,7 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
     if let Some(arn) = &settings.role_arn {
         let sts_config = match &settings.sts_endpoint {
             Some(endpoint) => base.to_builder().endpoint_url(endpoint).build(),
-            None => base.clone(),
+            None => (*base).clone(),
         };
         let provider = AssumeRoleProvider::builder(arn)
             .session_name("farmops-bedrock")
@@ -105,4 +114,77 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
         builder = builder.endpoint_url(endpoint);
     }
     aws_sdk_bedrockruntime::Client::from_conf(builder.build())
+}
+
+/// Credentials read from a Secrets Manager secret holding `{"username", "password"}` (the
+/// Aurora master user's secret, managed by RDS). Migrate only: feature `admin-secret`.
+#[cfg(feature = "admin-secret")]
+pub async fn admin_credentials(
+    secret_arn: &str,
+    region: Option<&str>,
+) -> crate::Result<(String, crate::config::Secret)> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    admin_credentials_from(&loader.load().await, secret_arn).await
+}
+
+/// [`admin_credentials`] with an already loaded configuration (tests: fixed credentials and a
+/// local Secrets Manager endpoint).
+#[cfg(feature = "admin-secret")]
+pub async fn admin_credentials_from(
+    sdk: &aws_config::SdkConfig,
+    secret_arn: &str,
+) -> crate::Result<(String, crate::config::Secret)> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let value = client
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            crate::Error::unexpected(format!(
+                "reading the admin secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = value
+        .secret_string()
+        .ok_or_else(|| crate::Error::unexpected("the admin secret has no SecretString"))?;
+    parse_admin_secret(text)
+}
+
+/// `{"username": .., "password": ..}` (the shape RDS writes).
+pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::Secret)> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        username: String,
+        password: String,
+    }
+    let shape: Shape = serde_json::from_str(text).map_err(|_| {
+        crate::Error::unexpected("the admin secret is not {\"username\", \"password\"} JSON")
+    })?;
+    Ok((shape.username, crate::config::Secret::new(shape.password)))
+}
+
+#[cfg(test)]
+mod admin_secret_tests {
+    use super::parse_admin_secret;
+
+    #[test]
+    fn reads_the_rds_managed_secret_shape_and_never_prints_the_password() {
+        let (user, password) =
+            parse_admin_secret(r#"{"username":"farmops_admin","password":"s3cr3t!"}"#).unwrap();
+        assert_eq!(user, "farmops_admin");
+        assert_eq!(password.expose(), "s3cr3t!");
+        assert!(!format!("{password:?}").contains("s3cr3t"));
+        for bad in ["", "{}", r#"{"username":"a"}"#, "password=hunter2"] {
+            let err = parse_admin_secret(bad).unwrap_err().to_string();
+            assert!(
+                !err.contains("hunter2"),
+                "the secret text never echoes: {err}"
+            );
+        }
+    }
 }

@@ -6,6 +6,13 @@
 //! | `FARMOPS_DB_POOL_SIZE` | `4` | connections per process (a Lambda serves one request at a time: keep it small) |
 //! | `FARMOPS_DB_CONNECT_TIMEOUT_MS` | `5000` | time to open one connection |
 //! | `FARMOPS_DB_MAX_CONNECTION_AGE_SECS` | `600` | a pooled connection older than this is closed instead of reused (RDS Proxy closes idle clients) |
+//! | `FARMOPS_DB_IAM_AUTH` | `0` | `1`: the password of every new connection is a fresh RDS IAM auth token for the URL's host, port and user (the URL then carries no password) |
+//! | `FARMOPS_DB_REGION` | `AWS_REGION` | region the IAM token is signed for (required with `FARMOPS_DB_IAM_AUTH=1`) |
+//! | `FARMOPS_DB_TLS` | `proxy` with IAM auth, else `disable` | `proxy`: TLS verified (chain + host name) against Amazon Root CA 1-4; `cluster`: against the Amazon RDS CA bundle shipped in `shared/certs/`; `disable`: plain TCP (loopback development only; refused with IAM auth) |
+//! | `FARMOPS_DB_CA_BUNDLE` | unset | path of a PEM file whose certificates replace the trust anchors of `proxy`/`cluster` |
+//! | `FARMOPS_OWNER_DATABASE_URL` | required by migrate and the CLI | URL of the owner role (migrations); the `FARMOPS_DB_*` settings above apply to it too |
+//! | `FARMOPS_DB_ADMIN_SECRET_ARN` | unset | migrate only: Secrets Manager secret (`{"username","password"}`, the cluster's master user) whose credentials replace the owner URL's; migrate then bootstraps the roles and migrates as `farmops_owner` |
+//! | `FARMOPS_MIGRATE_BOOTSTRAP` | `0` | migrate only: `1` bootstraps the roles with the owner URL's own (admin) credentials before migrating |
 //!
 //! Every value is checked here; a missing or malformed one is a [`ConfigError`] naming the
 //! variable. Secrets are wrapped in [`Secret`] so they never print.
@@ -39,12 +46,47 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// How database connections are encrypted (`FARMOPS_DB_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain TCP (local development).
+    Disable,
+    /// RDS Proxy: verified against Amazon Root CA 1-4.
+    Proxy,
+    /// The Aurora cluster directly: verified against the Amazon RDS CA bundle.
+    Cluster,
+}
+
+impl std::str::FromStr for TlsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disable" => Ok(TlsMode::Disable),
+            "proxy" => Ok(TlsMode::Proxy),
+            "cluster" => Ok(TlsMode::Cluster),
+            _ => Err("expected disable, proxy or cluster".into()),
+        }
+    }
+}
+
+/// RDS IAM authentication settings (`FARMOPS_DB_IAM_AUTH=1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamAuth {
+    /// Region the token is signed for.
+    pub region: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     pub url: Secret,
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub max_connection_age: Duration,
+    /// Some: every new connection authenticates with a fresh IAM token.
+    pub iam_auth: Option<IamAuth>,
+    pub tls: TlsMode,
+    /// A PEM file replacing the default trust anchors of `tls`.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,10 +129,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
 impl DatabaseConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let url = env.required("FARMOPS_DATABASE_URL")?;
-        url.parse::<tokio_postgres::Config>()
+        Self::from_env_with_url(env, "FARMOPS_DATABASE_URL")
+    }
+
+    /// The same settings with the URL read from `url_var` (the owner URL for migrate and the CLI).
+    pub fn from_env_with_url<F: Fn(&str) -> Option<String>>(
+        env: &Env<F>,
+        url_var: &'static str,
+    ) -> Result<Self, ConfigError> {
+        let url = env.required(url_var)?;
+        let parsed = url
+            .parse::<tokio_postgres::Config>()
             .map_err(|e| ConfigError::Invalid {
-                var: "FARMOPS_DATABASE_URL",
+                var: url_var,
                 reason: e.to_string(),
             })?;
         let pool_size: usize = env.parsed("FARMOPS_DB_POOL_SIZE", 4)?;
@@ -98,6 +149,54 @@ impl DatabaseConfig {
             return Err(ConfigError::Invalid {
                 var: "FARMOPS_DB_POOL_SIZE",
                 reason: "must be at least 1".into(),
+            });
+        }
+        let iam = match env
+            .optional("FARMOPS_DB_IAM_AUTH")
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    var: "FARMOPS_DB_IAM_AUTH",
+                    reason: format!("{other:?}: expected 0 or 1"),
+                });
+            }
+        };
+        let iam_auth = if iam {
+            let region = env
+                .optional("FARMOPS_DB_REGION")
+                .or_else(|| env.optional("AWS_REGION"))
+                .ok_or(ConfigError::Missing("AWS_REGION"))?;
+            let user_and_host = parsed.get_user().is_some()
+                && parsed
+                    .get_hosts()
+                    .iter()
+                    .any(|h| matches!(h, tokio_postgres::config::Host::Tcp(_)));
+            if !user_and_host {
+                return Err(ConfigError::Invalid {
+                    var: url_var,
+                    reason: "IAM authentication needs a user and a TCP host in the URL".into(),
+                });
+            }
+            Some(IamAuth {
+                region: region.trim().to_string(),
+            })
+        } else {
+            None
+        };
+        let default_tls = if iam {
+            TlsMode::Proxy
+        } else {
+            TlsMode::Disable
+        };
+        let tls: TlsMode = env.parsed("FARMOPS_DB_TLS", default_tls)?;
+        if iam && tls == TlsMode::Disable {
+            return Err(ConfigError::Invalid {
+                var: "FARMOPS_DB_TLS",
+                reason: "IAM auth tokens are never sent without TLS".into(),
             });
         }
         Ok(DatabaseConfig {
@@ -109,6 +208,9 @@ impl DatabaseConfig {
             max_connection_age: Duration::from_secs(
                 env.parsed("FARMOPS_DB_MAX_CONNECTION_AGE_SECS", 600)?,
             ),
+            iam_auth,
+            tls,
+            ca_bundle: env.optional("FARMOPS_DB_CA_BUNDLE").map(Into::into),
         })
     }
 
@@ -119,6 +221,9 @@ impl DatabaseConfig {
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
             max_connection_age: Duration::from_secs(600),
+            iam_auth: None,
+            tls: TlsMode::Disable,
+            ca_bundle: None,
         }
     }
 }
@@ -209,6 +314,105 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn iam_auth_and_tls_modes() {
+        let c = config(&[("FARMOPS_DATABASE_URL", "postgres://farmops_app@h/db")]).unwrap();
+        assert_eq!(c.database.iam_auth, None);
+        assert_eq!(c.database.tls, TlsMode::Disable);
+        let c = config(&[
+            (
+                "FARMOPS_DATABASE_URL",
+                "postgres://farmops_app@proxy.example:5432/db",
+            ),
+            ("FARMOPS_DB_IAM_AUTH", "1"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.database.iam_auth,
+            Some(IamAuth {
+                region: "eu-west-1".into()
+            })
+        );
+        assert_eq!(c.database.tls, TlsMode::Proxy, "IAM implies verified TLS");
+        let c = config(&[
+            ("FARMOPS_DATABASE_URL", "postgres://u@h/db"),
+            ("FARMOPS_DB_IAM_AUTH", "1"),
+            ("AWS_REGION", "eu-west-1"),
+            ("FARMOPS_DB_REGION", "us-west-2"),
+            ("FARMOPS_DB_TLS", "cluster"),
+            ("FARMOPS_DB_CA_BUNDLE", "/etc/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(c.database.iam_auth.unwrap().region, "us-west-2");
+        assert_eq!(c.database.tls, TlsMode::Cluster);
+        assert_eq!(c.database.ca_bundle.unwrap().to_str(), Some("/etc/ca.pem"));
+    }
+
+    #[test]
+    fn unsafe_or_incomplete_iam_settings_are_refused() {
+        let base = ("FARMOPS_DATABASE_URL", "postgres://u@h/db");
+        assert_eq!(
+            config(&[base, ("FARMOPS_DB_IAM_AUTH", "1")]).unwrap_err(),
+            ConfigError::Missing("AWS_REGION")
+        );
+        let err = config(&[
+            base,
+            ("FARMOPS_DB_IAM_AUTH", "1"),
+            ("AWS_REGION", "eu-west-1"),
+            ("FARMOPS_DB_TLS", "disable"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DB_TLS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = config(&[base, ("FARMOPS_DB_TLS", "verify-full")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DB_TLS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = config(&[base, ("FARMOPS_DB_IAM_AUTH", "yes")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DB_IAM_AUTH",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = config(&[
+            ("FARMOPS_DATABASE_URL", "postgres://h/db"),
+            ("FARMOPS_DB_IAM_AUTH", "1"),
+            ("AWS_REGION", "eu-west-1"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    var: "FARMOPS_DATABASE_URL",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,8 +8,13 @@
 //!   round trip as the first statement. Row-level security keys on that setting.
 //! * Every statement uses `query_typed` (the unnamed statement): no named prepared
 //!   statements, so RDS Proxy never pins, and no extra prepare round trip.
+//! * In AWS ([`connect_from_config`]): the password is a fresh RDS IAM token per connection
+//!   ([`iam`]) and TLS is verified, chain and host name ([`tls`]).
 
+pub mod bootstrap;
+pub mod iam;
 pub mod migrate;
+pub mod tls;
 
 use std::{
     sync::{
@@ -27,7 +32,7 @@ use uuid::Uuid;
 pub use tokio_postgres::types::Type;
 
 use crate::{
-    config::DatabaseConfig,
+    config::{DatabaseConfig, Secret},
     error::{Error, Result},
 };
 
@@ -50,6 +55,16 @@ impl PasswordProvider for UrlPassword {
     }
 }
 
+/// A fixed password (the migrate function's admin credentials from Secrets Manager).
+pub struct StaticPassword(pub Secret);
+
+#[async_trait]
+impl PasswordProvider for StaticPassword {
+    async fn password(&self) -> Result<Option<String>, ConnectError> {
+        Ok(Some(self.0.expose().to_string()))
+    }
+}
+
 /// How connections are encrypted.
 #[derive(Clone)]
 pub enum Tls {
@@ -63,10 +78,23 @@ pub enum Tls {
 pub enum ConnectError {
     #[error("could not obtain a database password: {0}")]
     Password(String),
-    #[error("could not connect to the database: {0}")]
+    /// Carries the whole cause chain (e.g. the TLS verifier's `UnknownIssuer`), which the
+    /// driver's own message omits.
+    #[error("could not connect to the database: {}", cause_chain(.0))]
     Connect(#[from] tokio_postgres::Error),
     #[error("timed out connecting to the database after {0:?}")]
     Timeout(Duration),
+}
+
+fn cause_chain(e: &tokio_postgres::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
 }
 
 /// Creates and recycles connections for the pool.
@@ -132,6 +160,56 @@ where
     }
 }
 
+fn parse_url(config: &DatabaseConfig) -> Result<tokio_postgres::Config> {
+    config
+        .url
+        .expose()
+        .parse()
+        .map_err(|e| Error::unexpected(format!("database URL: {e}")))
+}
+
+fn tls_from_config(config: &DatabaseConfig) -> Result<Tls> {
+    let bundle = match &config.ca_bundle {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            Error::unexpected(format!("reading the CA bundle {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    tls::for_mode(&config.tls, bundle.as_deref())
+}
+
+/// The one way a function builds its pool from [`DatabaseConfig`]: TLS as configured
+/// (`FARMOPS_DB_TLS`, verified chain and host name) and, with `FARMOPS_DB_IAM_AUTH=1`, a fresh
+/// RDS IAM token for the URL's host, port and user as the password of every new connection.
+pub async fn connect_from_config(config: &DatabaseConfig) -> Result<Db> {
+    let pg = parse_url(config)?;
+    let tls = tls_from_config(config)?;
+    let password: Arc<dyn PasswordProvider> = match &config.iam_auth {
+        None => Arc::new(UrlPassword),
+        Some(iam) => {
+            let sdk = iam::load_sdk_config(&iam.region).await;
+            Arc::new(
+                iam::IamTokenPassword::for_connection(&pg, &iam.region, sdk)
+                    .map_err(|e| Error::unexpected(e.to_string()))?,
+            )
+        }
+    };
+    Db::connect_parsed(pg, config, password, tls)
+}
+
+/// Like [`connect_from_config`], but as `user` with a fixed `password` (the migrate function
+/// bootstrapping the roles with the cluster's master credentials).
+pub fn connect_with_credentials(
+    config: &DatabaseConfig,
+    user: &str,
+    password: Secret,
+) -> Result<Db> {
+    let mut pg = parse_url(config)?;
+    pg.user(user);
+    let tls = tls_from_config(config)?;
+    Db::connect_parsed(pg, config, Arc::new(StaticPassword(password)), tls)
+}
+
 /// The application's handle on the database: a pool, cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -146,11 +224,20 @@ impl Db {
         password: Arc<dyn PasswordProvider>,
         tls: Tls,
     ) -> Result<Db> {
-        let pg: tokio_postgres::Config = config
-            .url
-            .expose()
-            .parse()
-            .map_err(|e| Error::unexpected(format!("database URL: {e}")))?;
+        let pg = parse_url(config)?;
+        Db::connect_parsed(pg, config, password, tls)
+    }
+
+    fn connect_parsed(
+        mut pg: tokio_postgres::Config,
+        config: &DatabaseConfig,
+        password: Arc<dyn PasswordProvider>,
+        tls: Tls,
+    ) -> Result<Db> {
+        if matches!(tls, Tls::Rustls(_)) {
+            // TLS or no connection: never the silent plaintext fallback of `prefer`.
+            pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+        }
         let manager = PgManager {
             config: pg,
             password,

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Offline deploy checks, run by scripts/test.sh before the Rust tests:
+#   1. installs what they need from PyPI when missing: cfn-lint, moto[server] (the local STS
+#      the assume-role test starts on 127.0.0.1);
+#   2. cfn-lint template.yaml (applies the SAM transform locally): zero errors required.
+# The Rust side of the checks (template vs workspace and design, IAM token, assumed role, TLS)
+# is the `deploy` test of the shared crate; the Lambda build is scripts/build-lambdas.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[check-deploy] %s\n' "$*" >&2; }
+
+need=()
+command -v cfn-lint >/dev/null 2>&1 || need+=(cfn-lint)
+python3 -c "import moto.server, flask, flask_cors" >/dev/null 2>&1 || need+=("moto[server]")
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing from PyPI: ${need[*]}"
+  python3 -m pip install -q "${need[@]}"
+fi
+
+echo "== cfn-lint template.yaml ($(cfn-lint --version))"
+set +e
+cfn-lint template.yaml
+rc=$?
+set -e
+# cfn-lint's exit code is a bit field: 2 = errors, 4 = warnings, 8 = informational
+if [ $((rc & 2)) -ne 0 ] || [ $((rc & 1)) -ne 0 ]; then
+  log "cfn-lint found errors in template.yaml"
+  exit 1
+fi
+echo "cfn-lint: 0 errors (exit code $rc)"
+
+echo "== SAM transform, applied locally (samtranslator, installed with cfn-lint)"
+AWS_DEFAULT_REGION=eu-west-1 python3 - <<'PY'
+from cfnlint.decode import decode
+from samtranslator.translator.transform import transform
+
+tpl, errors = decode("template.yaml")
+assert not errors, errors
+for r in tpl["Resources"].values():  # sam build would upload the code: any S3 URI will do here
+    if r["Type"] == "AWS::Serverless::Function":
+        r["Properties"]["CodeUri"] = "s3://bucket/key.zip"
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+params = {"VpcId": "vpc-1", "PrivateSubnetIds": ["subnet-1", "subnet-2"],
+          "JwtIssuer": "https://issuer.example", "JwtAudience": ["client"]}
+out = transform(tpl, params, NoManagedPolicies())["Resources"]
+functions = {k: v for k, v in out.items() if v["Type"] == "AWS::Lambda::Function"}
+for name, f in functions.items():
+    groups = f["Properties"]["VpcConfig"]["SecurityGroupIds"]
+    want = "MigrateSecurityGroup" if name == "MigrateFunction" else "FunctionSecurityGroup"
+    assert groups == [{"Ref": want}], (name, groups)
+    assert f["Properties"]["Architectures"] == ["arm64"], name
+    assert "FARMOPS_DEV_IDENTITY" not in str(f["Properties"].get("Environment")), name
+api = next(v for v in out.values() if v["Type"] == "AWS::ApiGatewayV2::Api")
+ops = [(m.upper(), p) for p, methods in api["Properties"]["Body"]["paths"].items() for m in methods]
+authorized = [o for o in ops if api["Properties"]["Body"]["paths"][o[1]][o[0].lower()].get("security")]
+rules = [k for k, v in out.items() if v["Type"] == "AWS::Events::Rule"]
+assert len(authorized) == len(ops), "every route behind the JWT authorizer"
+print(f"{len(functions)} functions, {len(ops)} routes (all JWT-authorized), {len(rules)} schedules: transform OK")
+PY

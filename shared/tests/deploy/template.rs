@@ -1,0 +1,317 @@
+//! template.yaml: every function is a binary of this workspace (and every function crate is
+//! deployed), every route of the design is mapped, the schedules exist, and nothing enables
+//! the development identity header.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+};
+
+use serde_yaml::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The template, with CloudFormation's short tags (`!Ref`, `!Sub`, ...) kept as tagged values.
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// `!Ref X`
+fn is_ref(v: &Value) -> bool {
+    matches!(v, Value::Tagged(t) if t.tag == "!Ref")
+}
+
+fn resources(t: &Value) -> &serde_yaml::Mapping {
+    t["Resources"].as_mapping().expect("Resources")
+}
+
+fn functions(t: &Value) -> BTreeMap<String, &Value> {
+    resources(t)
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(k, r)| (k.as_str().unwrap().to_string(), r))
+        .collect()
+}
+
+/// Every `functions/<name>` crate whose package and binary are both `<name>`.
+fn workspace_binaries() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
+        let dir = entry.unwrap().path();
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+            continue;
+        };
+        let name = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let declares = manifest.contains(&format!("name = \"{name}\""));
+        if declares && dir.join("src/main.rs").exists() {
+            out.insert(name);
+        }
+    }
+    out
+}
+
+/// (METHOD, path) of every HttpApi event, with the function's binary.
+fn routes(t: &Value) -> BTreeMap<(String, String), String> {
+    let mut out = BTreeMap::new();
+    for r in functions(t).values() {
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        if let Some(events) = r["Properties"]["Events"].as_mapping() {
+            for e in events.values().filter(|e| e["Type"] == "HttpApi") {
+                let p = &e["Properties"];
+                let key = (
+                    p["Method"].as_str().unwrap().to_uppercase(),
+                    p["Path"].as_str().unwrap().to_string(),
+                );
+                assert!(
+                    out.insert(key.clone(), binary.to_string()).is_none(),
+                    "route {key:?} mapped twice"
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The design's routes (../shared/DESIGN.md table) plus the ones the issues added.
+const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
+    ("POST", "/farms/{farm_id}/chat", "chat"),
+    ("POST", "/farms/{farm_id}/runs/{run_id}/feedback", "chat"),
+    (
+        "POST",
+        "/farms/{farm_id}/drafts/{draft_id}/confirm",
+        "confirm-draft",
+    ),
+    (
+        "POST",
+        "/farms/{farm_id}/recommendations/{id}/approve",
+        "confirm-draft",
+    ),
+    (
+        "POST",
+        "/farms/{farm_id}/drafts/{draft_id}/discard",
+        "discard-draft",
+    ),
+    (
+        "POST",
+        "/farms/{farm_id}/recommendations/{id}/reject",
+        "discard-draft",
+    ),
+    ("POST", "/farms/{farm_id}/documents", "reembed"),
+    ("DELETE", "/farms/{farm_id}/documents/{id}", "reembed"),
+    ("POST", "/farms/{farm_id}/reembed", "reembed"),
+    ("GET", "/farms/{farm_id}/evidence", "evidence"),
+    ("GET", "/farms/{farm_id}/drafts", "evidence"),
+    ("GET", "/farms/{farm_id}/credits", "evidence"),
+];
+
+const FUNCTIONS: &[&str] = &[
+    "chat",
+    "confirm-draft",
+    "discard-draft",
+    "reembed",
+    "evidence",
+    "distill-memories",
+    "reconcile-credits",
+    "migrate",
+];
+
+#[test]
+fn every_template_function_is_a_workspace_binary_and_vice_versa() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    let mut deployed = BTreeSet::new();
+    for (id, r) in functions(&t) {
+        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda", "{id}");
+        assert_eq!(
+            r["Properties"]["CodeUri"], ".",
+            "{id}: one shared target directory"
+        );
+        assert!(
+            is_ref(&r["Properties"]["LoggingConfig"]["LogGroup"]),
+            "{id}: own log group"
+        );
+        let binary = r["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: BuildProperties.Binary"));
+        deployed.insert(binary.to_string());
+    }
+    let expected: BTreeSet<String> = FUNCTIONS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        deployed, expected,
+        "the template deploys exactly the design's functions"
+    );
+    let binaries = workspace_binaries();
+    let missing: Vec<_> = deployed.difference(&binaries).collect();
+    assert!(
+        missing.is_empty(),
+        "template functions with no functions/<name> binary crate: {missing:?}"
+    );
+    let undeployed: Vec<_> = binaries.difference(&deployed).collect();
+    assert!(
+        undeployed.is_empty(),
+        "function crates not in the template: {undeployed:?}"
+    );
+}
+
+#[test]
+fn every_design_route_is_mapped_to_its_function() {
+    let routes = routes(&template());
+    for (method, path, function) in DESIGN_ROUTES {
+        let got = routes.get(&(method.to_string(), path.to_string()));
+        assert_eq!(got.map(String::as_str), Some(*function), "{method} {path}");
+    }
+    assert_eq!(
+        routes.len(),
+        DESIGN_ROUTES.len(),
+        "no route outside the design: {routes:?}"
+    );
+
+    // and the design document itself, where it is present beside the repository
+    let design = root().join("../shared/DESIGN.md");
+    if let Ok(text) = std::fs::read_to_string(design) {
+        for word in text.split('`') {
+            let mut parts = word.split(' ');
+            if let (Some(m @ ("GET" | "POST" | "DELETE" | "PUT" | "PATCH")), Some(p), None) =
+                (parts.next(), parts.next(), parts.next())
+            {
+                assert!(
+                    routes.contains_key(&(m.to_string(), p.to_string())),
+                    "DESIGN.md route {m} {p} missing from template.yaml"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn each_function_has_exactly_its_own_security_group() {
+    let t = template();
+    assert!(
+        t["Globals"]["Function"].get("VpcConfig").is_none(),
+        "SAM appends global lists to a function's own: no global security groups"
+    );
+    for (id, r) in functions(&t) {
+        let vpc = &r["Properties"]["VpcConfig"];
+        let groups = vpc["SecurityGroupIds"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(groups.len(), 1, "{id}");
+        let expected = if id == "MigrateFunction" {
+            "MigrateSecurityGroup"
+        } else {
+            "FunctionSecurityGroup"
+        };
+        assert!(
+            matches!(&groups[0], Value::Tagged(t) if t.tag == "!Ref" && t.value == expected),
+            "{id}: {groups:?}"
+        );
+        assert!(
+            is_ref(&vpc["SubnetIds"]),
+            "{id}: the private subnets parameter"
+        );
+    }
+}
+
+#[test]
+fn routes_sit_behind_the_jwt_authorizer() {
+    let t = template();
+    let api = &resources(&t)["HttpApi"];
+    assert_eq!(api["Type"], "AWS::Serverless::HttpApi");
+    let auth = &api["Properties"]["Auth"];
+    let default = auth["DefaultAuthorizer"].as_str().unwrap();
+    let jwt = &auth["Authorizers"][default]["JwtConfiguration"];
+    assert!(
+        is_ref(&jwt["issuer"]) && is_ref(&jwt["audience"]),
+        "issuer/audience are parameters"
+    );
+    for (id, r) in functions(&t) {
+        if let Some(events) = r["Properties"]["Events"].as_mapping() {
+            for e in events.values().filter(|e| e["Type"] == "HttpApi") {
+                assert!(
+                    e["Properties"].get("Auth").is_none(),
+                    "{id}: no route overrides the authorizer"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_jobs_are_scheduled() {
+    let t = template();
+    let mut scheduled = BTreeSet::new();
+    for r in functions(&t).values() {
+        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        if let Some(events) = r["Properties"]["Events"].as_mapping() {
+            for e in events.values().filter(|e| e["Type"] == "Schedule") {
+                let rate = e["Properties"]["Schedule"].as_str().unwrap();
+                assert!(
+                    rate.starts_with("rate(") || rate.starts_with("cron("),
+                    "{rate}"
+                );
+                scheduled.insert(binary);
+            }
+        }
+    }
+    assert_eq!(
+        scheduled,
+        BTreeSet::from(["distill-memories", "reconcile-credits", "reembed"])
+    );
+}
+
+#[test]
+fn the_deployed_stack_never_enables_the_dev_identity_and_always_uses_iam_and_tls() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    assert!(!text.contains("FARMOPS_DEV_IDENTITY"));
+    let t = template();
+    for (id, r) in functions(&t) {
+        let vars = &r["Properties"]["Environment"]["Variables"];
+        if vars.get("FARMOPS_DATABASE_URL").is_some() {
+            assert_eq!(vars["FARMOPS_DB_IAM_AUTH"], "1", "{id}");
+            assert_eq!(vars["FARMOPS_DB_TLS"], "proxy", "{id}");
+        } else {
+            assert_eq!(id, "MigrateFunction");
+            assert_eq!(vars["FARMOPS_DB_TLS"], "cluster");
+        }
+    }
+    let proxy = &resources(&t)["DbProxy"]["Properties"];
+    assert_eq!(proxy["RequireTLS"], true);
+    assert_eq!(proxy["DefaultAuthScheme"], "IAM_AUTH");
+    let cluster = &resources(&t)["DbCluster"]["Properties"];
+    assert_eq!(cluster["EnableIAMDatabaseAuthentication"], true);
+    assert_eq!(cluster["Engine"], "aurora-postgresql");
+}
+
+#[test]
+fn only_the_bedrock_role_touches_bedrock_and_it_has_no_database_access() {
+    let t = template();
+    let text = |v: &Value| serde_yaml::to_string(v).unwrap();
+    for (id, r) in resources(&t) {
+        if r["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        let policies = text(&r["Properties"]["Policies"]);
+        let id = id.as_str().unwrap();
+        if id == "BedrockRole" {
+            assert!(policies.contains("bedrock:InvokeModel"));
+            assert!(
+                !policies.contains("rds-db"),
+                "Bedrock role: nothing on the database"
+            );
+            assert!(!policies.contains("bedrock:*"));
+        } else {
+            assert!(!policies.contains("bedrock:"), "{id}: nothing on Bedrock");
+        }
+        assert!(
+            !policies.contains("Action: '*'"),
+            "{id}: no wildcard action"
+        );
+    }
+    let trust = text(&resources(&t)["BedrockRole"]["Properties"]["AssumeRolePolicyDocument"]);
+    assert!(trust.contains("ModelFunctionRole"), "{trust}");
+}
