@@ -10,6 +10,7 @@
 
 pub mod autonomy;
 pub mod aws;
+pub mod chat;
 pub mod config;
 pub mod credits;
 pub mod db;
@@ -17,6 +18,7 @@ pub mod drafts;
 pub mod error;
 pub mod http;
 pub mod membership;
+pub mod model;
 pub mod rag;
 pub mod records;
 pub mod telemetry;
