@@ -80,7 +80,16 @@ pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntim
         loader = loader.region(Region::new(region.clone()));
     }
     let base = loader.load().await;
-    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(&base)
+    bedrock_client_from(&base, settings).await
+}
+
+/// Like [`bedrock_client`], from an already loaded SDK config (tests pass one with static
+/// credentials to drive the real client against a local stub).
+pub async fn bedrock_client_from(
+    base: &aws_config::SdkConfig,
+    settings: &BedrockSettings,
+) -> aws_sdk_bedrockruntime::Client {
+    let mut builder = aws_sdk_bedrockruntime::config::Builder::from(base)
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(3))
