@@ -29,6 +29,7 @@ fi
 for member in owner manager worker viewer; do
   $farmops add-member "$DEMO_FARM" "demo-$member" --role "$member" >/dev/null
 done
+$farmops set-autonomy "$DEMO_FARM" --tier auto --auto-categories feed_use,water,weight >/dev/null
 $farmops audit "$DEMO_FARM" >/dev/null
 
 cat <<MSG
@@ -36,7 +37,8 @@ cat <<MSG
 FarmOps local stack is ready.
   database (app role):   $FARMOPS_DATABASE_URL
   database (owner role): $FARMOPS_OWNER_DATABASE_URL
-  demo farm:             $DEMO_FARM  (1,000 credits; members demo-owner, demo-manager, demo-worker, demo-viewer)
+  demo farm:             $DEMO_FARM  (1,000 credits; members demo-owner, demo-manager, demo-worker, demo-viewer;
+                         autonomy auto for feed_use, water, weight; everything else drafts)
 Try:
   FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL target/debug/farmops audit
 MSG

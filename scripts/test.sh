@@ -18,3 +18,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
+
+echo "== benchmark (short mode: keeps it from rotting; never fails on a number)"
+cargo run -q -p farmops-bench -- --short

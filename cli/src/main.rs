@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use farmops::{credits, db::Db};
+use farmops::{autonomy, credits, db::Db, records::RecordType};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -47,6 +47,26 @@ enum Command {
         /// Who grants (recorded in the ledger).
         #[arg(long, default_value = "operator")]
         actor: String,
+    },
+    /// Set a farm's AI autonomy: the tier, the record types `auto` may write directly, and
+    /// per-record-type overrides. Sale, expense and mortality stay drafts whatever is set.
+    SetAutonomy {
+        farm_id: Uuid,
+        /// suggest, draft or auto.
+        #[arg(long)]
+        tier: String,
+        /// Record types the auto tier may write directly, comma-separated (e.g. feed_use,water).
+        #[arg(long, default_value = "", value_delimiter = ',')]
+        auto_categories: Vec<String>,
+        /// Per-record-type tier, repeatable: --override note=suggest
+        #[arg(long = "override")]
+        overrides: Vec<String>,
+    },
+    /// Expire reservations older than the given age that never settled (refunds them).
+    Expire {
+        /// Age in seconds (default 900: longer than any function timeout).
+        #[arg(long, default_value_t = 900)]
+        older_than_secs: i64,
     },
     /// Check the ledger invariant (balance = last balance_after = sum of deltas) for one
     /// farm or, without an id, for every farm. Exits 1 if any farm breaks it.
@@ -128,6 +148,44 @@ async fn run(cli: Cli) -> Result<()> {
                 serde_json::json!({ "farm_id": farm_id, "granted": amount, "balance": balance })
             );
         }
+        Command::SetAutonomy {
+            farm_id,
+            tier,
+            auto_categories,
+            overrides,
+        } => {
+            let settings = parse_autonomy(&tier, &auto_categories, &overrides)?;
+            let tx = db.tenant(farm_id).await?;
+            autonomy::save_autonomy(&tx, &settings)
+                .await
+                .map_err(explain)?;
+            tx.commit().await.map_err(explain)?;
+            println!(
+                "{}",
+                serde_json::json!({ "farm_id": farm_id, "autonomy": settings })
+            );
+        }
+        Command::Expire { older_than_secs } => {
+            let cutoff = chrono::Utc::now() - chrono::Duration::seconds(older_than_secs);
+            let mut total = credits::Expired::default();
+            for farm in credits::farms_with_open_reservations(&db, cutoff)
+                .await
+                .map_err(explain)?
+            {
+                let tx = db.tenant(farm).await?;
+                let expired = credits::expire_reservations(&tx, cutoff)
+                    .await
+                    .map_err(explain)?;
+                tx.commit().await.map_err(explain)?;
+                total.runs += expired.runs;
+                total.credits_refunded += expired.credits_refunded;
+                println!(
+                    "{}",
+                    serde_json::json!({ "farm_id": farm, "expired": expired })
+                );
+            }
+            println!("{}", serde_json::json!({ "total": total }));
+        }
         Command::Audit { farm_id } => {
             let farms = match farm_id {
                 Some(id) => vec![id],
@@ -155,6 +213,33 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_autonomy(
+    tier: &str,
+    categories: &[String],
+    overrides: &[String],
+) -> Result<autonomy::AutonomySettings> {
+    let record_type =
+        |s: &str| RecordType::parse(s.trim()).with_context(|| format!("unknown record type {s:?}"));
+    let tier_of = |s: &str| {
+        autonomy::Tier::parse(s.trim())
+            .with_context(|| format!("unknown tier {s:?} (suggest, draft, auto)"))
+    };
+    let mut settings = autonomy::AutonomySettings {
+        tier: tier_of(tier)?,
+        ..Default::default()
+    };
+    for c in categories.iter().filter(|c| !c.trim().is_empty()) {
+        settings.auto_categories.insert(record_type(c)?);
+    }
+    for o in overrides {
+        let (t, tier) = o
+            .split_once('=')
+            .with_context(|| format!("--override takes type=tier, got {o:?}"))?;
+        settings.overrides.insert(record_type(t)?, tier_of(tier)?);
+    }
+    Ok(settings)
 }
 
 /// The shared crate's error with its cause chain, for an operator's eyes.

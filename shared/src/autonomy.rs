@@ -120,6 +120,28 @@ pub async fn load_autonomy(tx: &TenantTx, farm_id: Uuid) -> Result<AutonomySetti
     AutonomySettings::from_columns(row.get(0), &row.get(1), &row.get(2))
 }
 
+/// Stores a farm's settings. Only the owner role may (the application role has no UPDATE
+/// grant on these columns: the AI's own process can never raise its autonomy).
+pub async fn save_autonomy(tx: &TenantTx, settings: &AutonomySettings) -> Result<()> {
+    let farm_id = tx.farm_id();
+    let categories = serde_json::to_value(&settings.auto_categories)
+        .map_err(|e| Error::unexpected(e.to_string()))?;
+    let overrides =
+        serde_json::to_value(&settings.overrides).map_err(|e| Error::unexpected(e.to_string()))?;
+    tx.query_opt(
+        "UPDATE farms SET ai_autonomy = $2, ai_auto_categories = $3, ai_record_autonomy = $4 WHERE id = $1 RETURNING id",
+        &[
+            (&farm_id, Type::UUID),
+            (&settings.tier.as_str(), Type::TEXT),
+            (&categories, Type::JSONB),
+            (&overrides, Type::JSONB),
+        ],
+    )
+    .await?
+    .ok_or(Error::NotFound("farm"))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,13 +82,17 @@ pub enum Feature {
 }
 
 impl Feature {
-    pub fn as_str(self) -> &'static str {
+    fn as_str_ref(&self) -> &'static &'static str {
         match self {
-            Feature::Chat => "chat",
-            Feature::Embed => "embed",
-            Feature::Distill => "distill",
-            Feature::Reembed => "reembed",
+            Feature::Chat => &"chat",
+            Feature::Embed => &"embed",
+            Feature::Distill => &"distill",
+            Feature::Reembed => &"reembed",
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.as_str_ref()
     }
 }
 
@@ -110,7 +114,8 @@ pub struct Reservation {
 }
 
 /// Reserves `run.credits` and opens the run: one statement (conditional debit + run row +
-/// `reserve` leg). No row = the farm cannot pay: [`Error::InsufficientCredits`].
+/// `reserve` leg). No row = the farm cannot pay: [`Error::InsufficientCredits`] with the
+/// balance as it stands.
 #[tracing::instrument(skip(tx, run), fields(farm_id = %tx.farm_id(), credits = run.credits))]
 pub async fn reserve_credits(tx: &TenantTx, run: &NewRun<'_>) -> Result<Reservation> {
     if run.credits <= 0 {
@@ -118,45 +123,92 @@ pub async fn reserve_credits(tx: &TenantTx, run: &NewRun<'_>) -> Result<Reservat
     }
     let farm_id = tx.farm_id();
     let row = tx
-        .query_opt(
-            "WITH debit AS (
-               UPDATE farms SET credit_balance = credit_balance - $2
-                WHERE id = $1 AND credit_balance >= $2
-               RETURNING id, credit_balance),
-             run AS (
-               INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved, request_summary)
-               SELECT id, $3, $4, $5, $2, $6 FROM debit
-               RETURNING farm_id, id),
-             leg AS (
-               INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
-               SELECT d.id, 'reserve', -$2, d.credit_balance, r.id, coalesce($5, 'system')
-                 FROM debit d CROSS JOIN run r
-               RETURNING ai_run_id, balance_after)
-             SELECT ai_run_id, balance_after FROM leg
-             UNION ALL
-             SELECT NULL, credit_balance FROM farms WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM debit)",
-            &[
-                (&farm_id, Type::UUID),
-                (&run.credits, Type::INT8),
-                (&run.feature.as_str(), Type::TEXT),
-                (&run.model, Type::TEXT),
-                (&run.user_id, Type::TEXT),
-                (&run.request_summary, Type::TEXT),
-            ],
-        )
-        .await?
-        .ok_or(Error::NotFound("farm"))?;
-    match row.get::<_, Option<Uuid>>(0) {
-        Some(run_id) => Ok(Reservation {
-            run_id,
+        .query_opt(RESERVE_SQL, &reserve_params(&farm_id, run))
+        .await?;
+    match row {
+        Some(row) => Ok(Reservation {
+            run_id: row.get(0),
             credits_reserved: run.credits,
             balance_after: row.get(1),
         }),
-        None => Err(Error::InsufficientCredits {
-            needed: run.credits,
-            balance: row.get(1),
-        }),
+        // Refused: read the balance as it is now (a new statement sees the latest commit) to
+        // tell the caller how short the farm is. Only a refusal pays this round trip.
+        None => {
+            let balance = tx
+                .query_opt(BALANCE_SQL, &[(&farm_id, Type::UUID)])
+                .await?
+                .ok_or(Error::NotFound("farm"))?
+                .get(0);
+            Err(Error::InsufficientCredits {
+                needed: run.credits,
+                balance,
+            })
+        }
     }
+}
+
+/// [`reserve_credits`] as its own transaction in ONE round trip: BEGIN + tenant, the reserve
+/// statement, a read of the balance as it then stands, and COMMIT, pipelined. The farm row is
+/// locked only while the server executes the statement. Use it before a model call.
+#[tracing::instrument(skip(tx, run), fields(farm_id = %tx.farm_id(), credits = run.credits))]
+pub async fn reserve_credits_committed(tx: TenantTx, run: &NewRun<'_>) -> Result<Reservation> {
+    if run.credits <= 0 {
+        return Err(Error::unexpected("a reservation must be positive"));
+    }
+    let farm_id = tx.farm_id();
+    let params = reserve_params(&farm_id, run);
+    let balance_params = [(
+        &farm_id as &(dyn tokio_postgres::types::ToSql + Sync),
+        Type::UUID,
+    )];
+    let mut results = tx
+        .commit_after(&[(RESERVE_SQL, &params), (BALANCE_SQL, &balance_params)])
+        .await?
+        .into_iter();
+    let (reserved, balance) = (
+        results.next().unwrap_or_default(),
+        results.next().unwrap_or_default(),
+    );
+    match (reserved.first(), balance.first()) {
+        (Some(row), _) => Ok(Reservation {
+            run_id: row.get(0),
+            credits_reserved: run.credits,
+            balance_after: row.get(1),
+        }),
+        (None, Some(row)) => Err(Error::InsufficientCredits {
+            needed: run.credits,
+            balance: row.get(0),
+        }),
+        (None, None) => Err(Error::NotFound("farm")),
+    }
+}
+
+const BALANCE_SQL: &str = "SELECT credit_balance FROM farms WHERE id = $1";
+
+const RESERVE_SQL: &str = "WITH debit AS (
+       UPDATE farms SET credit_balance = credit_balance - $2
+        WHERE id = $1 AND credit_balance >= $2
+       RETURNING id, credit_balance),
+     run AS (
+       INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved, request_summary)
+       SELECT id, $3, $4, $5, $2, $6 FROM debit
+       RETURNING farm_id, id),
+     leg AS (
+       INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
+       SELECT d.id, 'reserve', -$2, d.credit_balance, r.id, coalesce($5, 'system')
+         FROM debit d CROSS JOIN run r
+       RETURNING ai_run_id, balance_after)
+     SELECT ai_run_id, balance_after FROM leg";
+
+fn reserve_params<'a>(farm_id: &'a Uuid, run: &'a NewRun<'_>) -> [crate::db::Param<'a>; 6] {
+    [
+        (farm_id, Type::UUID),
+        (&run.credits, Type::INT8),
+        (run.feature.as_str_ref(), Type::TEXT),
+        (&run.model, Type::TEXT),
+        (&run.user_id, Type::TEXT),
+        (&run.request_summary, Type::TEXT),
+    ]
 }
 
 /// How a run ended.

@@ -98,10 +98,16 @@ pub async fn create_draft(tx: &TenantTx, draft: &NewDraft<'_>) -> Result<Draft> 
 
 /// Locks a draft of the tenant's farm for a decision; 404 if it is not the farm's.
 async fn lock_draft(tx: &TenantTx, draft_id: Uuid) -> Result<Draft> {
+    read_draft(tx, draft_id, " FOR UPDATE").await
+}
+
+async fn read_draft(tx: &TenantTx, draft_id: Uuid, lock: &str) -> Result<Draft> {
     let farm_id = tx.farm_id();
     let row = tx
         .query_opt(
-            &format!("SELECT {DRAFT_COLUMNS} FROM assistant_drafts WHERE farm_id = $1 AND id = $2 FOR UPDATE"),
+            &format!(
+                "SELECT {DRAFT_COLUMNS} FROM assistant_drafts WHERE farm_id = $1 AND id = $2{lock}"
+            ),
             &[(&farm_id, Type::UUID), (&draft_id, Type::UUID)],
         )
         .await?
@@ -208,7 +214,8 @@ pub async fn confirm_draft(
     })
 }
 
-/// Discards a pending draft with a reason (1 to 500 characters). Nothing is written.
+/// Discards a pending draft with a reason (1 to 500 characters). Nothing is written. Same
+/// order of refusals as [`confirm_draft`]: 404, 403, 409, then 422 for the reason.
 #[tracing::instrument(skip(tx, reason), fields(farm_id = %tx.farm_id(), draft_id = %draft_id))]
 pub async fn discard_draft(
     tx: &TenantTx,
@@ -216,13 +223,10 @@ pub async fn discard_draft(
     by: Decider<'_>,
     reason: &str,
 ) -> Result<Draft> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Error::invalid("reason", "must be 1 to 500 characters"));
-    }
     let draft = lock_draft(tx, draft_id).await?;
     authorize(by.role, &draft)?;
     must_be_pending(&draft)?;
+    let reason = check_reason(reason)?;
     let row = tx
         .query_one(
             &format!(
@@ -237,7 +241,17 @@ pub async fn discard_draft(
     Draft::from_row(&row)
 }
 
-fn check_note(note: Option<&str>) -> Result<()> {
+/// A decision's reason (discard, reject): trimmed, 1 to 500 characters, else 422.
+pub fn check_reason(reason: &str) -> Result<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(Error::invalid("reason", "must be 1 to 500 characters"));
+    }
+    Ok(reason)
+}
+
+/// A decision's optional note (confirm, approve): at most 500 characters, else 422.
+pub fn check_note(note: Option<&str>) -> Result<()> {
     match note {
         Some(n) if n.chars().count() > 500 => {
             Err(Error::invalid("note", "must be at most 500 characters"))
@@ -248,13 +262,40 @@ fn check_note(note: Option<&str>) -> Result<()> {
 
 /// One draft of the tenant's farm.
 pub async fn get_draft(tx: &TenantTx, draft_id: Uuid) -> Result<Draft> {
-    let farm_id = tx.farm_id();
-    let row = tx
-        .query_opt(
-            &format!("SELECT {DRAFT_COLUMNS} FROM assistant_drafts WHERE farm_id = $1 AND id = $2"),
-            &[(&farm_id, Type::UUID), (&draft_id, Type::UUID)],
-        )
-        .await?
-        .ok_or(Error::NotFound("draft"))?;
-    Draft::from_row(&row)
+    read_draft(tx, draft_id, "").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_and_notes_have_their_limits() {
+        let long = "x".repeat(501);
+        let cases: [(&str, Option<&str>); 5] = [
+            ("", None),
+            ("   ", None),
+            (&long, None),
+            (" spoiled feed ", Some("spoiled feed")),
+            ("é", Some("é")),
+        ];
+        for (reason, expected) in cases {
+            match expected {
+                Some(want) => assert_eq!(check_reason(reason).unwrap(), want),
+                None => assert_eq!(
+                    check_reason(reason).unwrap_err().status(),
+                    422,
+                    "{reason:?}"
+                ),
+            }
+        }
+        assert!(
+            check_reason(&"é".repeat(500)).is_ok(),
+            "characters, not bytes"
+        );
+        assert!(check_note(None).is_ok());
+        assert!(check_note(Some("")).is_ok());
+        assert!(check_note(Some(&"n".repeat(500))).is_ok());
+        assert_eq!(check_note(Some(&long)).unwrap_err().status(), 422);
+    }
 }

@@ -65,13 +65,12 @@ pub fn caller(req: &Request, identity: IdentitySource) -> Result<Caller> {
             return valid_user(sub);
         }
     }
-    if identity.allow_dev_header {
-        if let Some(user) = header(req, DEV_USER_HEADER)
+    if identity.allow_dev_header
+        && let Some(user) = header(req, DEV_USER_HEADER)
             .map(str::trim)
             .filter(|s| !s.is_empty())
-        {
-            return valid_user(user);
-        }
+    {
+        return valid_user(user);
     }
     Err(Error::Unauthenticated)
 }
@@ -109,7 +108,7 @@ pub fn path_id(segment: &str, what: &'static str) -> Result<Uuid> {
 }
 
 /// The body as JSON of type `T`: 413 over `limit`, 400 when it is not UTF-8 JSON, 422 when
-/// it is JSON of the wrong shape (missing or unknown fields, wrong types).
+/// it is JSON of the wrong shape (not an object, missing or unknown fields, wrong types).
 pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T> {
     let bytes: &[u8] = match req.body() {
         Body::Empty => b"",
@@ -125,10 +124,14 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T> 
     }
     let text = std::str::from_utf8(bytes)
         .map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
-    serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Error::invalid("body", e.to_string()),
-        _ => Error::BadRequest(format!("the body is not valid JSON: {e}")),
-    })
+    // Syntax first (400), then shape (422). Every route takes a JSON object: serde would
+    // otherwise read a struct from an array too (`["wrong pen"]` as `{"reason": ...}`).
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(Error::invalid("body", "must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| Error::invalid("body", e.to_string()))
 }
 
 /// Like [`json_body`], but an empty body means `T::default()`.
@@ -283,6 +286,9 @@ mod tests {
         assert!(json_body::<Msg>(&with(r#"{"message":"hi"}"#), 100).is_ok());
         let status = |b: &str, limit| json_body::<Msg>(&with(b), limit).unwrap_err().status();
         assert_eq!(status("{not json", 100), 400);
+        assert_eq!(status("[1, 2", 100), 400, "syntax before shape");
+        assert_eq!(status(r#"["hi"]"#, 100), 422, "an array is not an object");
+        assert_eq!(status(r#""hi""#, 100), 422);
         assert_eq!(status("", 100), 400);
         assert_eq!(status(r#"{}"#, 100), 422);
         assert_eq!(status(r#"{"message":"hi","farm_id":"x"}"#, 100), 422);

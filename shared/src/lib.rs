@@ -2,7 +2,9 @@
 //!
 //! Organised by domain: [`credits`] (reserve, settle, expire, pricing), [`autonomy`] (how far
 //! the AI may act), [`records`] (what it may write, validated), [`drafts`] (what a human must
-//! confirm), [`membership`] (who may do what), [`db`] (pool, tenant transactions, migrations),
+//! confirm), [`recommendations`] (advice a human approves), [`decisions`] (the one entry
+//! point for confirm/discard/approve/reject, idempotent through [`idempotency`]),
+//! [`membership`] (who may do what), [`db`] (pool, tenant transactions, migrations),
 //! [`config`] and the one [`error::Error`] mapped to HTTP.
 //!
 //! The database enforces every invariant that matters (see `migrations/`); this crate is the
@@ -14,12 +16,15 @@ pub mod chat;
 pub mod config;
 pub mod credits;
 pub mod db;
+pub mod decisions;
 pub mod drafts;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod membership;
 pub mod model;
 pub mod rag;
+pub mod recommendations;
 pub mod records;
 pub mod telemetry;
 #[cfg(feature = "testing")]

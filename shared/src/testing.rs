@@ -141,6 +141,8 @@ impl TestDb {
     pub fn app_pool(&self, size: usize) -> Result<Db> {
         let mut config = crate::config::DatabaseConfig::for_url(self.app_url());
         config.pool_size = size;
+        // many scram handshakes at once on a busy 2-core machine take a while
+        config.connect_timeout = std::time::Duration::from_secs(30);
         Ok(Db::connect(
             &config,
             std::sync::Arc::new(crate::db::UrlPassword),

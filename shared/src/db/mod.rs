@@ -14,7 +14,7 @@ pub mod migrate;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -136,6 +136,7 @@ where
 #[derive(Clone)]
 pub struct Db {
     pool: managed::Pool<PgManager>,
+    round_trips: Arc<AtomicU64>,
 }
 
 impl Db {
@@ -164,7 +165,10 @@ impl Db {
             .create_timeout(Some(config.connect_timeout))
             .build()
             .map_err(|e| Error::unexpected(format!("building the pool: {e}")))?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            round_trips: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     /// A pool for a plain local URL (password in the URL, no TLS).
@@ -188,7 +192,14 @@ impl Db {
             conn: Some(self.client().await?),
             farm_id,
             state: AtomicU8::new(NOT_BEGUN),
+            round_trips: self.round_trips.clone(),
         })
+    }
+
+    /// Network round trips made by tenant transactions through this pool since it was built
+    /// (pipelined statements count once): what a request costs in hops to the database.
+    pub fn round_trips(&self) -> u64 {
+        self.round_trips.load(Ordering::Relaxed)
     }
 
     pub fn close(&self) {
@@ -218,6 +229,7 @@ pub struct TenantTx {
     conn: Option<Object<PgManager>>,
     farm_id: Uuid,
     state: AtomicU8,
+    round_trips: Arc<AtomicU64>,
 }
 
 impl TenantTx {
@@ -243,6 +255,7 @@ impl TenantTx {
     /// `BEGIN` and the tenant setting in the same round trip.
     pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         let client = self.client();
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
         let result =
             match self
                 .state
@@ -282,12 +295,69 @@ impl TenantTx {
         Ok(rows.pop())
     }
 
+    /// Runs `statements` and commits, all in ONE round trip (with the `BEGIN` too if nothing
+    /// was sent yet): the statements, then `COMMIT`, are pipelined. Row locks taken by the
+    /// statements are released as soon as the server reaches the `COMMIT`, not a network hop
+    /// later. If a statement fails the server turns the `COMMIT` into a rollback and the error
+    /// comes back; nothing is saved.
+    pub async fn commit_after(
+        mut self,
+        statements: &[(&str, &[Param<'_>])],
+    ) -> Result<Vec<Vec<Row>>> {
+        let client = self
+            .conn
+            .as_ref()
+            .expect("connection present until the transaction ends");
+        let begin = match self.state.swap(FINISHED, Ordering::AcqRel) {
+            NOT_BEGUN => Some(self.begin_sql()),
+            OPEN => None,
+            _ => return Err(Error::unexpected("commit of a failed transaction")),
+        };
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let queries = futures::future::join_all(
+            statements
+                .iter()
+                .map(|(sql, params)| client.query_typed(sql, params)),
+        );
+        let (began, results, committed) = futures::join!(
+            async {
+                match &begin {
+                    Some(sql) => client.batch_execute(sql).await,
+                    None => Ok(()),
+                }
+            },
+            queries,
+            client.batch_execute("COMMIT"),
+        );
+        let outcome = began
+            .and_then(|()| {
+                results
+                    .into_iter()
+                    .collect::<std::result::Result<Vec<_>, _>>()
+            })
+            .and_then(|rows| committed.map(|()| rows));
+        match outcome {
+            Ok(rows) => {
+                self.release();
+                Ok(rows)
+            }
+            Err(e) => {
+                self.state.store(FAILED, Ordering::Release);
+                Err(e.into())
+            }
+        }
+    }
+
     /// Commits. Deferred constraints (the ledger chain, draft links) are checked here, so a
     /// commit can fail with the database's refusal.
     pub async fn commit(mut self) -> Result<()> {
         match self.state.swap(FINISHED, Ordering::AcqRel) {
             NOT_BEGUN => Ok(()),
-            OPEN => self.client().batch_execute("COMMIT").await.map_err(|e| {
+            OPEN => {
+                self.round_trips.fetch_add(1, Ordering::Relaxed);
+                self.client().batch_execute("COMMIT").await
+            }
+            .map_err(|e| {
                 self.state.store(FAILED, Ordering::Release);
                 Error::from(e)
             }),
@@ -301,6 +371,7 @@ impl TenantTx {
 
     pub async fn rollback(mut self) -> Result<()> {
         if self.state.swap(FINISHED, Ordering::AcqRel) != NOT_BEGUN {
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
             self.client().batch_execute("ROLLBACK").await?;
         }
         self.release();

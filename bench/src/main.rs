@@ -1,0 +1,45 @@
+//! `farmops-bench [--short]`: measures the hot paths against the naive designs in the same
+//! run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
+//! section with medians and ratios. It never fails on a number: targets are printed beside
+//! the figures. `--short` runs every section briefly (CI keeps it from rotting).
+
+mod reserve;
+mod stats;
+
+use anyhow::Result;
+
+pub struct Mode {
+    /// Seconds per measured cell.
+    pub seconds: f64,
+    /// Repetitions per cell (the median is reported).
+    pub reps: usize,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let short = std::env::args().any(|a| a == "--short");
+    let mode = if short {
+        Mode {
+            seconds: 0.3,
+            reps: 1,
+        }
+    } else {
+        Mode {
+            seconds: 3.0,
+            reps: 3,
+        }
+    };
+    println!(
+        "# FarmOps benchmark ({} mode)\n",
+        if short { "short" } else { "full" }
+    );
+    println!(
+        "machine: {} cores; PostgreSQL on loopback; medians of {} repetition(s)\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        mode.reps
+    );
+    reserve::run(&mode).await?;
+    Ok(())
+}

@@ -1,0 +1,397 @@
+//! Section 1: credit reservation under contention.
+//!
+//! (a) ours: `credits::reserve_credits_committed`, one statement (conditional debit + run +
+//!     ledger leg) pipelined with BEGIN and COMMIT: 1 round trip, the farm row locked only
+//!     while the server executes it;
+//! (b) naive locking: BEGIN; SELECT ... FOR UPDATE; UPDATE; INSERT run; INSERT ledger; COMMIT:
+//!     6 round trips with the row lock held across them;
+//! (c) naive read-then-write without locking: read the balance, then write `balance - 1`.
+//!     On our schema the commit-time ledger check refuses every lost update (counted as
+//!     "refused"); on plain tables without the schema's rules it oversells (counted).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+use farmops::{
+    Error,
+    credits::{self, Feature, NewRun},
+    db::{Db, Type},
+    testing::TestDb,
+};
+use rand::Rng;
+use uuid::Uuid;
+
+use crate::{
+    Mode,
+    stats::{median, ms, percentile},
+};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Design {
+    Ours,
+    NaiveLock,
+    NaiveNoLock,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Reserved,
+    Insufficient,
+    Refused,
+}
+
+const RUN: NewRun<'static> = NewRun {
+    feature: Feature::Chat,
+    model: "offline-farm-assistant",
+    user_id: Some("bench"),
+    credits: 1,
+    request_summary: None,
+};
+
+async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> {
+    match design {
+        Design::Ours => {
+            match credits::reserve_credits_committed(pool.tenant(farm).await?, &RUN).await {
+                Ok(_) => Ok(Outcome::Reserved),
+                Err(Error::InsufficientCredits { .. }) => Ok(Outcome::Insufficient),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Design::NaiveLock => {
+            let c = pool.client().await?;
+            c.batch_execute(&format!(
+                "BEGIN; SELECT set_config('app.farm_id', '{farm}', true)"
+            ))
+            .await?;
+            let balance: i64 = c
+                .query_typed(
+                    "SELECT credit_balance FROM farms WHERE id = $1 FOR UPDATE",
+                    &[(&farm, Type::UUID)],
+                )
+                .await?[0]
+                .get(0);
+            if balance < 1 {
+                c.batch_execute("ROLLBACK").await?;
+                return Ok(Outcome::Insufficient);
+            }
+            c.query_typed(
+                "UPDATE farms SET credit_balance = credit_balance - 1 WHERE id = $1",
+                &[(&farm, Type::UUID)],
+            )
+            .await?;
+            insert_run_and_leg(&c, farm, balance - 1).await?;
+            c.batch_execute("COMMIT").await?;
+            Ok(Outcome::Reserved)
+        }
+        Design::NaiveNoLock => {
+            let c = pool.client().await?;
+            let tenant = format!("BEGIN; SELECT set_config('app.farm_id', '{farm}', true)");
+            c.batch_execute(&tenant).await?;
+            let balance: i64 = c
+                .query_typed(
+                    "SELECT credit_balance FROM farms WHERE id = $1",
+                    &[(&farm, Type::UUID)],
+                )
+                .await?[0]
+                .get(0);
+            c.batch_execute("COMMIT").await?;
+            if balance < 1 {
+                return Ok(Outcome::Insufficient);
+            }
+            let after = balance - 1;
+            c.batch_execute(&tenant).await?;
+            let write = async {
+                c.query_typed(
+                    "UPDATE farms SET credit_balance = $2 WHERE id = $1",
+                    &[(&farm, Type::UUID), (&after, Type::INT8)],
+                )
+                .await?;
+                insert_run_and_leg(&c, farm, after).await?;
+                c.batch_execute("COMMIT").await
+            };
+            match write.await {
+                Ok(()) => Ok(Outcome::Reserved),
+                Err(_) => {
+                    let _ = c.batch_execute("ROLLBACK").await;
+                    Ok(Outcome::Refused)
+                }
+            }
+        }
+    }
+}
+
+/// The naive designs' two inserts, one round trip each: the run, then its `reserve` leg.
+async fn insert_run_and_leg(
+    c: &tokio_postgres::Client,
+    farm: Uuid,
+    balance_after: i64,
+) -> Result<(), tokio_postgres::Error> {
+    let run: Uuid = c
+        .query_typed(
+            "INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved)
+             VALUES ($1, 'chat', 'offline-farm-assistant', 'bench', 1) RETURNING id",
+            &[(&farm, Type::UUID)],
+        )
+        .await?[0]
+        .get(0);
+    c.query_typed(
+        "INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
+         VALUES ($1, 'reserve', -1, $2, $3, 'bench')",
+        &[
+            (&farm, Type::UUID),
+            (&balance_after, Type::INT8),
+            (&run, Type::UUID),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+struct Cell {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+    refused: usize,
+}
+
+async fn measure(
+    pool: &Db,
+    design: Design,
+    farms: Arc<Vec<Uuid>>,
+    clients: usize,
+    seconds: f64,
+) -> Result<Cell> {
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (pool, farms) = (pool.clone(), farms.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut refused = 0;
+                while Instant::now() < deadline {
+                    let farm = farms[rand::rng().random_range(0..farms.len())];
+                    let start = Instant::now();
+                    match reserve_once(&pool, design, farm).await? {
+                        Outcome::Reserved => latencies.push(start.elapsed()),
+                        Outcome::Refused => refused += 1,
+                        Outcome::Insufficient => bail!("the bench farm ran out of credits"),
+                    }
+                }
+                Ok::<_, anyhow::Error>((latencies, refused))
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (l, r) = t.await??;
+        latencies.extend(l);
+        refused += r;
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(seconds);
+    latencies.sort();
+    Ok(Cell {
+        per_second: latencies.len() as f64 / elapsed,
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+        refused,
+    })
+}
+
+async fn median_cell(
+    pool: &Db,
+    design: Design,
+    farms: &Arc<Vec<Uuid>>,
+    clients: usize,
+    mode: &Mode,
+) -> Result<Cell> {
+    let mut cells = Vec::new();
+    for _ in 0..mode.reps {
+        cells.push(measure(pool, design, farms.clone(), clients, mode.seconds).await?);
+    }
+    let rate = median(cells.iter().map(|c| c.per_second).collect());
+    let mid = cells
+        .into_iter()
+        .min_by(|a, b| {
+            (a.per_second - rate)
+                .abs()
+                .total_cmp(&(b.per_second - rate).abs())
+        })
+        .unwrap();
+    Ok(mid)
+}
+
+/// Every client tries `attempts` reservations on a farm holding `credits`; returns how many
+/// succeeded and how many the schema refused.
+async fn oversell(
+    pool: &Db,
+    design: Design,
+    farm: Uuid,
+    clients: usize,
+    attempts: usize,
+) -> Result<(usize, usize)> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut refused) = (0, 0);
+                for _ in 0..attempts {
+                    match reserve_once(&pool, design, farm).await? {
+                        Outcome::Reserved => ok += 1,
+                        Outcome::Refused => refused += 1,
+                        Outcome::Insufficient => {}
+                    }
+                }
+                Ok::<_, anyhow::Error>((ok, refused))
+            })
+        })
+        .collect();
+    let mut totals = (0, 0);
+    for t in tasks {
+        let (ok, refused) = t.await??;
+        totals.0 += ok;
+        totals.1 += refused;
+    }
+    Ok(totals)
+}
+
+/// The same read-then-write on plain tables without the schema's rules: how much it oversells.
+async fn oversell_plain(db: &TestDb, clients: usize, credits: i64, attempts: usize) -> Result<i64> {
+    let owner = db.owner_client().await?;
+    owner
+        .batch_execute(
+            "CREATE TABLE plain_farms (id int PRIMARY KEY, credit_balance bigint NOT NULL);
+             CREATE TABLE plain_ledger (id bigserial PRIMARY KEY, delta bigint, balance_after bigint);
+             GRANT SELECT, UPDATE ON plain_farms TO farmops_app;
+             GRANT INSERT ON plain_ledger TO farmops_app;
+             GRANT USAGE ON SEQUENCE plain_ledger_id_seq TO farmops_app;",
+        )
+        .await?;
+    owner
+        .query_typed(
+            "INSERT INTO plain_farms VALUES (1, $1)",
+            &[(&credits, Type::INT8)],
+        )
+        .await?;
+    let pool = db.app_pool(clients)?;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let c = pool.client().await?;
+                let mut ok = 0i64;
+                for _ in 0..attempts {
+                    let balance: i64 = c
+                        .query_typed("SELECT credit_balance FROM plain_farms WHERE id = 1", &[])
+                        .await?[0]
+                        .get(0);
+                    if balance < 1 {
+                        continue;
+                    }
+                    let after = balance - 1;
+                    c.batch_execute("BEGIN").await?;
+                    c.query_typed(
+                        "UPDATE plain_farms SET credit_balance = $1 WHERE id = 1",
+                        &[(&after, Type::INT8)],
+                    )
+                    .await?;
+                    c.query_typed(
+                        "INSERT INTO plain_ledger (delta, balance_after) VALUES (-1, $1)",
+                        &[(&after, Type::INT8)],
+                    )
+                    .await?;
+                    c.batch_execute("COMMIT").await?;
+                    ok += 1;
+                }
+                Ok::<_, anyhow::Error>(ok)
+            })
+        })
+        .collect();
+    let mut sold = 0;
+    for t in tasks {
+        sold += t.await??;
+    }
+    Ok(sold - credits)
+}
+
+pub async fn run(mode: &Mode) -> Result<()> {
+    let db = TestDb::new().await?;
+    let pool = db.app_pool(64)?;
+    let warm: Vec<_> = futures::future::join_all((0..64).map(|_| pool.client())).await;
+    warm.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let plenty = 1_000_000_000;
+    let hot = Arc::new(vec![db.farm("hot", plenty).await?]);
+    let mut spread = Vec::new();
+    for i in 0..100 {
+        spread.push(db.farm(&format!("farm {i}"), plenty).await?);
+    }
+    let spread = Arc::new(spread);
+
+    // warm every connection (plan caches, trigger functions compiled per backend)
+    for design in [Design::Ours, Design::NaiveLock, Design::NaiveNoLock] {
+        measure(&pool, design, spread.clone(), 64, 0.5).await?;
+    }
+
+    println!("## 1. Credit reservation under contention (1 credit per reservation)\n");
+    println!(
+        "| farms | clients | ours /s | naive lock /s | ours ÷ naive | ours p50 / p99 ms | naive lock p50 / p99 ms | no-lock /s | no-lock refused by schema |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (label, farms) in [("1 hot", &hot), ("100", &spread)] {
+        for clients in [1, 8, 32, 64] {
+            let ours = median_cell(&pool, Design::Ours, farms, clients, mode).await?;
+            let naive = median_cell(&pool, Design::NaiveLock, farms, clients, mode).await?;
+            let nolock = median_cell(&pool, Design::NaiveNoLock, farms, clients, mode).await?;
+            println!(
+                "| {label} | {clients} | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {} |",
+                ours.per_second,
+                naive.per_second,
+                ours.per_second / naive.per_second.max(f64::MIN_POSITIVE),
+                ms(ours.p50),
+                ms(ours.p99),
+                ms(naive.p50),
+                ms(naive.p99),
+                nolock.per_second,
+                nolock.refused,
+            );
+        }
+    }
+    println!("\nTarget: ours ≥ 2x naive lock at 32 clients on the hot farm.\n");
+
+    let (clients, credits, attempts) = (32, 200, 12);
+    println!(
+        "Oversell: {clients} clients × {attempts} attempts on a farm with {credits} credits\n"
+    );
+    println!("| design | reservations granted | oversold | refused by schema |");
+    println!("|---|---|---|---|");
+    for design in [Design::Ours, Design::NaiveLock, Design::NaiveNoLock] {
+        let farm = db.farm("oversell", credits).await?;
+        let (ok, refused) = oversell(&pool, design, farm, clients, attempts).await?;
+        let tx = pool.tenant(farm).await?;
+        let audit = credits::audit_ledger(&tx).await?;
+        drop(tx);
+        if !audit.holds {
+            bail!("ledger invariant broken for {design:?}: {audit:?}");
+        }
+        let name = match design {
+            Design::Ours => "(a) ours",
+            Design::NaiveLock => "(b) naive lock",
+            Design::NaiveNoLock => "(c) no lock, our schema",
+        };
+        println!(
+            "| {name} | {ok} | {} | {refused} |",
+            (ok as i64 - credits).max(0)
+        );
+    }
+    let oversold = oversell_plain(&db, clients, credits, attempts).await?;
+    println!(
+        "| (c) no lock, plain tables | {} | {oversold} | 0 (no rules) |",
+        credits + oversold
+    );
+    println!("\nTarget: zero oversell for (a) and (b).\n");
+    Ok(())
+}

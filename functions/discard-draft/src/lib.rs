@@ -1,0 +1,70 @@
+//! discard-draft: `POST /farms/{farm_id}/drafts/{draft_id}/discard` and
+//! `POST /farms/{farm_id}/recommendations/{id}/reject`, both with `{"reason": "..."}`
+//! (required, 1 to 500 characters). Both honour an `Idempotency-Key` header. The decision
+//! itself is [`farmops::decisions::decide`]; this crate only parses the request.
+
+use farmops::{
+    config::Config,
+    db::{Db, Tls, UrlPassword},
+    decisions::{self, Decision, DecisionRequest},
+    http::{self, IdentitySource},
+    idempotency,
+};
+use lambda_http::{Body, Request, Response, http::Method};
+
+/// Built once at cold start.
+pub struct State {
+    pub db: Db,
+    pub identity: IdentitySource,
+}
+
+impl State {
+    /// The pool from `FARMOPS_DATABASE_URL` (see [`farmops::config`]).
+    pub fn from_env() -> farmops::Result<State> {
+        let config = Config::from_env().map_err(|e| farmops::Error::unexpected(e.to_string()))?;
+        let db = Db::connect(
+            &config.database,
+            std::sync::Arc::new(UrlPassword),
+            Tls::Disabled,
+        )?;
+        Ok(State {
+            db,
+            identity: IdentitySource::from_env(),
+        })
+    }
+}
+
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    decisions::response(route(state, &req).await)
+}
+
+async fn route(state: &State, req: &Request) -> farmops::Result<decisions::Decided> {
+    let caller = http::caller(req, state.identity)?;
+    let limit = http::DEFAULT_BODY_LIMIT;
+    // An empty body parses as "no reason" and is refused with 422 like a blank reason.
+    let (farm, decision) = match (req.method(), http::segments(req).as_slice()) {
+        (&Method::POST, ["farms", farm, "drafts", id, "discard"]) => (
+            *farm,
+            Decision::DiscardDraft {
+                draft_id: http::path_id(id, "draft")?,
+                body: http::optional_json_body(req, limit)?,
+            },
+        ),
+        (&Method::POST, ["farms", farm, "recommendations", id, "reject"]) => (
+            *farm,
+            Decision::RejectRecommendation {
+                id: http::path_id(id, "recommendation")?,
+                body: http::optional_json_body(req, limit)?,
+            },
+        ),
+        _ => return Err(http::no_route()),
+    };
+    let request = DecisionRequest {
+        farm_id: http::path_id(farm, "farm")?,
+        user_id: &caller.user_id,
+        idempotency_key: http::header(req, idempotency::HEADER),
+        decision,
+        today: chrono::Utc::now().date_naive(),
+    };
+    decisions::decide(&state.db, request).await
+}

@@ -1,0 +1,233 @@
+//! Recommendations: advice the AI gives (vaccinate pen 3, reduce feed) that only a human may
+//! approve or reject. Approving writes nothing else; it records the human act.
+//!
+//! The schema allows `pending -> approved | rejected` once; decided rows never change and a
+//! rejection says why. Refusals come in the same order as for drafts: 404 (not this farm's),
+//! 403 (role: owner and manager only), 409 (already decided, with its status), 422 (payload).
+
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::{
+    db::{TenantTx, Type},
+    drafts::{Decider, check_note, check_reason},
+    error::{Error, FieldError, Result},
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recommendation {
+    pub id: Uuid,
+    pub farm_id: Uuid,
+    pub ai_run_id: Option<Uuid>,
+    pub title: String,
+    pub body: String,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub decision_note: Option<String>,
+}
+
+/// The columns [`Recommendation::from_row`] reads, in order.
+pub const RECOMMENDATION_COLUMNS: &str = "id, farm_id, ai_run_id, title, body, status, created_by, created_at, \
+     decided_by, decided_at, decision_note";
+
+impl Recommendation {
+    pub fn from_row(row: &Row) -> Recommendation {
+        Recommendation {
+            id: row.get(0),
+            farm_id: row.get(1),
+            ai_run_id: row.get(2),
+            title: row.get(3),
+            body: row.get(4),
+            status: row.get(5),
+            created_by: row.get(6),
+            created_at: row.get(7),
+            decided_by: row.get(8),
+            decided_at: row.get(9),
+            decision_note: row.get(10),
+        }
+    }
+}
+
+/// A recommendation to hold for a human (from the chat turn, or tests).
+#[derive(Debug, Clone)]
+pub struct NewRecommendation<'a> {
+    pub ai_run_id: Option<Uuid>,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub created_by: &'a str,
+}
+
+/// Title 1..200 and body 1..4000 characters (trimmed); 422 naming each bad field.
+pub fn validate_new(rec: &NewRecommendation<'_>) -> Result<()> {
+    let mut errors = Vec::new();
+    for (field, value, max) in [("title", rec.title, 200), ("body", rec.body, 4000)] {
+        let n = value.trim().chars().count();
+        if n == 0 || n > max {
+            errors.push(FieldError::new(
+                field,
+                format!("must be 1 to {max} characters"),
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(errors))
+    }
+}
+
+pub async fn create_recommendation(
+    tx: &TenantTx,
+    rec: &NewRecommendation<'_>,
+) -> Result<Recommendation> {
+    validate_new(rec)?;
+    let row = tx
+        .query_one(
+            &format!(
+                "INSERT INTO ai_recommendations (farm_id, ai_run_id, title, body, created_by)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {RECOMMENDATION_COLUMNS}"
+            ),
+            &[
+                (&tx.farm_id(), Type::UUID),
+                (&rec.ai_run_id, Type::UUID),
+                (&rec.title.trim(), Type::TEXT),
+                (&rec.body.trim(), Type::TEXT),
+                (&rec.created_by, Type::TEXT),
+            ],
+        )
+        .await?;
+    Ok(Recommendation::from_row(&row))
+}
+
+/// One recommendation of the tenant's farm; 404 if it is not the farm's.
+pub async fn get_recommendation(tx: &TenantTx, id: Uuid) -> Result<Recommendation> {
+    select(tx, id, "").await
+}
+
+async fn select(tx: &TenantTx, id: Uuid, lock: &str) -> Result<Recommendation> {
+    let row = tx
+        .query_opt(
+            &format!(
+                "SELECT {RECOMMENDATION_COLUMNS} FROM ai_recommendations WHERE farm_id = $1 AND id = $2 {lock}"
+            ),
+            &[(&tx.farm_id(), Type::UUID), (&id, Type::UUID)],
+        )
+        .await?
+        .ok_or(Error::NotFound("recommendation"))?;
+    Ok(Recommendation::from_row(&row))
+}
+
+/// Locks the recommendation and applies the refusals common to both decisions.
+async fn lock_for_decision(tx: &TenantTx, id: Uuid, by: Decider<'_>) -> Result<Recommendation> {
+    let rec = select(tx, id, "FOR UPDATE").await?;
+    if !by.role.may_decide_recommendation() {
+        return Err(Error::Forbidden(format!(
+            "a {} may not decide a recommendation",
+            by.role.as_str()
+        )));
+    }
+    if rec.status != "pending" {
+        return Err(Error::Conflict {
+            what: "recommendation",
+            status: rec.status,
+        });
+    }
+    Ok(rec)
+}
+
+async fn decide(
+    tx: &TenantTx,
+    id: Uuid,
+    by: Decider<'_>,
+    status: &str,
+    note: Option<&str>,
+) -> Result<Recommendation> {
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE ai_recommendations
+                    SET status = $3, decided_by = $4, decided_at = now(), decision_note = $5
+                  WHERE farm_id = $1 AND id = $2 AND status = 'pending'
+                 RETURNING {RECOMMENDATION_COLUMNS}"
+            ),
+            &[
+                (&tx.farm_id(), Type::UUID),
+                (&id, Type::UUID),
+                (&status, Type::TEXT),
+                (&by.user_id, Type::TEXT),
+                (&note, Type::TEXT),
+            ],
+        )
+        .await?;
+    Ok(Recommendation::from_row(&row))
+}
+
+/// Approves a pending recommendation, with an optional note (at most 500 characters).
+#[tracing::instrument(skip(tx, note), fields(farm_id = %tx.farm_id(), recommendation_id = %id))]
+pub async fn approve_recommendation(
+    tx: &TenantTx,
+    id: Uuid,
+    by: Decider<'_>,
+    note: Option<&str>,
+) -> Result<Recommendation> {
+    lock_for_decision(tx, id, by).await?;
+    check_note(note)?;
+    let note = note.map(str::trim).filter(|n| !n.is_empty());
+    decide(tx, id, by, "approved", note).await
+}
+
+/// Rejects a pending recommendation with a reason (1 to 500 characters).
+#[tracing::instrument(skip(tx, reason), fields(farm_id = %tx.farm_id(), recommendation_id = %id))]
+pub async fn reject_recommendation(
+    tx: &TenantTx,
+    id: Uuid,
+    by: Decider<'_>,
+    reason: &str,
+) -> Result<Recommendation> {
+    lock_for_decision(tx, id, by).await?;
+    let reason = check_reason(reason)?;
+    decide(tx, id, by, "rejected", Some(reason)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_recommendations_are_validated() {
+        let ok = NewRecommendation {
+            ai_run_id: None,
+            title: "Vaccinate pen 3",
+            body: "Newcastle disease booster is due.",
+            created_by: "ai",
+        };
+        assert!(validate_new(&ok).is_ok());
+        let long_title = "t".repeat(201);
+        let long_body = "b".repeat(4001);
+        let cases = [
+            ("", "body", vec!["title"]),
+            ("  ", "body", vec!["title"]),
+            (long_title.as_str(), "body", vec!["title"]),
+            ("title", "", vec!["body"]),
+            ("title", long_body.as_str(), vec!["body"]),
+            ("", "", vec!["title", "body"]),
+        ];
+        for (title, body, fields) in cases {
+            let err = validate_new(&NewRecommendation {
+                title,
+                body,
+                ..ok.clone()
+            })
+            .unwrap_err();
+            let Error::Invalid(errors) = err else {
+                panic!("expected 422")
+            };
+            let got: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(got, fields, "{title:?} / {body:?}");
+        }
+    }
+}
