@@ -25,6 +25,7 @@ use crate::{
     db::{Db, TenantTx, Type},
     drafts::{self, Draft, NewDraft},
     error::{Error, Result},
+    recommendations::{self, NewRecommendation, Recommendation},
     records::{self, Provenance, RecordType, Source},
 };
 
@@ -204,17 +205,21 @@ impl Executor<'_> {
                             "is not a field of a recommendation",
                         ));
                     }
-                    let text = |k: &str, max: usize| {
+                    let text = |k: &str| {
                         o.get(k)
                             .and_then(Value::as_str)
-                            .map(str::trim)
-                            .filter(|t| !t.is_empty() && t.chars().count() <= max)
-                            .map(str::to_string)
-                            .ok_or_else(|| {
-                                Error::invalid(k, format!("must be text of 1 to {max} characters"))
-                            })
+                            .unwrap_or("")
+                            .trim()
+                            .to_string()
                     };
-                    Ok((text("title", 200)?, text("body", 4000)?))
+                    let (title, body) = (text("title"), text("body"));
+                    recommendations::validate_new(&NewRecommendation {
+                        ai_run_id: None,
+                        title: &title,
+                        body: &body,
+                        created_by: self.user_id,
+                    })?;
+                    Ok((title, body))
                 })();
                 let (title, body) = match parsed {
                     Ok(tb) => tb,
@@ -335,28 +340,32 @@ pub async fn read_tool(db: &Db, farm_id: Uuid, tool: Tool, input: &Value) -> Res
     Ok(value)
 }
 
-/// What [`apply`] wrote.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Applied {
-    pub drafts: Vec<Draft>,
-    pub records: Vec<Value>,
-    pub recommendations: Vec<Value>,
+/// One write the turn made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Written {
+    Draft(Draft),
+    Record {
+        record_type: RecordType,
+        record: Value,
+    },
+    Recommendation(Recommendation),
 }
 
-/// One planned write as a statement on `tx` (the caller polls them together: pipelined).
+/// Applies one planned write on `tx` (the turn polls them together with its other
+/// statements, so they are pipelined in one round trip).
 pub async fn apply_one(
     tx: &TenantTx,
     run_id: Uuid,
     user_id: &str,
     planned: &Planned,
-) -> Result<(u8, Value, Option<Draft>)> {
+) -> Result<Written> {
     match planned {
         Planned::Draft {
             record_type,
             payload,
             summary,
-        } => {
-            let draft = drafts::create_draft(
+        } => Ok(Written::Draft(
+            drafts::create_draft(
                 tx,
                 &NewDraft {
                     ai_run_id: Some(run_id),
@@ -366,14 +375,14 @@ pub async fn apply_one(
                     created_by: user_id,
                 },
             )
-            .await?;
-            Ok((0, Value::Null, Some(draft)))
-        }
+            .await?,
+        )),
         Planned::Record {
             record_type,
             payload,
-        } => {
-            let record = records::insert_record(
+        } => Ok(Written::Record {
+            record_type: *record_type,
+            record: records::insert_record(
                 tx,
                 *record_type,
                 payload,
@@ -385,31 +394,20 @@ pub async fn apply_one(
                     confirmed_by: None,
                 },
             )
-            .await?;
-            Ok((
-                1,
-                json!({ "record_type": record_type, "record": record }),
-                None,
-            ))
-        }
-        Planned::Recommendation { title, body } => {
-            let farm_id = tx.farm_id();
-            let row = tx
-                .query_one(
-                    "INSERT INTO ai_recommendations (farm_id, ai_run_id, title, body, created_by)
-                     VALUES ($1, $2, $3, $4, $5)
-                     RETURNING jsonb_build_object('id', id, 'title', title, 'body', body, 'status', status)",
-                    &[
-                        (&farm_id, Type::UUID),
-                        (&run_id, Type::UUID),
-                        (title, Type::TEXT),
-                        (body, Type::TEXT),
-                        (&user_id, Type::TEXT),
-                    ],
-                )
-                .await?;
-            Ok((2, row.get(0), None))
-        }
+            .await?,
+        }),
+        Planned::Recommendation { title, body } => Ok(Written::Recommendation(
+            recommendations::create_recommendation(
+                tx,
+                &NewRecommendation {
+                    ai_run_id: Some(run_id),
+                    title,
+                    body,
+                    created_by: user_id,
+                },
+            )
+            .await?,
+        )),
     }
 }
 

@@ -44,9 +44,10 @@ use crate::{
         offline::KNOWLEDGE_MARKER,
     },
     rag::Retriever,
+    recommendations::Recommendation,
 };
 use evals::Eval;
-use executor::{Executor, Outcome, Planned};
+use executor::{Executor, Outcome, Planned, Written};
 use tools::Tool;
 
 /// The largest chat request body.
@@ -148,7 +149,7 @@ pub struct TurnResponse {
     pub model: String,
     pub drafts: Vec<Draft>,
     pub records: Vec<Value>,
-    pub recommendations: Vec<Value>,
+    pub recommendations: Vec<Recommendation>,
     /// Tool calls refused (invalid input, suggest-only farm, clinical filter).
     pub refused: Vec<Value>,
     pub evals: Vec<Eval>,
@@ -502,7 +503,7 @@ pub async fn run_turn(
         store_evals(&tx, run_id, &evals),
         store_messages(&tx, conversation_id, user_id, run_id, message, &reply)
     );
-    let finish: Result<(Option<Settled>, Vec<(u8, Value, Option<Draft>)>)> = async {
+    let finish: Result<(Option<Settled>, Vec<Written>)> = async {
         let written = written.into_iter().collect::<Result<Vec<_>>>()?;
         stored_evals?;
         stored_messages?;
@@ -538,11 +539,14 @@ pub async fn run_turn(
     let mut drafts = Vec::new();
     let mut records = Vec::new();
     let mut recommendations = Vec::new();
-    for (kind, value, draft) in written {
-        match (kind, draft) {
-            (0, Some(d)) => drafts.push(d),
-            (1, _) => records.push(value),
-            _ => recommendations.push(value),
+    for w in written {
+        match w {
+            Written::Draft(d) => drafts.push(d),
+            Written::Record {
+                record_type,
+                record,
+            } => records.push(json!({ "record_type": record_type, "record": record })),
+            Written::Recommendation(r) => recommendations.push(r),
         }
     }
     Ok(TurnResponse {

@@ -22,7 +22,8 @@ async fn bad_requests_are_refused_with_their_status_and_cost_nothing() -> Result
         "a".repeat(farmops::chat::MAX_MESSAGE_CHARS + 1)
     );
     let unknown_farm = format!("/farms/{}/chat", Uuid::new_v4());
-    let cases: Vec<(&str, Option<&str>, Option<&str>, u16, &str)> = vec![
+    type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (&path, Some(&owner), Some("{not json"), 400, "bad_request"),
         (&path, Some(&owner), None, 400, "bad_request"),
         (&path, Some(&owner), Some("{}"), 422, "invalid_payload"),

@@ -317,7 +317,7 @@ async fn an_unsafe_clinical_reply_is_withheld_flagged_and_stored_as_a_failed_eva
         scalar(
             &db,
             farm,
-            &format!("SELECT count(*) FROM messages WHERE content LIKE '%oxytetracycline%'")
+            "SELECT count(*) FROM messages WHERE content LIKE '%oxytetracycline%'"
         )
         .await?,
         0,
