@@ -1,24 +1,26 @@
 //! One governed AI turn, end to end, and feedback on a run.
 //!
-//! A turn, and its database round trips (NoRetrieval; each read-tool call adds one):
+//! A turn, and its database round trips (with NoRetrieval; each read-tool call adds one):
 //!
 //! 1. ONE statement (sent with `BEGIN` + tenant in the same round trip): the caller's role,
 //!    the farm's autonomy, whether the conversation is the caller's, and its last messages;
 //!    policy in Rust: 404 not a member, 403 viewer, 404 foreign conversation. [1 RT]
 //! 2. retrieval (tenant-scoped [`Retriever`]) in the same transaction, before any debit;
-//! 3. reserve the worst case ([`credits::reserve_credits`]: caps `maxTokens`, bounds the input
-//!    of every call to [`ChatLimits::max_input_tokens`], at most [`ChatLimits::max_model_calls`]
-//!    calls) and COMMIT at once, so no lock is held across a model call. [2 RT]
+//! 3. reserve the worst case and COMMIT, pipelined ([`credits::reserve_credits_committed`]),
+//!    so no lock is held across a model call. The worst case caps `maxTokens`, bounds the
+//!    input of every call to [`ChatLimits::max_input_tokens`] (history is trimmed to fit; the
+//!    loop stops before a call that could exceed it) and allows at most
+//!    [`ChatLimits::max_model_calls`] calls. [1 RT]
 //! 4. the tool loop: the model proposes, the [`executor`] validates, resolves autonomy and
 //!    PLANS writes (nothing is written yet);
 //! 5. evals (schema conformance per tool call, clinical safety on the reply);
-//! 6. ONE transaction, all statements pipelined in one round trip: settle the run with the
+//! 6. ONE transaction, its statements pipelined in one round trip: settle the run with the
 //!    real usage, the planned drafts/records/recommendations, the evals, the conversation
 //!    and its two messages; then COMMIT. [2 RT]
 //!
-//! Total: 5 round trips for a turn without read tools. A model failure settles the run as
-//! failed (charging only what the calls that succeeded consumed) with its evals, in one
-//! pipelined transaction, and nothing else of the turn is written; 502/503 answers.
+//! Total: 4 round trips for a turn without read tools (a test counts them). A model failure
+//! settles the run as failed (charging only what the calls that succeeded consumed) with its
+//! evals, pipelined, then commits (2 RT); nothing else of the turn is written; 502/503.
 
 pub mod evals;
 pub mod executor;
@@ -333,8 +335,8 @@ pub async fn run_turn(
         u64::from(limits.max_model_calls),
     );
     let summary: String = message.chars().take(200).collect();
-    let reservation = credits::reserve_credits(
-        &tx,
+    let reservation = credits::reserve_credits_committed(
+        tx,
         &NewRun {
             feature: Feature::Chat,
             model: &model_id,
@@ -344,7 +346,6 @@ pub async fn run_turn(
         },
     )
     .await?;
-    tx.commit().await?;
     let run_id = reservation.run_id;
     let conversation_id = request.conversation_id.unwrap_or_else(Uuid::new_v4);
 

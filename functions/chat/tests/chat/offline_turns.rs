@@ -66,7 +66,13 @@ async fn draft_writes_only_drafts() -> Result<()> {
     let db = TestDb::new().await?;
     let (farm, owner) = farm(&db, "draft", 10_000).await?;
     let state = offline_state(&db);
+    let before = state.db.round_trips();
     let (status, body) = chat(&state, farm, &owner, json!({"message": MESSAGE})).await;
+    assert_eq!(
+        state.db.round_trips() - before,
+        4,
+        "context, reserve+commit, pipelined writes+settle, commit"
+    );
     assert_eq!(status, 200, "{body}");
     let types: Vec<&str> = body["drafts"]
         .as_array()
