@@ -471,7 +471,8 @@ pub async fn run_turn(
     }
 
     // 5: evals on the reply.
-    if reply.trim().is_empty() {
+    reply = reply.trim().to_string();
+    if reply.is_empty() {
         reply = "(no reply)".into();
     }
     let clinical = evals::clinical_eval("reply", &reply);

@@ -80,6 +80,9 @@ pub struct ToolSpec {
     pub input_schema: Value,
 }
 
+/// Tokens a provider may add to a request (e.g. the tool-use system prompt some models get).
+pub const PROVIDER_OVERHEAD_TOKENS: u64 = 1000;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatRequest {
     pub system: String,
@@ -91,11 +94,13 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     /// An upper bound on the input tokens of this request: its size in bytes of JSON (a token
-    /// of any byte-level tokenizer covers at least one byte) plus a per-message allowance for
-    /// the provider's framing.
+    /// of any byte-level tokenizer covers at least one byte), a per-message allowance for the
+    /// provider's framing, and [`PROVIDER_OVERHEAD_TOKENS`] for the prompt a provider adds
+    /// around tools.
     pub fn input_token_bound(&self) -> u64 {
         let json = serde_json::to_string(self).map(|s| s.len()).unwrap_or(0) as u64;
         json + 16 * (self.messages.len() as u64 + self.tools.len() as u64 + 1)
+            + PROVIDER_OVERHEAD_TOKENS
     }
 }
 

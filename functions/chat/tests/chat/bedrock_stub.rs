@@ -160,6 +160,23 @@ async fn a_server_error_answers_502_and_refunds() -> Result<()> {
 }
 
 #[tokio::test]
+async fn service_unavailable_answers_503_and_refunds() -> Result<()> {
+    failed_turn(
+        vec![Scripted::error(503, "ServiceUnavailableException")],
+        503,
+        "model_unavailable",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn unreadable_model_output_answers_502_and_refunds() -> Result<()> {
+    let mut garbage = Scripted::text("x");
+    garbage.body = json!({"output": {"message": {"role": "assistant", "content": "not a list"}}, "stopReason": 7});
+    failed_turn(vec![garbage], 502, "model_failed").await
+}
+
+#[tokio::test]
 async fn a_model_slower_than_the_timeout_is_cut_off_and_refunded() -> Result<()> {
     let mut slow = Scripted::text("too late");
     slow.delay = TIMEOUT * 5;
@@ -380,5 +397,51 @@ async fn tool_arguments_naming_another_farm_write_nothing_outside_the_callers_fa
         .await?,
         0
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_last_turns_are_sent_as_history() -> Result<()> {
+    let db = TestDb::new().await?;
+    let (farm, owner) = farm(&db, "stub-history", 10_000).await?;
+    let stub = ConverseStub::start(vec![
+        Scripted::text("Layers need about 16 hours of light."),
+        Scripted::text("Yes, from week 18."),
+    ])
+    .await?;
+    let state = state_with(&db, stub.model(TIMEOUT).await);
+    let (_, first) = chat(
+        &state,
+        farm,
+        &owner,
+        json!({"message": "How much light do layers need?"}),
+    )
+    .await;
+    let conversation = first["conversation_id"].clone();
+    let (status, second) = chat(
+        &state,
+        farm,
+        &owner,
+        json!({"message": "Even young ones?", "conversation_id": conversation}),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let sent = &stub.requests()[1].1["messages"];
+    let texts: Vec<&str> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "How much light do layers need?",
+            "Layers need about 16 hours of light.",
+            "Even young ones?"
+        ]
+    );
+    assert_eq!(sent[0]["role"], "user");
+    assert_eq!(sent[1]["role"], "assistant");
     Ok(())
 }
