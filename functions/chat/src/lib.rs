@@ -52,7 +52,7 @@ async fn route(state: &State, req: &Request) -> Result<(u16, Value)> {
         ["farms", farm, "runs", run, "feedback"] => {
             let farm_id = http::path_id(farm, "farm")?;
             let run_id = http::path_id(run, "run")?;
-            let body: FeedbackRequest = http::json_body(req, 4 * 1024)?;
+            let body: FeedbackRequest = http::json_body(req, 16 * 1024)?;
             Ok((
                 200,
                 chat::give_feedback(&state.db, farm_id, &caller.user_id, run_id, &body).await?,

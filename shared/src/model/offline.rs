@@ -604,6 +604,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn odd_text_never_panics_and_only_yields_valid_tool_names() {
+        let odd = [
+            "",
+            " ",
+            "and and and",
+            ",,,..",
+            "sold",
+            "sold 5",
+            "sold 5 crates of",
+            "paid for",
+            "used 3",
+            "3 died",
+            "died in",
+            "remind me to",
+            "remind me to on monday",
+            "pond weighs average",
+            "average 2kg",
+            "₦45,000 sold 20 crätes of ęggs for ₦45,000 naira",
+            "coughing in",
+            "ñ in ñ",
+            "note",
+            "note: ",
+            "💀 3 birds died in pen 💀",
+            "used 4 bags of feed in house 2 and 1.5 tonnes of feed",
+        ];
+        for text in odd {
+            for (name, input) in parse_message(text, today()) {
+                assert!(
+                    crate::chat::tools::parse_tool(&name).is_some(),
+                    "{text}: {name}"
+                );
+                assert!(input.is_object(), "{text}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn questions_are_answered_from_the_knowledge_and_say_they_are_offline() {
         let request = ChatRequest {

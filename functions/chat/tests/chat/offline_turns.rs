@@ -187,6 +187,9 @@ async fn conversations_continue_and_foreign_ones_are_404() -> Result<()> {
         json!({"message": "What should I feed layers?"}),
     )
     .await;
+    let reply = first["reply"].as_str().unwrap();
+    assert!(reply.starts_with("(offline model)"), "{reply}");
+    assert_eq!(first["drafts"], json!([]), "a question writes nothing");
     let conversation = first["conversation_id"].as_str().unwrap().to_string();
     let (status, second) = chat(
         &state,
