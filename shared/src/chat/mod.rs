@@ -45,7 +45,7 @@ use crate::{
         Block, ChatModel, ChatRequest, Message, Role as MsgRole, StopReason, Usage,
         offline::KNOWLEDGE_MARKER,
     },
-    rag::Retriever,
+    rag::{Passage, Retriever},
     recommendations::Recommendation,
 };
 use evals::Eval;
@@ -64,7 +64,7 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// | `FARMOPS_CHAT_PROVIDER` | `offline` | `offline` or `bedrock` (read by the chat function) |
 /// | `FARMOPS_CHAT_MODEL_ID` | `anthropic.claude-3-5-haiku-20241022-v1:0` | Bedrock model id (must have a price) |
 /// | `FARMOPS_CHAT_MAX_TOKENS` | `1024` | `maxTokens` of every model call (1..=4096) |
-/// | `FARMOPS_CHAT_MAX_INPUT_TOKENS` | `24000` | input bound of every call (history is trimmed to fit) |
+/// | `FARMOPS_CHAT_MAX_INPUT_TOKENS` | `32000` | input bound of every call (history is trimmed to fit) |
 /// | `FARMOPS_CHAT_MAX_MODEL_CALLS` | `4` | model calls per turn (1 + tool rounds), 1..=8 |
 /// | `FARMOPS_CHAT_HISTORY_MESSAGES` | `8` | previous messages sent as history |
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Default for ChatLimits {
     fn default() -> Self {
         ChatLimits {
             max_output_tokens: 1024,
-            max_input_tokens: 24_000,
+            max_input_tokens: 32_000,
             max_model_calls: 4,
             history_messages: 8,
         }
@@ -264,6 +264,57 @@ fn well_formed(mut history: Vec<Message>) -> Vec<Message> {
     history
 }
 
+fn system_prompt(passages: &[Passage]) -> String {
+    let mut system = SYSTEM_PROMPT.to_string();
+    if !passages.is_empty() {
+        system.push_str(&format!("\n{KNOWLEDGE_MARKER}\n"));
+        for p in passages {
+            let text: String = p.content.chars().take(1000).collect();
+            system.push_str(&format!("- {}\n", text.replace('\n', " ")));
+        }
+    }
+    system
+}
+
+/// The first request of the turn, within the input bound: history is dropped oldest first
+/// until the request takes at most half the bound (room for the tool rounds), then
+/// passages, least relevant first, until it fits at all. A message that cannot fit even
+/// alone is 422 (before anything is reserved).
+fn fit_request(
+    message: &str,
+    mut history: Vec<Message>,
+    passages: &[Passage],
+    limits: &ChatLimits,
+) -> Result<ChatRequest> {
+    let mut kept = passages.len();
+    let mut request = ChatRequest {
+        system: system_prompt(passages),
+        messages: Vec::new(),
+        tools: tools::tool_specs(),
+        max_tokens: limits.max_output_tokens,
+    };
+    loop {
+        request.messages = well_formed(history.clone());
+        request.messages.push(Message::user_text(message));
+        if request.input_token_bound() <= limits.max_input_tokens / 2 {
+            return Ok(request);
+        }
+        if !history.is_empty() {
+            history.remove(0);
+        } else if kept > 0 {
+            kept -= 1;
+            request.system = system_prompt(&passages[..kept]);
+        } else if request.input_token_bound() <= limits.max_input_tokens {
+            return Ok(request);
+        } else {
+            return Err(Error::invalid(
+                "message",
+                "the message is too large for one turn",
+            ));
+        }
+    }
+}
+
 /// Runs one chat turn for `user_id` on `farm_id`. See the module documentation.
 #[tracing::instrument(skip(deps, request), fields(farm_id = %farm_id))]
 pub async fn run_turn(
@@ -297,37 +348,7 @@ pub async fn run_turn(
         return Err(Error::NotFound("conversation"));
     }
     let passages = deps.retriever.retrieve(&tx, message, 4).await?;
-    let mut system = SYSTEM_PROMPT.to_string();
-    if !passages.is_empty() {
-        system.push_str(&format!("\n{KNOWLEDGE_MARKER}\n"));
-        for p in &passages {
-            let text: String = p.content.chars().take(1000).collect();
-            system.push_str(&format!("- {}\n", text.replace('\n', " ")));
-        }
-    }
-    let mut history = ctx.history;
-    let mut base = ChatRequest {
-        system,
-        messages: Vec::new(),
-        tools: tools::tool_specs(),
-        max_tokens: limits.max_output_tokens,
-    };
-    // Trim history (oldest first) until the first call fits the input bound with room for
-    // the tool rounds.
-    loop {
-        base.messages = well_formed(history.clone());
-        base.messages.push(Message::user_text(message));
-        if base.input_token_bound() <= limits.max_input_tokens / 2 || history.is_empty() {
-            break;
-        }
-        history.remove(0);
-    }
-    if base.input_token_bound() > limits.max_input_tokens {
-        return Err(Error::invalid(
-            "message",
-            "the message and context are too large for one turn",
-        ));
-    }
+    let base = fit_request(message, ctx.history, &passages, limits)?;
     let worst = credits::worst_case_cost(
         price,
         limits.max_input_tokens,
@@ -731,6 +752,56 @@ mod tests {
                 limits.max_input_tokens * n,
                 u64::from(limits.max_output_tokens) * n
             ) <= worst
+        );
+    }
+
+    #[test]
+    fn the_first_request_is_trimmed_to_the_input_bound() {
+        let limits = ChatLimits::default();
+        let passage = |i: usize| Passage {
+            farm_id: Uuid::nil(),
+            source: format!("document:{i}"),
+            content: "knowledge ".repeat(100),
+            distance: 0.1,
+        };
+        let passages: Vec<Passage> = (0..4).map(passage).collect();
+        let history: Vec<Message> = (0..50)
+            .flat_map(|i| {
+                [
+                    Message::user_text(format!("question {i} {}", "x".repeat(900))),
+                    Message::assistant_text("y".repeat(900)),
+                ]
+            })
+            .collect();
+        let r = fit_request("hello", history.clone(), &passages, &limits).unwrap();
+        assert!(r.input_token_bound() <= limits.max_input_tokens / 2);
+        assert!(
+            r.messages.len() > 1 && r.messages.len() < 101,
+            "some history kept: {} messages, bound {}, bare {}",
+            r.messages.len(),
+            r.input_token_bound(),
+            fit_request("hello", vec![], &passages, &limits)
+                .unwrap()
+                .input_token_bound()
+        );
+        assert_eq!(r.messages[0].role, MsgRole::User);
+        assert!(
+            r.system.contains("knowledge"),
+            "passages kept while history can go"
+        );
+        // A huge message (under the character cap) still fits by dropping everything else.
+        let big = "é".repeat(MAX_MESSAGE_CHARS);
+        let r = fit_request(&big, history, &passages, &limits).unwrap();
+        assert!(r.input_token_bound() <= limits.max_input_tokens);
+        assert_eq!(r.messages.len(), 1);
+        let tiny = ChatLimits {
+            max_input_tokens: 8_000,
+            ..ChatLimits::default()
+        };
+        let huge = "💀".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(
+            fit_request(&huge, vec![], &[], &tiny).unwrap_err().status(),
+            422
         );
     }
 
