@@ -378,92 +378,24 @@ pub async fn run_turn(
         autonomy: &ctx.autonomy,
         today: Utc::now().date_naive(),
     };
-    let mut usage = Usage::default();
-    let mut calls = 0u32;
-    let mut planned: Vec<Planned> = Vec::new();
-    let mut refused: Vec<Value> = Vec::new();
-    let mut evals: Vec<Eval> = Vec::new();
-    let mut reply = String::new();
-    let mut request_now = base;
-    let loop_result: Result<()> = async {
-        loop {
-            if request_now.input_token_bound() > limits.max_input_tokens {
-                reply.push_str(" (stopped: the turn reached its input limit)");
-                break;
-            }
-            let response = deps.model.converse(&request_now).await?;
-            calls += 1;
-            usage.input_tokens += response.usage.input_tokens;
-            usage.output_tokens += response.usage.output_tokens;
-            let text = response.message.text();
-            if !text.trim().is_empty() {
-                reply = text;
-            }
-            let uses: Vec<(String, String, Value)> = response
-                .message
-                .content
-                .iter()
-                .filter_map(|b| match b {
-                    Block::ToolUse { id, name, input } => Some((id.clone(), name.clone(), input.clone())),
-                    _ => None,
-                })
-                .collect();
-            request_now.messages.push(Message { role: MsgRole::Assistant, content: response.message.content });
-            if response.stop_reason != StopReason::ToolUse || uses.is_empty() {
-                break;
-            }
-            if calls >= limits.max_model_calls {
-                reply.push_str(" (stopped: the turn reached its tool-call limit)");
-                break;
-            }
-            let mut results = Vec::new();
-            for (id, name, input) in uses {
-                let outcome = match tools::parse_tool(&name) {
-                    None => Outcome {
-                        result: json!({ "error": format!("unknown tool {name}") }),
-                        is_error: true,
-                        planned: None,
-                        eval: Some(Eval {
-                            name: evals::SCHEMA_CONFORMANCE.into(),
-                            passed: false,
-                            details: json!({ "tool": name, "tool_use_id": id, "errors": [{"field": "name", "message": "unknown tool"}] }),
-                        }),
-                    },
-                    Some(tool @ (Tool::RecentRecords | Tool::FarmSummary)) => {
-                        match executor::read_tool(deps.db, farm_id, tool, &input).await {
-                            Ok(v) => Outcome { result: v, is_error: false, planned: None, eval: None },
-                            Err(e @ Error::Invalid(_)) => Outcome {
-                                result: json!({ "error": e.to_string() }),
-                                is_error: true,
-                                planned: None,
-                                eval: None,
-                            },
-                            Err(e) => return Err(e),
-                        }
-                    }
-                    Some(tool) => executor.plan_write(tool, &id, &name, &input),
-                };
-                if let Some(e) = outcome.eval {
-                    evals.push(e);
-                }
-                if outcome.is_error {
-                    refused.push(json!({ "tool": name, "input": input, "error": outcome.result["error"] }));
-                }
-                if let Some(p) = outcome.planned {
-                    planned.push(p);
-                }
-                results.push(Block::ToolResult { id, content: outcome.result, is_error: outcome.is_error });
-            }
-            request_now.messages.push(Message { role: MsgRole::User, content: results });
-        }
-        Ok(())
-    }
-    .await;
+    let mut turn = LoopState::default();
+    let loop_result = tool_loop(deps, &executor, base, &mut turn).await;
+    let LoopState {
+        usage,
+        calls,
+        planned,
+        refused,
+        mut evals,
+        mut reply,
+    } = turn;
     let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let charged = credits::cost(price, usage.input_tokens, usage.output_tokens).min(worst);
-    if charged == worst && credits::cost(price, usage.input_tokens, usage.output_tokens) > worst {
-        tracing::warn!(run_id = %run_id, "usage above the reservation: charge capped at the reservation");
+    let actual = credits::cost(price, usage.input_tokens, usage.output_tokens);
+    if actual > worst {
+        // The caps make this impossible unless a provider miscounts; never charge above
+        // the reservation (the schema would refuse it).
+        tracing::warn!(run_id = %run_id, actual, worst, "usage above the reservation: charge capped");
     }
+    let charged = actual.min(worst);
     let tokens = |n: u64| i32::try_from(n).unwrap_or(i32::MAX);
 
     if let Err(model_error) = loop_result {
@@ -479,13 +411,14 @@ pub async fn run_turn(
             error: Some(&message),
         };
         let (settled, stored) = futures::join!(
-            credits::settle_run(&tx, run_id, &failed),
+            async { credits::settle_run(&tx, run_id, &failed).await.map(drop) },
             store_evals(&tx, run_id, &evals)
         );
-        match settled.and(stored).and(Ok(())) {
+        match settled.and(stored) {
             Ok(()) => tx.commit().await?,
+            // The reservation stays open: reconcile-credits expires and refunds it.
             Err(e) => {
-                tracing::error!(run_id = %run_id, error = %e, "could not settle a failed run; reconcile-credits will expire it")
+                tracing::error!(run_id = %run_id, error = %e, "could not settle a failed run")
             }
         }
         return Err(model_error);
@@ -594,6 +527,131 @@ pub async fn run_turn(
             output_tokens: usage.output_tokens,
             model_calls: calls,
         },
+    })
+}
+
+/// What the tool loop accumulates.
+#[derive(Default)]
+struct LoopState {
+    usage: Usage,
+    calls: u32,
+    planned: Vec<Planned>,
+    refused: Vec<Value>,
+    evals: Vec<Eval>,
+    reply: String,
+}
+
+/// Calls the model, executes its tool calls, and calls it again with the results, within
+/// the turn's caps. A model (or database) error ends it; `turn` keeps what was consumed.
+async fn tool_loop(
+    deps: &ChatDeps<'_>,
+    executor: &Executor<'_>,
+    mut request: ChatRequest,
+    turn: &mut LoopState,
+) -> Result<()> {
+    let limits = deps.limits;
+    loop {
+        if request.input_token_bound() > limits.max_input_tokens {
+            turn.reply
+                .push_str(" (stopped: the turn reached its input limit)");
+            return Ok(());
+        }
+        let response = deps.model.converse(&request).await?;
+        turn.calls += 1;
+        turn.usage.input_tokens += response.usage.input_tokens;
+        turn.usage.output_tokens += response.usage.output_tokens;
+        let text = response.message.text();
+        if !text.trim().is_empty() {
+            turn.reply = text;
+        }
+        let uses: Vec<(String, String, Value)> = response
+            .message
+            .content
+            .iter()
+            .filter_map(|b| match b {
+                Block::ToolUse { id, name, input } => {
+                    Some((id.clone(), name.clone(), input.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        request.messages.push(Message {
+            role: MsgRole::Assistant,
+            content: response.message.content,
+        });
+        if response.stop_reason != StopReason::ToolUse || uses.is_empty() {
+            return Ok(());
+        }
+        if turn.calls >= limits.max_model_calls {
+            turn.reply
+                .push_str(" (stopped: the turn reached its tool-call limit)");
+            return Ok(());
+        }
+        let mut results = Vec::new();
+        for (id, name, input) in uses {
+            let outcome = execute(deps.db, executor, &id, &name, &input).await?;
+            if let Some(e) = outcome.eval {
+                turn.evals.push(e);
+            }
+            if outcome.is_error {
+                turn.refused.push(json!({
+                    "tool": name, "input": input, "error": outcome.result["error"]
+                }));
+            }
+            if let Some(p) = outcome.planned {
+                turn.planned.push(p);
+            }
+            results.push(Block::ToolResult {
+                id,
+                content: outcome.result,
+                is_error: outcome.is_error,
+            });
+        }
+        request.messages.push(Message {
+            role: MsgRole::User,
+            content: results,
+        });
+    }
+}
+
+/// One tool call: unknown tools and invalid read arguments are tool errors; writes are
+/// planned by the executor.
+async fn execute(
+    db: &Db,
+    executor: &Executor<'_>,
+    id: &str,
+    name: &str,
+    input: &Value,
+) -> Result<Outcome> {
+    let error = |message: String, eval: Option<Eval>| Outcome {
+        result: json!({ "error": message }),
+        is_error: true,
+        planned: None,
+        eval,
+    };
+    Ok(match tools::parse_tool(name) {
+        None => error(
+            format!("unknown tool {name}"),
+            Some(Eval {
+                name: evals::SCHEMA_CONFORMANCE.into(),
+                passed: false,
+                details: json!({ "tool": name, "tool_use_id": id,
+                                 "errors": [{"field": "name", "message": "unknown tool"}] }),
+            }),
+        ),
+        Some(tool @ (Tool::RecentRecords | Tool::FarmSummary)) => {
+            match executor::read_tool(db, executor.farm_id, tool, input).await {
+                Ok(result) => Outcome {
+                    result,
+                    is_error: false,
+                    planned: None,
+                    eval: None,
+                },
+                Err(e @ Error::Invalid(_)) => error(e.to_string(), None),
+                Err(e) => return Err(e),
+            }
+        }
+        Some(tool) => executor.plan_write(tool, id, name, input),
     })
 }
 
