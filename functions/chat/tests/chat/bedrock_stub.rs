@@ -445,3 +445,115 @@ async fn the_last_turns_are_sent_as_history() -> Result<()> {
     assert_eq!(sent[1]["role"], "assistant");
     Ok(())
 }
+
+#[tokio::test]
+async fn the_tool_loop_stops_at_its_call_limit_within_the_reservation() -> Result<()> {
+    let db = TestDb::new().await?;
+    let (farm, owner) = farm(&db, "stub-loop", 10_000).await?;
+    let limits = ChatLimits::default();
+    let script: Vec<Scripted> = (0..limits.max_model_calls + 2)
+        .map(|i| {
+            Scripted::tool_use(&[(
+                &format!("tu-{i}"),
+                "record_note",
+                json!({"body": format!("note {i}")}),
+            )])
+        })
+        .collect();
+    let stub = ConverseStub::start(script).await?;
+    let state = state_with(&db, stub.model(TIMEOUT).await);
+    let (status, body) = chat(&state, farm, &owner, json!({"message": "keep noting"})).await;
+    assert_eq!(status, 200, "{body}");
+    let calls = limits.max_model_calls as usize;
+    assert_eq!(stub.requests().len(), calls, "no call beyond the cap");
+    assert_eq!(body["usage"]["model_calls"], calls);
+    assert_eq!(
+        body["drafts"].as_array().unwrap().len(),
+        calls - 1,
+        "the last call's tool use is not executed"
+    );
+    assert!(
+        body["reply"].as_str().unwrap().contains("tool-call limit"),
+        "{body}"
+    );
+    let reserved = body["credits"]["reserved"].as_i64().unwrap();
+    let charged = body["credits"]["charged"].as_i64().unwrap();
+    assert_eq!(
+        charged,
+        credits::cost(
+            price_for(HAIKU).unwrap(),
+            1200 * calls as u64,
+            80 * calls as u64
+        )
+    );
+    assert!(charged <= reserved);
+    assert!(ledger_holds(&db, farm).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn read_tools_see_only_the_callers_farm() -> Result<()> {
+    use farmops::records::{Provenance, RecordType, Source, insert_record};
+    let db = TestDb::new().await?;
+    let (farm, owner) = farm(&db, "stub-read", 10_000).await?;
+    let (other, _) = crate::support::farm(&db, "stub-read-other", 10_000).await?;
+    for (f, body) in [
+        (farm, "our fence is mended"),
+        (other, "secret of the other farm"),
+    ] {
+        let tx = db.app.tenant(f).await?;
+        let payload = json!({"body": body, "occurred_on": "2026-01-05"});
+        insert_record(
+            &tx,
+            RecordType::Note,
+            payload.as_object().unwrap(),
+            &Provenance {
+                source: Source::Manual,
+                created_by: "seed",
+                ai_run_id: None,
+                draft_id: None,
+                confirmed_by: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let stub = ConverseStub::start(vec![
+        Scripted::tool_use(&[
+            ("tu-1", "recent_records", json!({})),
+            ("tu-2", "farm_summary", json!({})),
+        ]),
+        Scripted::text("You mended the fence."),
+    ])
+    .await?;
+    let state = state_with(&db, stub.model(TIMEOUT).await);
+    let before = state.db.round_trips();
+    let (status, body) = chat(
+        &state,
+        farm,
+        &owner,
+        json!({"message": "what happened lately?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(state.db.round_trips() - before, 6, "4 + one per read tool");
+    let results = stub.requests()[1].1["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["content"]
+        .clone();
+    let recent = results[0]["toolResult"]["content"][0]["json"].to_string();
+    assert!(recent.contains("our fence is mended"), "{recent}");
+    assert!(!recent.contains("secret"), "{recent}");
+    let summary = &results[1]["toolResult"]["content"][0]["json"];
+    assert_eq!(
+        summary["records_last_30_days"]["note"], 0,
+        "occurred long ago: {summary}"
+    );
+    assert!(
+        summary["credit_balance"].as_i64().unwrap() < 10_000,
+        "{summary}"
+    );
+    Ok(())
+}
