@@ -229,7 +229,7 @@ impl Executor<'_> {
                     }
                 };
                 let eval = Some(schema_eval(name, tool_use_id, None));
-                if tier_for(self.autonomy, RecordType::Note) == Tier::Suggest {
+                if self.autonomy.tier == Tier::Suggest {
                     return Outcome::error(
                         "not saved: this farm lets the assistant only suggest; say it in words",
                         eval,
@@ -483,6 +483,23 @@ mod tests {
             json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000}),
         );
         assert!(o.is_error && o.planned.is_none());
+        let rec = json!({"title": "Vaccinate", "body": "Book the vet for Monday."});
+        let o = plan(
+            &settings(Tier::Suggest, &[]),
+            "create_recommendation",
+            rec.clone(),
+        );
+        assert!(
+            o.is_error && o.planned.is_none(),
+            "suggest writes no recommendation"
+        );
+        let mut note_only = settings(Tier::Draft, &[]);
+        note_only.overrides.insert(RecordType::Note, Tier::Suggest);
+        assert!(
+            plan(&note_only, "create_recommendation", rec)
+                .planned
+                .is_some()
+        );
     }
 
     #[test]
