@@ -12,6 +12,7 @@
 
 pub mod autonomy;
 pub mod aws;
+pub mod chat;
 pub mod config;
 pub mod credits;
 pub mod db;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod membership;
+pub mod model;
 pub mod rag;
 pub mod recommendations;
 pub mod records;

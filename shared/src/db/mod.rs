@@ -19,7 +19,7 @@ pub mod tls;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU8, AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -280,6 +280,7 @@ impl Db {
             farm_id,
             state: AtomicU8::new(NOT_BEGUN),
             round_trips: self.round_trips.clone(),
+            in_flight: AtomicU32::new(0),
         })
     }
 
@@ -317,6 +318,27 @@ pub struct TenantTx {
     farm_id: Uuid,
     state: AtomicU8,
     round_trips: Arc<AtomicU64>,
+    /// Statements sent and not yet answered: statements polled together (pipelined) share
+    /// one round trip, so only the first of a batch counts one.
+    in_flight: AtomicU32,
+}
+
+/// Counts a round trip when a statement starts with none in flight; leaves on drop.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl<'a> InFlight<'a> {
+    fn enter(in_flight: &'a AtomicU32, round_trips: &AtomicU64) -> InFlight<'a> {
+        if in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            round_trips.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight(in_flight)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl TenantTx {
@@ -342,7 +364,7 @@ impl TenantTx {
     /// `BEGIN` and the tenant setting in the same round trip.
     pub async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         let client = self.client();
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight::enter(&self.in_flight, &self.round_trips);
         let result =
             match self
                 .state

@@ -1,0 +1,53 @@
+//! chat: cold start builds the pool, the model and the retriever once, then serves.
+//! `FARMOPS_CHAT_PROVIDER=bedrock` uses Bedrock Converse (`FARMOPS_CHAT_MODEL_ID`), anything
+//! else the offline model. See `farmops::chat::ChatLimits` and `farmops::aws` for the rest.
+
+use std::sync::Arc;
+
+use chat::{State, handle};
+use farmops::{
+    chat::ChatLimits,
+    config::{Config, Env},
+    db::{Db, Tls, UrlPassword},
+    http::IdentitySource,
+    model::{ChatModel, bedrock::BedrockChat, offline::OfflineChat},
+    rag::NoRetrieval,
+};
+use lambda_http::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    farmops::telemetry::init();
+    let config = Config::from_env()?;
+    let env = Env(|k: &str| std::env::var(k).ok());
+    let limits = ChatLimits::from_env(&env)?;
+    let db = Db::connect(&config.database, Arc::new(UrlPassword), Tls::Disabled)?;
+    let model: Arc<dyn ChatModel> = match env.optional("FARMOPS_CHAT_PROVIDER").as_deref() {
+        Some("bedrock") => {
+            let model_id = env
+                .optional("FARMOPS_CHAT_MODEL_ID")
+                .unwrap_or_else(|| "anthropic.claude-3-5-haiku-20241022-v1:0".into());
+            if farmops::credits::price_for(&model_id).is_none() {
+                return Err(format!("FARMOPS_CHAT_MODEL_ID {model_id} has no price").into());
+            }
+            let settings = farmops::aws::BedrockSettings::from_env(&env)?;
+            Arc::new(BedrockChat::new(
+                farmops::aws::bedrock_client(&settings).await,
+                model_id,
+            ))
+        }
+        _ => Arc::new(OfflineChat),
+    };
+    let state = Arc::new(State {
+        db,
+        identity: IdentitySource::from_env(),
+        model,
+        retriever: Arc::new(NoRetrieval),
+        limits,
+    });
+    lambda_http::run(service_fn(move |req| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Error>(handle(&state, req).await) }
+    }))
+    .await
+}

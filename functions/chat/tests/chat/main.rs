@@ -1,0 +1,8 @@
+//! chat function tests: real API Gateway events, real PostgreSQL, the offline model, and the
+//! real Bedrock SDK client against a local stub speaking the Converse wire format.
+
+mod bad_input;
+mod bedrock_stub;
+mod concurrency;
+mod offline_turns;
+mod support;

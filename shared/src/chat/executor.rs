@@ -1,0 +1,542 @@
+//! The tool executor: turns a model's tool call into a governed effect.
+//!
+//! * The farm and the user come from the authenticated request (the [`Executor`] is built
+//!   from them), never from model output: no tool schema has a farm field and unknown fields
+//!   are refused by [`records::validate_payload`].
+//! * A write is validated against its record schema (invalid: tool error + a failed
+//!   `schema_conformance` eval, nothing planned), then autonomy is resolved
+//!   ([`autonomy::resolve_autonomy`]): `suggest` refuses (a tool error, so the model answers
+//!   in words), `draft` plans a draft, `auto` plans a record with `Source::AiAuto`.
+//! * Writes are PLANNED here and applied by [`apply`] in the transaction that settles the
+//!   run, so a failed turn leaves nothing behind and no transaction stays open across a
+//!   model call.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::{
+    evals::{self, Eval, SCHEMA_CONFORMANCE},
+    tools::Tool,
+};
+use crate::{
+    autonomy::{AutonomySettings, Tier, resolve_autonomy},
+    db::{Db, TenantTx, Type},
+    drafts::{self, Draft, NewDraft},
+    error::{Error, Result},
+    recommendations::{self, NewRecommendation, Recommendation},
+    records::{self, Provenance, RecordType, Source},
+};
+
+/// A write the turn will make if it succeeds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    Draft {
+        record_type: RecordType,
+        payload: Map<String, Value>,
+        summary: String,
+    },
+    Record {
+        record_type: RecordType,
+        payload: Map<String, Value>,
+    },
+    Recommendation {
+        title: String,
+        body: String,
+    },
+}
+
+/// What one tool call produced: the result for the model, and the plan and eval if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub result: Value,
+    pub is_error: bool,
+    pub planned: Option<Planned>,
+    pub eval: Option<Eval>,
+}
+
+impl Outcome {
+    fn error(message: impl Into<String>, eval: Option<Eval>) -> Outcome {
+        Outcome {
+            result: json!({ "error": message.into() }),
+            is_error: true,
+            planned: None,
+            eval,
+        }
+    }
+}
+
+pub struct Executor<'a> {
+    pub farm_id: Uuid,
+    pub user_id: &'a str,
+    pub autonomy: &'a AutonomySettings,
+    pub today: NaiveDate,
+}
+
+fn schema_eval(tool: &str, tool_use_id: &str, errors: Option<&Error>) -> Eval {
+    let errors = match errors {
+        Some(Error::Invalid(fields)) => json!(fields),
+        Some(other) => json!([{ "field": "input", "message": other.to_string() }]),
+        None => json!([]),
+    };
+    Eval {
+        name: SCHEMA_CONFORMANCE.into(),
+        passed: errors.as_array().is_some_and(|a| a.is_empty()),
+        details: json!({ "tool": tool, "tool_use_id": tool_use_id, "errors": errors }),
+    }
+}
+
+/// A short human summary of a record payload.
+pub fn summarize(record_type: RecordType, p: &Map<String, Value>) -> String {
+    let s = |k: &str| {
+        p.get(k)
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .unwrap_or_default()
+    };
+    let naira = |k: &str| {
+        p.get(k)
+            .and_then(Value::as_i64)
+            .map(|kobo| format!("NGN {}.{:02}", kobo / 100, kobo % 100))
+            .unwrap_or_default()
+    };
+    match record_type {
+        RecordType::Mortality => format!("{} dead {}", s("count"), s("location")),
+        RecordType::FeedUse => format!("{} {} of feed used", s("quantity"), s("unit")),
+        RecordType::Sale => format!(
+            "sold {} {} {} for {}",
+            s("quantity"),
+            s("unit"),
+            s("item"),
+            naira("amount_kobo")
+        ),
+        RecordType::Expense => format!(
+            "{} expense {} ({})",
+            s("category"),
+            naira("amount_kobo"),
+            s("description")
+        ),
+        RecordType::Water => format!("{} litres of water", s("litres")),
+        RecordType::Weight => format!("average weight {} g {}", s("average_grams"), s("location")),
+        RecordType::Symptom => format!("symptoms: {} {}", s("symptoms"), s("location")),
+        RecordType::Note => format!("note: {}", s("body")),
+        RecordType::Task => format!("task: {} {}", s("title"), s("due_on")),
+    }
+    .trim()
+    .to_string()
+}
+
+/// The tier of one AI write: [`resolve_autonomy`], except that a farm (or record type) set to
+/// `suggest` gets `suggest` even for sales, expenses and deaths. The hard floor only ever
+/// LOWERS a tier to `draft`; it never raises `suggest` to `draft` (in suggest mode the
+/// assistant writes nothing at all, not even drafts).
+pub fn tier_for(settings: &AutonomySettings, record_type: RecordType) -> Tier {
+    let chosen = settings
+        .overrides
+        .get(&record_type)
+        .copied()
+        .unwrap_or(settings.tier);
+    if chosen == Tier::Suggest {
+        Tier::Suggest
+    } else {
+        resolve_autonomy(settings, record_type)
+    }
+}
+
+impl Executor<'_> {
+    /// Plans a write tool (pure: no database). Read tools are answered by [`read_tool`].
+    pub fn plan_write(&self, tool: Tool, tool_use_id: &str, name: &str, input: &Value) -> Outcome {
+        match tool {
+            Tool::Record(record_type) => {
+                let payload = match records::validate_payload(record_type, input, self.today) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let eval = schema_eval(name, tool_use_id, Some(&e));
+                        return Outcome::error(
+                            format!("invalid input, nothing was saved: {e}"),
+                            Some(eval),
+                        );
+                    }
+                };
+                let eval = Some(schema_eval(name, tool_use_id, None));
+                let summary = summarize(record_type, &payload);
+                match tier_for(self.autonomy, record_type) {
+                    Tier::Suggest => Outcome::error(
+                        format!(
+                            "not saved: this farm lets the assistant only suggest; tell the user to record it themselves ({summary})"
+                        ),
+                        eval,
+                    ),
+                    Tier::Draft => Outcome {
+                        result: json!({ "status": "draft_created", "record_type": record_type,
+                                        "summary": format!("draft {summary} (awaiting confirmation)") }),
+                        is_error: false,
+                        planned: Some(Planned::Draft {
+                            record_type,
+                            payload,
+                            summary,
+                        }),
+                        eval,
+                    },
+                    Tier::Auto => Outcome {
+                        result: json!({ "status": "record_written", "record_type": record_type,
+                                        "summary": format!("recorded {summary}") }),
+                        is_error: false,
+                        planned: Some(Planned::Record {
+                            record_type,
+                            payload,
+                        }),
+                        eval,
+                    },
+                }
+            }
+            Tool::Recommendation => {
+                let parsed = (|| {
+                    let o = input
+                        .as_object()
+                        .ok_or_else(|| Error::invalid("input", "must be an object"))?;
+                    if let Some(k) = o.keys().find(|k| *k != "title" && *k != "body") {
+                        return Err(Error::invalid(
+                            k.as_str(),
+                            "is not a field of a recommendation",
+                        ));
+                    }
+                    let text = |k: &str| {
+                        o.get(k)
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .trim()
+                            .to_string()
+                    };
+                    let (title, body) = (text("title"), text("body"));
+                    recommendations::validate_new(&NewRecommendation {
+                        ai_run_id: None,
+                        title: &title,
+                        body: &body,
+                        created_by: self.user_id,
+                    })?;
+                    Ok((title, body))
+                })();
+                let (title, body) = match parsed {
+                    Ok(tb) => tb,
+                    Err(e) => {
+                        let eval = schema_eval(name, tool_use_id, Some(&e));
+                        return Outcome::error(format!("invalid input: {e}"), Some(eval));
+                    }
+                };
+                let eval = Some(schema_eval(name, tool_use_id, None));
+                if self.autonomy.tier == Tier::Suggest {
+                    return Outcome::error(
+                        "not saved: this farm lets the assistant only suggest; say it in words",
+                        eval,
+                    );
+                }
+                if !evals::clinical_violations(&format!("{title}\n{body}")).is_empty() {
+                    return Outcome::error(
+                        "refused by the clinical safety filter: no drug doses, withdrawal shortcuts or banned substances; refer to a veterinarian",
+                        eval,
+                    );
+                }
+                Outcome {
+                    result: json!({ "status": "recommendation_created", "summary": format!("recommendation \"{title}\" for approval") }),
+                    is_error: false,
+                    planned: Some(Planned::Recommendation { title, body }),
+                    eval,
+                }
+            }
+            Tool::RecentRecords | Tool::FarmSummary => {
+                Outcome::error("read tools are not planned", None)
+            }
+        }
+    }
+}
+
+/// Answers a read tool in a short read-only tenant transaction of the caller's farm.
+pub async fn read_tool(db: &Db, farm_id: Uuid, tool: Tool, input: &Value) -> Result<Value> {
+    let object = input.as_object().cloned().unwrap_or_default();
+    let tx = db.tenant(farm_id).await?;
+    let value = match tool {
+        Tool::RecentRecords => {
+            if let Some(k) = object.keys().find(|k| *k != "record_type" && *k != "limit") {
+                return Err(Error::invalid(
+                    k.as_str(),
+                    "is not an argument of recent_records",
+                ));
+            }
+            let types: Vec<RecordType> = match object.get("record_type") {
+                None | Some(Value::Null) => RecordType::ALL.to_vec(),
+                Some(v) => vec![
+                    v.as_str()
+                        .and_then(RecordType::parse)
+                        .ok_or_else(|| Error::invalid("record_type", "unknown record type"))?,
+                ],
+            };
+            let limit = match object.get("limit") {
+                None | Some(Value::Null) => 10,
+                Some(v) => v
+                    .as_i64()
+                    .filter(|n| (1..=20).contains(n))
+                    .ok_or_else(|| Error::invalid("limit", "must be 1 to 20"))?,
+            };
+            let union = types
+                .iter()
+                .map(|t| {
+                    format!(
+                        "SELECT '{name}' AS record_type, r.created_at, to_jsonb(r) - 'farm_id' AS row FROM {table} r WHERE r.farm_id = $1",
+                        name = t.as_str(),
+                        table = t.table()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            let row = tx
+                .query_one(
+                    &format!(
+                        "SELECT coalesce(jsonb_agg(jsonb_build_object('record_type', record_type, 'record', row) ORDER BY created_at DESC), '[]')
+                           FROM (SELECT * FROM ({union}) u ORDER BY created_at DESC LIMIT $2) x"
+                    ),
+                    &[(&farm_id, Type::UUID), (&limit, Type::INT8)],
+                )
+                .await?;
+            json!({ "records": row.get::<_, Value>(0) })
+        }
+        Tool::FarmSummary => {
+            if !object.is_empty() {
+                return Err(Error::invalid("input", "farm_summary takes no arguments"));
+            }
+            let counts = RecordType::ALL
+                .iter()
+                .map(|t| {
+                    format!(
+                        "'{}', (SELECT count(*) FROM {} WHERE farm_id = $1 AND occurred_on > current_date - 30)",
+                        t.as_str(),
+                        t.table()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let row = tx
+                .query_one(
+                    &format!(
+                        "SELECT jsonb_build_object(
+                           'records_last_30_days', jsonb_build_object({counts}),
+                           'pending_drafts', (SELECT count(*) FROM assistant_drafts WHERE farm_id = $1 AND status = 'pending'),
+                           'pending_recommendations', (SELECT count(*) FROM ai_recommendations WHERE farm_id = $1 AND status = 'pending'),
+                           'credit_balance', (SELECT credit_balance FROM farms WHERE id = $1))"
+                    ),
+                    &[(&farm_id, Type::UUID)],
+                )
+                .await?;
+            row.get(0)
+        }
+        _ => return Err(Error::unexpected("not a read tool")),
+    };
+    // Read-only: dropping the transaction rolls it back.
+    drop(tx);
+    Ok(value)
+}
+
+/// One write the turn made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Written {
+    Draft(Draft),
+    Record {
+        record_type: RecordType,
+        record: Value,
+    },
+    Recommendation(Recommendation),
+}
+
+/// Applies one planned write on `tx` (the turn polls them together with its other
+/// statements, so they are pipelined in one round trip).
+pub async fn apply_one(
+    tx: &TenantTx,
+    run_id: Uuid,
+    user_id: &str,
+    planned: &Planned,
+) -> Result<Written> {
+    match planned {
+        Planned::Draft {
+            record_type,
+            payload,
+            summary,
+        } => Ok(Written::Draft(
+            drafts::create_draft(
+                tx,
+                &NewDraft {
+                    ai_run_id: Some(run_id),
+                    record_type: *record_type,
+                    payload,
+                    summary: Some(summary),
+                    created_by: user_id,
+                },
+            )
+            .await?,
+        )),
+        Planned::Record {
+            record_type,
+            payload,
+        } => Ok(Written::Record {
+            record_type: *record_type,
+            record: records::insert_record(
+                tx,
+                *record_type,
+                payload,
+                &Provenance {
+                    source: Source::AiAuto,
+                    created_by: user_id,
+                    ai_run_id: Some(run_id),
+                    draft_id: None,
+                    confirmed_by: None,
+                },
+            )
+            .await?,
+        }),
+        Planned::Recommendation { title, body } => Ok(Written::Recommendation(
+            recommendations::create_recommendation(
+                tx,
+                &NewRecommendation {
+                    ai_run_id: Some(run_id),
+                    title,
+                    body,
+                    created_by: user_id,
+                },
+            )
+            .await?,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::tools;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn settings(tier: Tier, auto: &[RecordType]) -> AutonomySettings {
+        AutonomySettings {
+            tier,
+            auto_categories: auto.iter().copied().collect::<BTreeSet<_>>(),
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    fn plan(s: &AutonomySettings, name: &str, input: Value) -> Outcome {
+        let ex = Executor {
+            farm_id: Uuid::nil(),
+            user_id: "u",
+            autonomy: s,
+            today: NaiveDate::from_ymd_opt(2026, 11, 28).unwrap(),
+        };
+        ex.plan_write(tools::parse_tool(name).unwrap(), "t1", name, &input)
+    }
+
+    #[test]
+    fn autonomy_decides_draft_record_or_refusal() {
+        let feed = json!({"quantity": 4, "unit": "bag"});
+        let sale =
+            json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000});
+        let auto = settings(Tier::Auto, &[RecordType::FeedUse, RecordType::Sale]);
+        assert!(matches!(
+            plan(&auto, "record_feed_use", feed.clone()).planned,
+            Some(Planned::Record { .. })
+        ));
+        assert!(
+            matches!(
+                plan(&auto, "record_sale", sale.clone()).planned,
+                Some(Planned::Draft { .. })
+            ),
+            "floor"
+        );
+        let draft = settings(Tier::Draft, &[RecordType::FeedUse]);
+        assert!(matches!(
+            plan(&draft, "record_feed_use", feed.clone()).planned,
+            Some(Planned::Draft { .. })
+        ));
+        let suggest = settings(Tier::Suggest, &[]);
+        let o = plan(&suggest, "record_feed_use", feed);
+        assert!(o.is_error && o.planned.is_none());
+        assert!(o.eval.unwrap().passed, "the input itself was valid");
+    }
+
+    #[test]
+    fn suggest_is_never_raised_to_draft_by_the_floor() {
+        for t in RecordType::ALL {
+            assert_eq!(
+                tier_for(&settings(Tier::Suggest, &RecordType::ALL), t),
+                Tier::Suggest,
+                "{t}"
+            );
+            let auto = settings(Tier::Auto, &RecordType::ALL);
+            assert_eq!(tier_for(&auto, t), resolve_autonomy(&auto, t), "{t}");
+            let mut one = settings(Tier::Draft, &[]);
+            one.overrides.insert(t, Tier::Suggest);
+            assert_eq!(tier_for(&one, t), Tier::Suggest, "{t}");
+        }
+        let o = plan(
+            &settings(Tier::Suggest, &[]),
+            "record_sale",
+            json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000}),
+        );
+        assert!(o.is_error && o.planned.is_none());
+        let rec = json!({"title": "Vaccinate", "body": "Book the vet for Monday."});
+        let o = plan(
+            &settings(Tier::Suggest, &[]),
+            "create_recommendation",
+            rec.clone(),
+        );
+        assert!(
+            o.is_error && o.planned.is_none(),
+            "suggest writes no recommendation"
+        );
+        let mut note_only = settings(Tier::Draft, &[]);
+        note_only.overrides.insert(RecordType::Note, Tier::Suggest);
+        assert!(
+            plan(&note_only, "create_recommendation", rec)
+                .planned
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn invalid_or_foreign_input_is_refused_with_a_failed_eval() {
+        let s = settings(Tier::Auto, &[RecordType::Note]);
+        for (name, input) in [
+            ("record_mortality", json!({"count": "three"})),
+            (
+                "record_note",
+                json!({"body": "x", "farm_id": "00000000-0000-0000-0000-000000000001"}),
+            ),
+            ("create_recommendation", json!({"title": "t"})),
+            ("record_note", json!("just text")),
+        ] {
+            let o = plan(&s, name, input.clone());
+            assert!(o.is_error, "{name} {input}");
+            assert!(o.planned.is_none());
+            let eval = o.eval.unwrap();
+            assert_eq!(eval.name, SCHEMA_CONFORMANCE);
+            assert!(!eval.passed, "{name} {input}");
+        }
+    }
+
+    #[test]
+    fn unsafe_recommendations_are_refused() {
+        let s = settings(Tier::Draft, &[]);
+        let o = plan(
+            &s,
+            "create_recommendation",
+            json!({"title": "Treat", "body": "Give 2 g oxytetracycline per litre."}),
+        );
+        assert!(o.is_error && o.planned.is_none());
+        let o = plan(
+            &s,
+            "create_recommendation",
+            json!({"title": "Treat", "body": "Call the vet."}),
+        );
+        assert!(matches!(o.planned, Some(Planned::Recommendation { .. })));
+    }
+}
