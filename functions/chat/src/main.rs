@@ -8,7 +8,6 @@ use chat::{State, handle};
 use farmops::{
     chat::ChatLimits,
     config::{Config, Env},
-    db::{Db, Tls, UrlPassword},
     http::IdentitySource,
     model::{ChatModel, bedrock::BedrockChat, offline::OfflineChat},
     rag::NoRetrieval,
@@ -21,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     let env = Env(|k: &str| std::env::var(k).ok());
     let limits = ChatLimits::from_env(&env)?;
-    let db = Db::connect(&config.database, Arc::new(UrlPassword), Tls::Disabled)?;
+    let db = farmops::db::connect_from_config(&config.database).await?;
     let model: Arc<dyn ChatModel> = match env.optional("FARMOPS_CHAT_PROVIDER").as_deref() {
         Some("bedrock") => {
             let model_id = env

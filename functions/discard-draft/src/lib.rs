@@ -5,7 +5,7 @@
 
 use farmops::{
     config::Config,
-    db::{Db, Tls, UrlPassword},
+    db::Db,
     decisions::{self, Decision, DecisionRequest},
     http::{self, IdentitySource},
     idempotency,
@@ -20,13 +20,9 @@ pub struct State {
 
 impl State {
     /// The pool from `FARMOPS_DATABASE_URL` (see [`farmops::config`]).
-    pub fn from_env() -> farmops::Result<State> {
+    pub async fn from_env() -> farmops::Result<State> {
         let config = Config::from_env().map_err(|e| farmops::Error::unexpected(e.to_string()))?;
-        let db = Db::connect(
-            &config.database,
-            std::sync::Arc::new(UrlPassword),
-            Tls::Disabled,
-        )?;
+        let db = farmops::db::connect_from_config(&config.database).await?;
         Ok(State {
             db,
             identity: IdentitySource::from_env(),
