@@ -5,6 +5,7 @@
 
 mod reserve;
 mod stats;
+mod turn;
 
 use anyhow::Result;
 
@@ -41,5 +42,6 @@ async fn main() -> Result<()> {
         mode.reps
     );
     reserve::run(&mode).await?;
+    turn::run(&mode).await?;
     Ok(())
 }
