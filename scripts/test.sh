@@ -23,12 +23,13 @@ else
   cargo test --workspace --all-features --no-fail-fast
 fi
 
-echo "== benchmark (short mode: keeps it from rotting; never fails on a number)"
-cargo run -q -p farmops-bench -- --short
-
 # Last, as it is the heaviest step: every function built for Lambda (release, arm64), zipped
 # sizes reported. FARMOPS_SKIP_LAMBDA_BUILD=1 skips it for a quick local run (CI never sets it).
 if [ "${FARMOPS_SKIP_LAMBDA_BUILD:-0}" != 1 ]; then
   echo "== cargo lambda build --release --arm64"
   bash scripts/build-lambdas.sh
 fi
+
+echo "== benchmark (short mode: keeps it from rotting; never fails on a number)"
+cargo build -q --workspace --bins
+cargo run -q -p farmops-bench -- --short

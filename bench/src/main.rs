@@ -3,6 +3,7 @@
 //! section with medians and ratios. It never fails on a number: targets are printed beside
 //! the figures. `--short` runs every section briefly (CI keeps it from rotting).
 
+mod coldstart;
 mod reserve;
 mod stats;
 mod turn;
@@ -43,5 +44,6 @@ async fn main() -> Result<()> {
     );
     reserve::run(&mode).await?;
     turn::run(&mode).await?;
+    coldstart::run(&mode).await?;
     Ok(())
 }
