@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian machine: installs and starts PostgreSQL with
 # pgvector (scripts/setup-postgres.sh), the deploy checks (scripts/check-deploy.sh: cfn-lint),
 # then formatting, lints and every test of the workspace against the real database, and last
-# the Lambda build of every function (scripts/build-lambdas.sh).
+# the Lambda build of every function (scripts/build-lambdas.sh) and the short benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +23,7 @@ else
   cargo test --workspace --all-features --no-fail-fast
 fi
 
-# Last, as it is the heaviest step: every function built for Lambda (release, arm64), zipped
+# The heaviest step: every function built for Lambda (release, arm64), zipped
 # sizes reported. FARMOPS_SKIP_LAMBDA_BUILD=1 skips it for a quick local run (CI never sets it).
 if [ "${FARMOPS_SKIP_LAMBDA_BUILD:-0}" != 1 ]; then
   echo "== cargo lambda build --release --arm64"
