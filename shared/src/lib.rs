@@ -17,7 +17,9 @@ pub mod drafts;
 pub mod error;
 pub mod http;
 pub mod membership;
+pub mod memory;
 pub mod rag;
+pub mod reconcile;
 pub mod records;
 pub mod telemetry;
 #[cfg(feature = "testing")]
