@@ -167,9 +167,15 @@ async fn handler_accepts_the_scheduled_event_and_a_second_run_creates_nothing() 
         &db.app,
         farm,
         &[
-            ("user", "Hi. We vaccinate on Mondays. Pond 3 is the nursery."),
+            (
+                "user",
+                "Hi. We vaccinate on Mondays. Pond 3 is the nursery.",
+            ),
             ("assistant", "Thanks, noted."),
-            ("user", "The layers are in house B. How much feed do they need?"),
+            (
+                "user",
+                "The layers are in house B. How much feed do they need?",
+            ),
         ],
     )
     .await;
@@ -214,7 +220,11 @@ async fn handler_accepts_the_scheduled_event_and_a_second_run_creates_nothing() 
         .await
         .unwrap();
     drop(tx);
-    assert_eq!(row.get::<_, i64>(0), row.get::<_, i64>(1), "watermark advanced");
+    assert_eq!(
+        row.get::<_, i64>(0),
+        row.get::<_, i64>(1),
+        "watermark advanced"
+    );
     assert!(row.get::<_, String>(2).contains("3 messages"));
     assert_eq!((row.get::<_, i64>(3), row.get::<_, i64>(4)), (1, 3));
     let balance = ledger_holds(&db, farm).await;
@@ -224,7 +234,11 @@ async fn handler_accepts_the_scheduled_event_and_a_second_run_creates_nothing() 
         .await
         .unwrap();
     assert_eq!(
-        (again.conversations_processed, again.memories_added, again.credits_used),
+        (
+            again.conversations_processed,
+            again.memories_added,
+            again.credits_used
+        ),
         (0, 0, 0)
     );
     assert_eq!(memories(&db, farm).await.len(), 3);
@@ -241,7 +255,11 @@ async fn handler_accepts_the_scheduled_event_and_a_second_run_creates_nothing() 
     tx.commit().await.unwrap();
     let third = distill::run_at(&s, Utc::now()).await.unwrap();
     assert_eq!(
-        (third.conversations_processed, third.memories_added, third.duplicates_skipped),
+        (
+            third.conversations_processed,
+            third.memories_added,
+            third.duplicates_skipped
+        ),
         (1, 1, 1),
         "{third:?}"
     );
@@ -267,7 +285,10 @@ async fn two_concurrent_invocations_store_each_fact_once() {
     }
     let pool = db.app_pool(8).unwrap();
     let s = state(&pool);
-    let (a, b) = futures::join!(distill::run_at(&s, Utc::now()), distill::run_at(&s, Utc::now()));
+    let (a, b) = futures::join!(
+        distill::run_at(&s, Utc::now()),
+        distill::run_at(&s, Utc::now())
+    );
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.conversations_failed + b.conversations_failed, 0);
     assert_eq!(
@@ -280,16 +301,31 @@ async fn two_concurrent_invocations_store_each_fact_once() {
         assert_eq!(mems.len(), 6, "{mems:?}");
         assert!(counts(&mems).values().all(|n| *n == 1), "{mems:?}");
         assert_eq!(
-            scalar(&db, f, "SELECT count(*) FROM embeddings WHERE farm_id = $1 AND memory_id IS NOT NULL").await,
+            scalar(
+                &db,
+                f,
+                "SELECT count(*) FROM embeddings WHERE farm_id = $1 AND memory_id IS NOT NULL"
+            )
+            .await,
             6
         );
         assert_eq!(
-            scalar(&db, f, "SELECT count(*) FROM conversations WHERE farm_id = $1 AND distilled_through = 0").await,
+            scalar(
+                &db,
+                f,
+                "SELECT count(*) FROM conversations WHERE farm_id = $1 AND distilled_through = 0"
+            )
+            .await,
             0
         );
         ledger_holds(&db, f).await;
         assert_eq!(
-            scalar(&db, f, "SELECT count(*) FROM ai_runs WHERE farm_id = $1 AND status = 'reserved'").await,
+            scalar(
+                &db,
+                f,
+                "SELECT count(*) FROM ai_runs WHERE farm_id = $1 AND status = 'reserved'"
+            )
+            .await,
             0,
             "every distill run settled"
         );
@@ -333,14 +369,22 @@ async fn killed_on_the_second_conversation_then_rerun_loses_and_duplicates_nothi
         }
     };
     assert!(watermark(first).await > 0);
-    assert_eq!(watermark(second).await, 0, "the failed conversation kept its watermark");
+    assert_eq!(
+        watermark(second).await,
+        0,
+        "the failed conversation kept its watermark"
+    );
     assert!(watermark(third).await > 0);
     assert_eq!(memories(&db, farm).await.len(), 2);
     ledger_holds(&db, farm).await;
 
     let rerun = distill::run_at(&state(&db.app), Utc::now()).await.unwrap();
     assert_eq!(
-        (rerun.conversations_processed, rerun.memories_added, rerun.duplicates_skipped),
+        (
+            rerun.conversations_processed,
+            rerun.memories_added,
+            rerun.duplicates_skipped
+        ),
         (1, 1, 1),
         "{rerun:?}"
     );
@@ -357,12 +401,26 @@ async fn a_contradicting_fact_supersedes_the_older_and_both_remain() {
     let db = TestDb::new().await.unwrap();
     let farm = db.farm("f", 1000).await.unwrap();
     let s = state(&db.app);
-    conversation(&db.app, farm, &[("user", "We vaccinate on Mondays. Pond 3 is the nursery.")]).await;
+    conversation(
+        &db.app,
+        farm,
+        &[("user", "We vaccinate on Mondays. Pond 3 is the nursery.")],
+    )
+    .await;
     distill::run_at(&s, Utc::now()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    conversation(&db.app, farm, &[("user", "Actually we vaccinate on Thursdays now.")]).await;
+    conversation(
+        &db.app,
+        farm,
+        &[("user", "Actually we vaccinate on Thursdays now.")],
+    )
+    .await;
     let out = distill::run_at(&s, Utc::now()).await.unwrap();
-    assert_eq!((out.memories_added, out.memories_superseded), (1, 1), "{out:?}");
+    assert_eq!(
+        (out.memories_added, out.memories_superseded),
+        (1, 1),
+        "{out:?}"
+    );
 
     let tx = db.app.tenant(farm).await.unwrap();
     let rows = tx
@@ -386,7 +444,10 @@ async fn a_contradicting_fact_supersedes_the_older_and_both_remain() {
             .await
             .unwrap();
     let contents: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
-    assert_eq!(contents, ["We vaccinate on Thursdays.", "Pond 3 is the nursery."]);
+    assert_eq!(
+        contents,
+        ["We vaccinate on Thursdays.", "Pond 3 is the nursery."]
+    );
     assert!(found[0].distance <= found[1].distance);
     let one = memory::relevant_memories(&tx, &embed_words("pond nursery"), 1)
         .await
@@ -410,7 +471,11 @@ async fn near_duplicates_follow_the_similarity_threshold() {
         distill::run_at(&s, Utc::now()).await.unwrap();
         conversation(&db.app, farm, &[("user", "Pond 4 is the nursery pond.")]).await;
         let out = distill::run_at(&s, Utc::now()).await.unwrap();
-        assert_eq!(memories(&db, farm).await.len(), expected, "threshold {threshold}");
+        assert_eq!(
+            memories(&db, farm).await.len(),
+            expected,
+            "threshold {threshold}"
+        );
         assert_eq!(out.duplicates_skipped, 2 - expected);
     }
 }
@@ -433,7 +498,9 @@ async fn a_farm_without_credits_is_skipped_and_reported() {
 
     // once it has credits, the waiting conversation is distilled (nothing was lost)
     let tx = db.owner.tenant(poor).await.unwrap();
-    credits::grant_credits(&tx, 500, "test", "top up").await.unwrap();
+    credits::grant_credits(&tx, 500, "test", "top up")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let out = distill::run_at(&s, Utc::now()).await.unwrap();
     assert!(out.farms_skipped_for_credits.is_empty());
@@ -441,7 +508,10 @@ async fn a_farm_without_credits_is_skipped_and_reported() {
     assert_eq!(memories(&db, poor).await.len(), 1);
     let tx = db.app.tenant(poor).await.unwrap();
     let through: i64 = tx
-        .query_one("SELECT distilled_through FROM conversations WHERE id = $1", &[(&waiting, Type::UUID)])
+        .query_one(
+            "SELECT distilled_through FROM conversations WHERE id = $1",
+            &[(&waiting, Type::UUID)],
+        )
         .await
         .unwrap()
         .get(0);
