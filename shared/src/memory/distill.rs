@@ -224,6 +224,7 @@ fn per_conversation_cost(state: &DistillState) -> Result<i64> {
         + credits::worst_case_cost(em, max_out, 0, 1))
 }
 
+#[tracing::instrument(skip(state, conversations, idle_before, outcome), fields(%farm_id, conversations = conversations.len()))]
 async fn distill_farm(
     state: &DistillState,
     farm_id: Uuid,
@@ -324,6 +325,7 @@ struct Distilled {
 }
 
 /// Distils one conversation. `None`: nothing to do (no longer idle, or already distilled).
+#[tracing::instrument(skip(state, idle_before), fields(%farm_id, %conversation_id))]
 async fn distill_conversation(
     state: &DistillState,
     farm_id: Uuid,

@@ -133,7 +133,12 @@ pub async fn relevant_memories(
     query_embedding: &[f32],
     k: usize,
 ) -> Result<Vec<RelevantMemory>> {
-    check_vectors(std::slice::from_ref(&query_embedding.to_vec()), 1)?;
+    if query_embedding.len() != EMBEDDING_DIMS || query_embedding.iter().any(|x| !x.is_finite()) {
+        return Err(Error::unexpected(format!(
+            "a query embedding has {EMBEDDING_DIMS} finite dimensions, not {}",
+            query_embedding.len()
+        )));
+    }
     let k = k.min(MAX_RELEVANT) as i64;
     if k == 0 {
         return Ok(Vec::new());
@@ -224,5 +229,53 @@ impl TextEmbedder for HashedWordEmbedder {
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
         Ok(texts.iter().map(|t| Self::vector(t)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn hashed_word_embedder_is_deterministic_normalised_and_word_sensitive() {
+        let a = HashedWordEmbedder::vector("We vaccinate on Mondays.");
+        assert_eq!(a, HashedWordEmbedder::vector("We vaccinate on Mondays."));
+        assert_eq!(a.len(), EMBEDDING_DIMS);
+        assert!((cosine(&a, &a) - 1.0).abs() < 1e-5);
+        let close = HashedWordEmbedder::vector("we vaccinate on mondays");
+        let near = HashedWordEmbedder::vector("We vaccinate on Thursdays.");
+        let far = HashedWordEmbedder::vector("The layers are in house B.");
+        assert!(
+            (cosine(&a, &close) - 1.0).abs() < 1e-5,
+            "case and punctuation ignored"
+        );
+        assert!(cosine(&a, &near) > cosine(&a, &far));
+        assert!(
+            cosine(&a, &near) < 0.92,
+            "a contradiction is not a near-duplicate"
+        );
+        assert_eq!(
+            HashedWordEmbedder::vector("")[0],
+            1.0,
+            "empty text still has a unit vector"
+        );
+    }
+
+    #[test]
+    fn vectors_are_checked() {
+        let good = vec![0.0f32; EMBEDDING_DIMS];
+        assert!(check_vectors(std::slice::from_ref(&good), 1).is_ok());
+        assert!(check_vectors(std::slice::from_ref(&good), 2).is_err());
+        assert!(check_vectors(&[vec![0.0; 3]], 1).is_err());
+        let mut nan = good;
+        nan[5] = f32::NAN;
+        assert!(check_vectors(&[nan], 1).is_err());
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(9), 3);
+        assert_eq!(content_hash("a").len(), 64);
     }
 }
