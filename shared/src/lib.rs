@@ -22,9 +22,11 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod membership;
+pub mod memory;
 pub mod model;
 pub mod rag;
 pub mod recommendations;
+pub mod reconcile;
 pub mod records;
 pub mod telemetry;
 #[cfg(feature = "testing")]

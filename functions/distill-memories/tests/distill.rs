@@ -1,0 +1,519 @@
+//! distill-memories against a real PostgreSQL: the scheduled handler, concurrency, crash and
+//! rerun, contradictions, near-duplicates, credits.
+
+use std::{
+    collections::HashMap,
+    hash::{DefaultHasher, Hash, Hasher},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::Utc;
+use distill_memories::{State, handle};
+use farmops::{
+    credits,
+    db::{Db, Type},
+    memory::{
+        self, EMBEDDING_DIMS, Extraction, FactExtractor, TextEmbedder, TranscriptMessage,
+        distill::{self, DistillConfig},
+        extract::OfflineFactExtractor,
+    },
+    testing::{TestDb, eventbridge_scheduled_event},
+};
+use lambda_runtime::{Context, LambdaEvent};
+use uuid::Uuid;
+
+/// Deterministic test embedder: hashed word features, L2-normalised.
+struct WordsEmbedder;
+
+fn embed_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; EMBEDDING_DIMS];
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut h = DefaultHasher::new();
+        w.to_lowercase().hash(&mut h);
+        v[(h.finish() % EMBEDDING_DIMS as u64) as usize] += 1.0;
+    }
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+    v.iter_mut().for_each(|x| *x /= n);
+    v
+}
+
+#[async_trait]
+impl TextEmbedder for WordsEmbedder {
+    fn model_id(&self) -> &str {
+        "offline-embedder"
+    }
+    async fn embed(&self, texts: &[String]) -> farmops::Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| embed_words(t)).collect())
+    }
+}
+
+/// The offline extractor, failing on its `fail_on`-th call (1-based) like a Lambda killed there.
+struct FailingExtractor {
+    calls: AtomicUsize,
+    fail_on: usize,
+}
+
+#[async_trait]
+impl FactExtractor for FailingExtractor {
+    fn model_id(&self) -> &str {
+        "offline-farm-assistant"
+    }
+    fn max_output_tokens(&self) -> u64 {
+        1024
+    }
+    async fn extract(
+        &self,
+        previous: Option<&str>,
+        transcript: &[TranscriptMessage],
+    ) -> farmops::Result<Extraction> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_on {
+            return Err(farmops::Error::ModelUnavailable("killed".into()));
+        }
+        OfflineFactExtractor::default()
+            .extract(previous, transcript)
+            .await
+    }
+}
+
+fn state(db: &Db) -> State {
+    State {
+        db: db.clone(),
+        extractor: Arc::new(OfflineFactExtractor::default()),
+        embedder: Arc::new(WordsEmbedder),
+        config: DistillConfig::default(),
+    }
+}
+
+/// A conversation whose last message was two hours ago, with these user/assistant messages.
+async fn conversation(db: &Db, farm: Uuid, messages: &[(&str, &str)]) -> Uuid {
+    let tx = db.tenant(farm).await.unwrap();
+    let id: Uuid = tx
+        .query_one(
+            "INSERT INTO conversations (farm_id, user_id, last_message_at)
+             VALUES ($1, 'farmer', now() - interval '2 hours') RETURNING id",
+            &[(&farm, Type::UUID)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    for (role, content) in messages {
+        tx.query(
+            "INSERT INTO messages (farm_id, conversation_id, role, content) VALUES ($1, $2, $3, $4)",
+            &[
+                (&farm, Type::UUID),
+                (&id, Type::UUID),
+                (role, Type::TEXT),
+                (content, Type::TEXT),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    id
+}
+
+/// (content, superseded) of every memory of the farm, oldest first.
+async fn memories(db: &TestDb, farm: Uuid) -> Vec<(String, bool)> {
+    let tx = db.app.tenant(farm).await.unwrap();
+    tx.query(
+        "SELECT content, superseded_by IS NOT NULL FROM memories WHERE farm_id = $1 ORDER BY created_at, content",
+        &[(&farm, Type::UUID)],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
+}
+
+async fn scalar(db: &TestDb, farm: Uuid, sql: &str) -> i64 {
+    let tx = db.app.tenant(farm).await.unwrap();
+    tx.query_one(sql, &[(&farm, Type::UUID)])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn ledger_holds(db: &TestDb, farm: Uuid) -> i64 {
+    let tx = db.app.tenant(farm).await.unwrap();
+    let a = credits::audit_ledger(&tx).await.unwrap();
+    assert!(a.holds, "{a:?}");
+    a.credit_balance
+}
+
+fn counts(mems: &[(String, bool)]) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for (c, _) in mems {
+        *m.entry(c.clone()).or_default() += 1;
+    }
+    m
+}
+
+#[tokio::test]
+async fn handler_accepts_the_scheduled_event_and_a_second_run_creates_nothing() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 1000).await.unwrap();
+    let conv = conversation(
+        &db.app,
+        farm,
+        &[
+            (
+                "user",
+                "Hi. We vaccinate on Mondays. Pond 3 is the nursery.",
+            ),
+            ("assistant", "Thanks, noted."),
+            (
+                "user",
+                "The layers are in house B. How much feed do they need?",
+            ),
+        ],
+    )
+    .await;
+    // an active conversation (last message just now) waits
+    let tx = db.app.tenant(farm).await.unwrap();
+    tx.query(
+        "INSERT INTO conversations (farm_id, user_id) VALUES ($1, 'x')",
+        &[(&farm, Type::UUID)],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let payload: EventBridgeEvent = serde_json::from_value(eventbridge_scheduled_event()).unwrap();
+    let s = state(&db.app);
+    let out = handle(&s, LambdaEvent::new(payload.clone(), Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(out.conversations_processed, 1, "{out:?}");
+    assert_eq!(out.memories_added, 3);
+    assert!(out.credits_used > 0);
+    let mut got: Vec<String> = memories(&db, farm).await.into_iter().map(|m| m.0).collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "Pond 3 is the nursery.",
+            "The layers are in house B.",
+            "We vaccinate on Mondays."
+        ]
+    );
+    let tx = db.app.tenant(farm).await.unwrap();
+    let row = tx
+        .query_one(
+            "SELECT c.distilled_through, (SELECT max(id) FROM messages WHERE conversation_id = c.id),
+                    c.summary,
+                    (SELECT count(*) FROM embeddings WHERE conversation_id = c.id),
+                    (SELECT count(*) FROM embeddings WHERE memory_id IS NOT NULL)
+               FROM conversations c WHERE c.id = $1",
+            &[(&conv, Type::UUID)],
+        )
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(
+        row.get::<_, i64>(0),
+        row.get::<_, i64>(1),
+        "watermark advanced"
+    );
+    assert!(row.get::<_, String>(2).contains("3 messages"));
+    assert_eq!((row.get::<_, i64>(3), row.get::<_, i64>(4)), (1, 3));
+    let balance = ledger_holds(&db, farm).await;
+    assert_eq!(balance, 1000 - out.credits_used);
+
+    let again = handle(&s, LambdaEvent::new(payload, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again.conversations_processed,
+            again.memories_added,
+            again.credits_used
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(memories(&db, farm).await.len(), 3);
+
+    // new messages past the watermark, once idle, are distilled; known facts are not repeated
+    let tx = db.app.tenant(farm).await.unwrap();
+    tx.query(
+        "INSERT INTO messages (farm_id, conversation_id, role, content)
+         VALUES ($1, $2, 'user', 'Pond 3 is the nursery. Our vet is Dr Ade.')",
+        &[(&farm, Type::UUID), (&conv, Type::UUID)],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let third = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert_eq!(
+        (
+            third.conversations_processed,
+            third.memories_added,
+            third.duplicates_skipped
+        ),
+        (1, 1, 1),
+        "{third:?}"
+    );
+    assert_eq!(memories(&db, farm).await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_concurrent_invocations_store_each_fact_once() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 5000).await.unwrap();
+    let other = db.farm("g", 5000).await.unwrap();
+    let texts = [
+        "We vaccinate on Mondays. Pond 3 is the nursery.",
+        "Pond 3 is the nursery. The layers are in house B.",
+        "The layers are in house B. We vaccinate on Mondays.",
+        "Our vet is Dr Ade. We deworm the goats every Friday.",
+        "We deworm the goats on Fridays.",
+        "Pond 5 is the grow-out pond.",
+    ];
+    for t in texts {
+        conversation(&db.app, farm, &[("user", t)]).await;
+        conversation(&db.app, other, &[("user", t)]).await;
+    }
+    let pool = db.app_pool(8).unwrap();
+    let s = state(&pool);
+    let (a, b) = futures::join!(
+        distill::run_at(&s, Utc::now()),
+        distill::run_at(&s, Utc::now())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.conversations_failed + b.conversations_failed, 0);
+    assert_eq!(
+        a.conversations_processed + b.conversations_processed,
+        12,
+        "each conversation distilled by exactly one invocation: {a:?} {b:?}"
+    );
+    for f in [farm, other] {
+        let mems = memories(&db, f).await;
+        assert_eq!(mems.len(), 6, "{mems:?}");
+        assert!(counts(&mems).values().all(|n| *n == 1), "{mems:?}");
+        assert_eq!(
+            scalar(
+                &db,
+                f,
+                "SELECT count(*) FROM embeddings WHERE farm_id = $1 AND memory_id IS NOT NULL"
+            )
+            .await,
+            6
+        );
+        assert_eq!(
+            scalar(
+                &db,
+                f,
+                "SELECT count(*) FROM conversations WHERE farm_id = $1 AND distilled_through = 0"
+            )
+            .await,
+            0
+        );
+        ledger_holds(&db, f).await;
+        assert_eq!(
+            scalar(
+                &db,
+                f,
+                "SELECT count(*) FROM ai_runs WHERE farm_id = $1 AND status = 'reserved'"
+            )
+            .await,
+            0,
+            "every distill run settled"
+        );
+    }
+}
+
+#[tokio::test]
+async fn killed_on_the_second_conversation_then_rerun_loses_and_duplicates_nothing() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 1000).await.unwrap();
+    let first = conversation(&db.app, farm, &[("user", "We vaccinate on Mondays.")]).await;
+    let second = conversation(
+        &db.app,
+        farm,
+        &[("user", "Pond 3 is the nursery. We vaccinate on Mondays.")],
+    )
+    .await;
+    let third = conversation(&db.app, farm, &[("user", "Our vet is Dr Ade.")]).await;
+    let mut s = state(&db.app);
+    s.extractor = Arc::new(FailingExtractor {
+        calls: AtomicUsize::new(0),
+        fail_on: 2,
+    });
+    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert_eq!(
+        (out.conversations_processed, out.conversations_failed),
+        (2, 1),
+        "{out:?}"
+    );
+    let watermark = |c: Uuid| {
+        let db = &db;
+        async move {
+            let tx = db.app.tenant(farm).await.unwrap();
+            tx.query_one(
+                "SELECT distilled_through FROM conversations WHERE id = $1",
+                &[(&c, Type::UUID)],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
+    assert!(watermark(first).await > 0);
+    assert_eq!(
+        watermark(second).await,
+        0,
+        "the failed conversation kept its watermark"
+    );
+    assert!(watermark(third).await > 0);
+    assert_eq!(memories(&db, farm).await.len(), 2);
+    ledger_holds(&db, farm).await;
+
+    let rerun = distill::run_at(&state(&db.app), Utc::now()).await.unwrap();
+    assert_eq!(
+        (
+            rerun.conversations_processed,
+            rerun.memories_added,
+            rerun.duplicates_skipped
+        ),
+        (1, 1, 1),
+        "{rerun:?}"
+    );
+    let mems = memories(&db, farm).await;
+    let c = counts(&mems);
+    assert_eq!(c.len(), 3, "{mems:?}");
+    assert!(c.values().all(|n| *n == 1));
+    assert!(watermark(second).await > 0);
+    ledger_holds(&db, farm).await;
+}
+
+#[tokio::test]
+async fn a_contradicting_fact_supersedes_the_older_and_both_remain() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 1000).await.unwrap();
+    let s = state(&db.app);
+    conversation(
+        &db.app,
+        farm,
+        &[("user", "We vaccinate on Mondays. Pond 3 is the nursery.")],
+    )
+    .await;
+    distill::run_at(&s, Utc::now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    conversation(
+        &db.app,
+        farm,
+        &[("user", "Actually we vaccinate on Thursdays now.")],
+    )
+    .await;
+    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert_eq!(
+        (out.memories_added, out.memories_superseded),
+        (1, 1),
+        "{out:?}"
+    );
+
+    let tx = db.app.tenant(farm).await.unwrap();
+    let rows = tx
+        .query(
+            "SELECT old.content, new.content, old.superseded_at IS NOT NULL
+               FROM memories old JOIN memories new ON new.id = old.superseded_by
+              WHERE old.farm_id = $1",
+            &[(&farm, Type::UUID)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, String>(0), "We vaccinate on Mondays.");
+    assert_eq!(rows[0].get::<_, String>(1), "We vaccinate on Thursdays.");
+    assert!(rows[0].get::<_, bool>(2));
+    assert_eq!(memories(&db, farm).await.len(), 3, "nothing deleted");
+
+    // the chat context sees the current fact only, nearest first, bounded
+    let found =
+        memory::relevant_memories_for_text(&tx, &WordsEmbedder, "which day do we vaccinate", 5)
+            .await
+            .unwrap();
+    let contents: Vec<&str> = found.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(
+        contents,
+        ["We vaccinate on Thursdays.", "Pond 3 is the nursery."]
+    );
+    assert!(found[0].distance <= found[1].distance);
+    let one = memory::relevant_memories(&tx, &embed_words("pond nursery"), 1)
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].content, "Pond 3 is the nursery.");
+    assert!(
+        memory::relevant_memories(&tx, &[0.5; 3], 1).await.is_err(),
+        "a query vector of the wrong size is refused"
+    );
+}
+
+#[tokio::test]
+async fn near_duplicates_follow_the_similarity_threshold() {
+    for (threshold, expected) in [(0.92, 2), (0.5, 1)] {
+        let db = TestDb::new().await.unwrap();
+        let farm = db.farm("f", 1000).await.unwrap();
+        let mut s = state(&db.app);
+        s.config.duplicate_similarity = threshold;
+        conversation(&db.app, farm, &[("user", "Pond 3 is the nursery pond.")]).await;
+        distill::run_at(&s, Utc::now()).await.unwrap();
+        conversation(&db.app, farm, &[("user", "Pond 4 is the nursery pond.")]).await;
+        let out = distill::run_at(&s, Utc::now()).await.unwrap();
+        assert_eq!(
+            memories(&db, farm).await.len(),
+            expected,
+            "threshold {threshold}"
+        );
+        assert_eq!(out.duplicates_skipped, 2 - expected);
+    }
+}
+
+#[tokio::test]
+async fn a_farm_without_credits_is_skipped_and_reported() {
+    let db = TestDb::new().await.unwrap();
+    let poor = db.farm("poor", 0).await.unwrap();
+    let rich = db.farm("rich", 1000).await.unwrap();
+    let waiting = conversation(&db.app, poor, &[("user", "We vaccinate on Mondays.")]).await;
+    conversation(&db.app, rich, &[("user", "We vaccinate on Mondays.")]).await;
+    let s = state(&db.app);
+    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert_eq!(out.farms_skipped_for_credits, [poor]);
+    assert_eq!(out.conversations_processed, 1);
+    assert!(memories(&db, poor).await.is_empty());
+    assert_eq!(memories(&db, rich).await.len(), 1);
+    assert_eq!(ledger_holds(&db, rich).await, 1000 - out.credits_used);
+    assert_eq!(ledger_holds(&db, poor).await, 0);
+
+    // once it has credits, the waiting conversation is distilled (nothing was lost)
+    let tx = db.owner.tenant(poor).await.unwrap();
+    credits::grant_credits(&tx, 500, "test", "top up")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert!(out.farms_skipped_for_credits.is_empty());
+    assert_eq!(out.conversations_processed, 1);
+    assert_eq!(memories(&db, poor).await.len(), 1);
+    let tx = db.app.tenant(poor).await.unwrap();
+    let through: i64 = tx
+        .query_one(
+            "SELECT distilled_through FROM conversations WHERE id = $1",
+            &[(&waiting, Type::UUID)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(through > 0);
+}

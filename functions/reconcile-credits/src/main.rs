@@ -1,0 +1,22 @@
+//! Cold start: configuration and pool built once, then the Lambda runtime loop.
+//! Reads `FARMOPS_DATABASE_URL` (and the pool variables of `farmops::config`) and
+//! `FARMOPS_MAX_RUN_SECS` (`farmops::reconcile`).
+
+use farmops::{config::Config, reconcile::ReconcileConfig};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use reconcile_credits::{State, handle};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    farmops::telemetry::init();
+    let config = Config::from_env()?;
+    let state = State {
+        db: farmops::db::connect_from_config(&config.database).await?,
+        config: ReconcileConfig::from_env()?,
+    };
+    let state = &state;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+        handle(state, event).await.map_err(Error::from)
+    }))
+    .await
+}

@@ -1,0 +1,281 @@
+//! Farm memories: durable facts distilled from conversations, and their use as chat context.
+//!
+//! * [`distill`]: the distill-memories job (`run_once`), generic over a [`FactExtractor`] and a
+//!   [`TextEmbedder`] so any model (Bedrock, the offline providers) can plug in.
+//! * [`extract`]: the deterministic, rule-based offline [`FactExtractor`].
+//! * [`relevant_memories`]: the farm's current (not superseded) memories nearest a query,
+//!   bounded, for the chat context.
+//!
+//! A memory has a `subject`; a newer fact about the same subject supersedes the older one
+//! (`superseded_by`/`superseded_at` set, the row kept). Superseded memories are never served.
+
+pub mod distill;
+pub mod extract;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    db::{TenantTx, Type},
+    error::{Error, Result},
+};
+
+/// Dimensions of every stored embedding (`embeddings.embedding vector(1024)`).
+pub const EMBEDDING_DIMS: usize = 1024;
+/// Most memories [`relevant_memories`] returns, whatever `k` asks.
+pub const MAX_RELEVANT: usize = 50;
+
+/// One message of a conversation, as the extractor reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TranscriptMessage {
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// A durable fact: what it is about (normalised, lower case) and what it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fact {
+    pub subject: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// What an extractor returns for one transcript.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Extraction {
+    pub facts: Vec<Fact>,
+    pub summary: String,
+    /// Tokens consumed, for metering.
+    pub usage: Usage,
+}
+
+/// Turns a transcript into durable facts and a summary.
+#[async_trait]
+pub trait FactExtractor: Send + Sync {
+    /// The model id, priced in `credits::price_for`.
+    fn model_id(&self) -> &str;
+    /// The cap on output tokens per call (the reservation is sized from it).
+    fn max_output_tokens(&self) -> u64;
+    /// Facts stated in `transcript` (the messages not yet distilled) and a summary of the
+    /// conversation, folding in `previous_summary` when there is one.
+    async fn extract(
+        &self,
+        previous_summary: Option<&str>,
+        transcript: &[TranscriptMessage],
+    ) -> Result<Extraction>;
+}
+
+/// Embeds texts into [`EMBEDDING_DIMS`]-dimensional vectors.
+#[async_trait]
+pub trait TextEmbedder: Send + Sync {
+    /// The model id, stored with each embedding and priced in `credits::price_for`.
+    fn model_id(&self) -> &str;
+    /// One vector per text, in order.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
+}
+
+/// Tokens of a text as metered when the model does not say: 4 bytes a token, rounded up.
+pub fn estimate_tokens(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4)
+}
+
+/// The hex SHA-256 of a passage (`embeddings.content_hash`).
+pub fn content_hash(content: &str) -> String {
+    hex::encode(Sha256::digest(content.as_bytes()))
+}
+
+/// Checks an embedder's answer: one vector per text, each of the right size, finite.
+pub fn check_vectors(vectors: &[Vec<f32>], texts: usize) -> Result<()> {
+    if vectors.len() != texts {
+        return Err(Error::ModelFailed(format!(
+            "embedder returned {} vectors for {texts} texts",
+            vectors.len()
+        )));
+    }
+    if let Some(v) = vectors
+        .iter()
+        .find(|v| v.len() != EMBEDDING_DIMS || v.iter().any(|x| !x.is_finite()))
+    {
+        return Err(Error::ModelFailed(format!(
+            "embedder returned a vector of {} dimensions (or non-finite values)",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A memory served to the chat context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelevantMemory {
+    pub id: Uuid,
+    pub content: String,
+    pub subject: Option<String>,
+    /// Cosine distance to the query (smaller is closer).
+    pub distance: f64,
+}
+
+/// The farm's current memories nearest to `query_embedding`, nearest first, at most
+/// `min(k, MAX_RELEVANT)`. Superseded memories are never returned.
+///
+/// An exact scan of the farm's own memory embeddings (`embeddings_farm` index, then distance):
+/// a farm holds few memories, and an HNSW scan filtered afterwards could return fewer than k.
+#[tracing::instrument(skip(tx, query_embedding), fields(farm_id = %tx.farm_id()))]
+pub async fn relevant_memories(
+    tx: &TenantTx,
+    query_embedding: &[f32],
+    k: usize,
+) -> Result<Vec<RelevantMemory>> {
+    if query_embedding.len() != EMBEDDING_DIMS || query_embedding.iter().any(|x| !x.is_finite()) {
+        return Err(Error::unexpected(format!(
+            "a query embedding has {EMBEDDING_DIMS} finite dimensions, not {}",
+            query_embedding.len()
+        )));
+    }
+    let k = k.min(MAX_RELEVANT) as i64;
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let farm_id = tx.farm_id();
+    let rows = tx
+        .query(
+            "SELECT m.id, m.content, m.subject, e.embedding <=> $2::float4[]::vector AS distance
+               FROM embeddings e
+               JOIN memories m ON m.farm_id = e.farm_id AND m.id = e.memory_id
+              WHERE e.farm_id = $1 AND m.farm_id = $1 AND m.superseded_by IS NULL
+              ORDER BY distance, m.id
+              LIMIT $3",
+            &[
+                (&farm_id, Type::UUID),
+                (&query_embedding, Type::FLOAT4_ARRAY),
+                (&k, Type::INT8),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RelevantMemory {
+            id: r.get(0),
+            content: r.get(1),
+            subject: r.get(2),
+            distance: r.get(3),
+        })
+        .collect())
+}
+
+/// [`relevant_memories`] for a query text, embedded with `embedder`.
+pub async fn relevant_memories_for_text(
+    tx: &TenantTx,
+    embedder: &dyn TextEmbedder,
+    query: &str,
+    k: usize,
+) -> Result<Vec<RelevantMemory>> {
+    let texts = [query.to_string()];
+    let vectors = embedder.embed(&texts).await?;
+    check_vectors(&vectors, 1)?;
+    relevant_memories(tx, &vectors[0], k).await
+}
+
+/// A deterministic local embedder: hashed word features (and word bigrams), L2-normalised.
+/// The stand-in the distill-memories binary uses offline until the shared embedder is
+/// adapted to [`TextEmbedder`]; texts sharing words are close, unrelated texts are not.
+#[derive(Debug, Clone, Default)]
+pub struct HashedWordEmbedder;
+
+impl HashedWordEmbedder {
+    pub const MODEL: &'static str = "offline-embedder";
+
+    pub fn vector(text: &str) -> Vec<f32> {
+        let mut v = vec![0f32; EMBEDDING_DIMS];
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        let mut add = |feature: &str, weight: f32| {
+            let h = Sha256::digest(feature.as_bytes());
+            let idx = u16::from_le_bytes([h[0], h[1]]) as usize % EMBEDDING_DIMS;
+            let sign = if h[2] & 1 == 0 { 1.0 } else { -1.0 };
+            v[idx] += sign * weight;
+        };
+        for w in &words {
+            add(w, 1.0);
+        }
+        for pair in words.windows(2) {
+            add(&format!("{} {}", pair[0], pair[1]), 0.5);
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            v.iter_mut().for_each(|x| *x /= norm);
+        } else {
+            v[0] = 1.0;
+        }
+        v
+    }
+}
+
+#[async_trait]
+impl TextEmbedder for HashedWordEmbedder {
+    fn model_id(&self) -> &str {
+        Self::MODEL
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(texts.iter().map(|t| Self::vector(t)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cosine(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn hashed_word_embedder_is_deterministic_normalised_and_word_sensitive() {
+        let a = HashedWordEmbedder::vector("We vaccinate on Mondays.");
+        assert_eq!(a, HashedWordEmbedder::vector("We vaccinate on Mondays."));
+        assert_eq!(a.len(), EMBEDDING_DIMS);
+        assert!((cosine(&a, &a) - 1.0).abs() < 1e-5);
+        let close = HashedWordEmbedder::vector("we vaccinate on mondays");
+        let near = HashedWordEmbedder::vector("We vaccinate on Thursdays.");
+        let far = HashedWordEmbedder::vector("The layers are in house B.");
+        assert!(
+            (cosine(&a, &close) - 1.0).abs() < 1e-5,
+            "case and punctuation ignored"
+        );
+        assert!(cosine(&a, &near) > cosine(&a, &far));
+        assert!(
+            cosine(&a, &near) < 0.92,
+            "a contradiction is not a near-duplicate"
+        );
+        assert_eq!(
+            HashedWordEmbedder::vector("")[0],
+            1.0,
+            "empty text still has a unit vector"
+        );
+    }
+
+    #[test]
+    fn vectors_are_checked() {
+        let good = vec![0.0f32; EMBEDDING_DIMS];
+        assert!(check_vectors(std::slice::from_ref(&good), 1).is_ok());
+        assert!(check_vectors(std::slice::from_ref(&good), 2).is_err());
+        assert!(check_vectors(&[vec![0.0; 3]], 1).is_err());
+        let mut nan = good;
+        nan[5] = f32::NAN;
+        assert!(check_vectors(&[nan], 1).is_err());
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(9), 3);
+        assert_eq!(content_hash("a").len(), 64);
+    }
+}
