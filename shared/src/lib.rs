@@ -15,6 +15,7 @@ pub mod credits;
 pub mod db;
 pub mod drafts;
 pub mod error;
+pub mod evidence;
 pub mod http;
 pub mod membership;
 pub mod rag;
