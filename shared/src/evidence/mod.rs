@@ -25,7 +25,8 @@ use crate::{
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
 
-const PAGE_SQL: &str = include_str!("page.sql");
+/// The page statement (public so tests can EXPLAIN it with the same parameters).
+pub const PAGE_SQL: &str = include_str!("page.sql");
 const TOTALS_SQL: &str = include_str!("totals.sql");
 
 // ---------------------------------------------------------------- the query (pure parsing)
