@@ -65,13 +65,12 @@ pub fn caller(req: &Request, identity: IdentitySource) -> Result<Caller> {
             return valid_user(sub);
         }
     }
-    if identity.allow_dev_header {
-        if let Some(user) = header(req, DEV_USER_HEADER)
+    if identity.allow_dev_header
+        && let Some(user) = header(req, DEV_USER_HEADER)
             .map(str::trim)
             .filter(|s| !s.is_empty())
-        {
-            return valid_user(user);
-        }
+    {
+        return valid_user(user);
     }
     Err(Error::Unauthenticated)
 }

@@ -228,7 +228,7 @@ async fn scripted_history(db: &TestDb) -> Result<History> {
     })
 }
 
-fn run<'a>(page: &'a Value, id: Uuid) -> &'a Value {
+fn run(page: &Value, id: Uuid) -> &Value {
     page["runs"]
         .as_array()
         .and_then(|runs| runs.iter().find(|r| r["id"] == id.to_string()))
@@ -637,7 +637,10 @@ async fn html_page_renders_in_headless_chromium_with_matched_legs_and_no_injecte
         "rendered summary missing"
     );
     let unrendered = "<p id=\"summary\">4 runs on this page.</p>";
-    assert!(html.contains(unrendered), "the source holds the placeholder");
+    assert!(
+        html.contains(unrendered),
+        "the source holds the placeholder"
+    );
     assert!(!dom.contains(unrendered), "the browser replaced it");
     // the runs table rows and their matched legs
     for (id, reserved, charged, refunded, expired) in [
@@ -834,12 +837,13 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
     let none_s: Option<String> = None;
     let none_id: Option<Uuid> = None;
     let chat = Some("chat".to_string());
-    let cases: Vec<(
-        &str,
+    type PlanCase = (
+        &'static str,
         Option<String>,
         Option<chrono::DateTime<Utc>>,
         Option<Uuid>,
-    )> = vec![
+    );
+    let cases: Vec<PlanCase> = vec![
         ("first page", none_s.clone(), none_t, none_id),
         (
             "cursor page",

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 
 include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
-const LOCK_KEY: i64 = 0x4641_524d_4f50_53; // "FARMOPS"
+const LOCK_KEY: i64 = 0x0046_4152_4d4f_5053; // "FARMOPS"
 
 pub fn checksum(sql: &str) -> String {
     hex::encode(Sha256::digest(sql.as_bytes()))

@@ -101,10 +101,10 @@ impl EvidenceQuery {
                 )),
             }
         }
-        if let (Some(f), Some(t)) = (q.from, q.to) {
-            if f >= t {
-                errors.push(crate::error::FieldError::new("to", "must be after from"));
-            }
+        if let (Some(f), Some(t)) = (q.from, q.to)
+            && f >= t
+        {
+            errors.push(crate::error::FieldError::new("to", "must be after from"));
         }
         if errors.is_empty() {
             Ok(q)
@@ -719,16 +719,18 @@ mod tests {
         }
     }
 
+    type LegCase = (
+        Vec<Leg>,
+        i64,
+        Option<i64>,
+        &'static str,
+        (i64, i64, i64, i64, i64, bool),
+    );
+
     #[test]
     fn legs_match_to_amounts() {
         // (legs, run reserved, run charged, run status) -> (reserved, charged, refunded, expired, open, consistent)
-        let cases: Vec<(
-            Vec<Leg>,
-            i64,
-            Option<i64>,
-            &str,
-            (i64, i64, i64, i64, i64, bool),
-        )> = vec![
+        let cases: Vec<LegCase> = vec![
             (
                 vec![leg("reserve", -10), leg("settle", 7)],
                 10,
