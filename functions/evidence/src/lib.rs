@@ -60,11 +60,17 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
             let page = evidence::evidence_page(&tx, &query).await?;
             match format {
                 Format::Json => http::json_response(200, &page),
-                Format::Html => http::response(
-                    200,
-                    format.content_type(),
-                    evidence::html::render(&page, None),
-                ),
+                Format::Html => {
+                    let mut res = http::response(
+                        200,
+                        format.content_type(),
+                        evidence::html::render(&page, None),
+                    );
+                    if let Ok(v) = evidence::html::content_security_policy().parse() {
+                        res.headers_mut().insert("content-security-policy", v);
+                    }
+                    res
+                }
                 Format::Csv => {
                     http::response(200, format.content_type(), evidence::csv::render(&page))
                 }

@@ -581,6 +581,12 @@ async fn html_page_renders_in_headless_chromium_with_matched_legs_and_no_injecte
             .to_str()?
             .starts_with("text/html")
     );
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()?
+            .contains("script-src 'sha256-"),
+        "CSP header"
+    );
     let html = text(&res);
     assert!(
         !html.contains("src=\"http") && !html.contains("href=\"http"),

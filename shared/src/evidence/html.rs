@@ -49,6 +49,38 @@ var s=document.getElementById('summary');\
 s.textContent=rows.length+' runs on this page; '+(bad===0?'every run matches its ledger legs':bad+' runs do not match their ledger legs');\
 s.className=bad===0?'ok':'bad';})();";
 
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The page's Content-Security-Policy: nothing external, no network, and only the page's own
+/// script (by hash) may run, so even a missed escape could not execute injected script.
+pub fn content_security_policy() -> String {
+    use sha2::Digest;
+    let hash = base64(&sha2::Sha256::digest(SCRIPT.as_bytes()));
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'; \
+         img-src data:; base-uri 'none'; form-action 'none'"
+    )
+}
+
 pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
     let mut h = String::with_capacity(4096 + page.runs.len() * 1024);
     let title = format!(
@@ -59,7 +91,9 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
          <title>{}</title><style>{STYLE}</style></head><body>",
+        e(&content_security_policy()),
         e(&title)
     );
     let _ = write!(
@@ -230,7 +264,22 @@ fn run_row(h: &mut String, r: &RunEvidence) {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{base64, escape};
+
+    #[test]
+    fn base64_matches_rfc_4648_vectors() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), expected, "{input}");
+        }
+    }
 
     #[test]
     fn escapes_markup() {
