@@ -408,6 +408,7 @@ async fn scripted_history_appears_with_every_leg_matched_and_totals_equal_the_le
     let only = body_json(&res);
     assert_eq!(only["runs"].as_array().map(Vec::len), Some(1));
     assert_eq!(only["runs"][0]["id"], h.failed_run.to_string());
+    assert_eq!(only["filters"]["status"], "failed", "filters echoed");
     let tomorrow = (Utc::now() + chrono::Duration::days(1)).date_naive();
     let (_, res) = get(
         &state,

@@ -155,8 +155,15 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
     if let Some(c) = &page.next_cursor {
         let _ = write!(
             h,
-            "<p>More runs: <a id=\"next\" href=\"?cursor={}\">older page</a></p>",
-            e(c)
+            "<p>More runs: <a id=\"next\" href=\"?{}\">older page</a></p>",
+            e(&[
+                page.filters.query_string(),
+                format!("limit={}&cursor={c}", page.limit)
+            ]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("&"))
         );
     }
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");

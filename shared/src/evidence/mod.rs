@@ -334,10 +334,37 @@ pub struct FarmTotals {
     pub expected_balance: i64,
 }
 
+/// The filters a page was read with (echoed so a reader knows what they are looking at).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Filters {
+    pub feature: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl Filters {
+    /// `feature=..&status=..&from=..&to=..` (only the ones set); values are URL-safe.
+    pub fn query_string(&self) -> String {
+        let ts = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        [
+            self.feature.as_ref().map(|v| format!("feature={v}")),
+            self.status.as_ref().map(|v| format!("status={v}")),
+            self.from.as_ref().map(|t| format!("from={}", ts(t))),
+            self.to.as_ref().map(|t| format!("to={}", ts(t))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvidencePage {
     pub farm_id: Uuid,
     pub generated_at: DateTime<Utc>,
+    pub filters: Filters,
     pub runs: Vec<RunEvidence>,
     /// Pass as `cursor` for the next (older) page; none on the last page.
     pub next_cursor: Option<String>,
@@ -421,6 +448,12 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
     Ok(EvidencePage {
         farm_id,
         generated_at: Utc::now(),
+        filters: Filters {
+            feature: q.feature.clone(),
+            status: q.status.clone(),
+            from: q.from,
+            to: q.to,
+        },
         runs,
         next_cursor,
         limit,
@@ -864,6 +897,26 @@ mod tests {
             }
         }
         assert!(parse(&[("from", "2026-02-01"), ("to", "2026-01-01")]).is_err());
+    }
+
+    #[test]
+    fn filters_round_trip_through_the_query_string() {
+        let f = Filters {
+            feature: Some("chat".into()),
+            status: Some("failed".into()),
+            from: DateTime::from_timestamp_micros(1_700_000_000_123_456),
+            to: DateTime::from_timestamp_micros(1_800_000_000_000_000),
+        };
+        let qs = f.query_string();
+        assert!(!qs.contains('+') && !qs.contains(' '), "{qs}");
+        let pairs: Vec<(&str, &str)> = qs.split('&').filter_map(|p| p.split_once('=')).collect();
+        let q =
+            EvidenceQuery::parse(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v)).unwrap();
+        assert_eq!(
+            (q.feature, q.status, q.from, q.to),
+            (f.feature, f.status, f.from, f.to)
+        );
+        assert_eq!(Filters::default().query_string(), "");
     }
 
     #[test]
