@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-postgres.sh
+bash scripts/setup-browser.sh
 
 echo "== deploy checks (cfn-lint; PyPI tools the deploy tests need)"
 bash scripts/check-deploy.sh
