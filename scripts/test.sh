@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs and starts PostgreSQL with
 # pgvector (scripts/setup-postgres.sh), the deploy checks (scripts/check-deploy.sh: cfn-lint),
-# then formatting, lints and every test of the workspace against the real database, and last
+# then formatting, lints and every test of the workspace against the real database, the README
+# walkthrough against the local stack (scripts/smoke.sh), and last
 # the Lambda build of every function (scripts/build-lambdas.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +23,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
+
+echo "== smoke test: the README walkthrough against the local stack (scripts/smoke.sh)"
+bash scripts/smoke.sh
 
 echo "== benchmark (short mode: keeps it from rotting; never fails on a number)"
 cargo run -q -p farmops-bench -- --short
