@@ -1,5 +1,7 @@
 //! The confirm-draft handler with real API Gateway HTTP API events against a real PostgreSQL.
 
+mod openapi;
+
 use confirm_draft::{State, handle};
 use farmops::{
     decisions::REPLAYED_HEADER,

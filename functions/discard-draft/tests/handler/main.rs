@@ -1,5 +1,7 @@
 //! The discard-draft handler with real API Gateway HTTP API events against a real PostgreSQL.
 
+mod openapi;
+
 use discard_draft::{State, handle};
 use farmops::{
     decisions::REPLAYED_HEADER,
