@@ -17,6 +17,7 @@ bash scripts/install-dev-tools.sh
 # named in the step's check is passed from the walkthrough's shell).
 declare -A CHECK
 CHECK[setup]='true'
+CHECK[invoke]='.applied == [] and .bootstrapped == false'
 CHECK[chat]='(.drafts | length) == 2
   and ([.drafts[].record_type] | sort) == ["mortality", "sale"]
   and all(.drafts[]; .status == "pending")
@@ -86,7 +87,7 @@ script="$out/walkthrough.sh"
     fi
     echo "echo '== $step'"
     echo "{"
-    printf '%s' "${BLOCK[$step]}" | sed "s#127\.0\.0\.1:9000#127.0.0.1:$PORT#g"
+    printf '%s' "${BLOCK[$step]}" | sed -e "s#127\.0\.0\.1:9000#127.0.0.1:$PORT#g" -e "s#--invoke-port 9000#--invoke-port $PORT#g"
     echo "} >'$out/$step.json'"
     echo "cat '$out/$step.json'"
     args=""
