@@ -38,8 +38,8 @@ for member in owner manager worker viewer; do
   $farmops add-member "$DEMO_FARM" "demo-$member" --role "$member" >/dev/null
 done
 $farmops set-autonomy "$DEMO_FARM" --tier auto --auto-categories feed_use,water,weight >/dev/null
-# Knowledge documents in the global base, once the CLI has a `documents` command.
-if $farmops documents --help >/dev/null 2>&1; then
+# Knowledge documents in the global base, once the CLI has a `documents seed-demo` command.
+if $farmops documents seed-demo --help >/dev/null 2>&1; then
   $farmops documents seed-demo
 fi
 $farmops audit "$DEMO_FARM" >/dev/null
