@@ -338,6 +338,50 @@ pub mod openapi {
             .collect()
     }
 
+    /// The document's path template that `path` (a real request path) matches, e.g.
+    /// `/farms/<uuid>/chat` -> `/farms/{farm_id}/chat`; `None` for an undocumented path.
+    pub fn route_template(method: &str, path: &str) -> Option<String> {
+        let doc = document();
+        let method = method.to_lowercase();
+        let want: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        doc["paths"]
+            .as_object()?
+            .iter()
+            .find_map(|(template, item)| {
+                let have: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+                let matches = have.len() == want.len()
+                    && have
+                        .iter()
+                        .zip(&want)
+                        .all(|(h, w)| h == w || (h.starts_with('{') && h.ends_with('}')));
+                (matches && item.get(&method).is_some()).then(|| template.clone())
+            })
+    }
+
+    /// [`assert_conforms`] for a real request path. A path the document does not have (a
+    /// test of an unknown route) must still answer the document's error shape.
+    pub fn assert_conforms_path(
+        method: &str,
+        path: &str,
+        response: &lambda_http::Response<lambda_http::Body>,
+    ) {
+        match route_template(method, path) {
+            Some(template) => assert_conforms(method, &template, response),
+            None => {
+                let doc = document();
+                let mut root = json!({ "$ref": "#/components/schemas/Error" });
+                root["components"] = doc["components"].clone();
+                let body = super::body_json(response);
+                let validator = jsonschema::validator_for(&root).expect("Error schema");
+                assert!(
+                    response.status().as_u16() >= 400 && validator.is_valid(&body),
+                    "{method} {path} is not in docs/openapi.yaml and answered {} {body}",
+                    response.status()
+                );
+            }
+        }
+    }
+
     /// Panics unless the handler's response conforms to the document (status, JSON body).
     pub fn assert_conforms(
         method: &str,

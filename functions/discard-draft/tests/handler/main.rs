@@ -81,6 +81,7 @@ impl Fixture {
             apigw_request("POST", path, user, headers, body),
         )
         .await;
+        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
         (res.status().as_u16(), body_json(&res), res)
     }
 
