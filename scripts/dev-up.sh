@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Brings up the local stack: PostgreSQL + pgvector (scripts/setup-postgres.sh), the `farmops`
-# database migrated, and a demo farm seeded with a member of every role and 1,000 credits.
-# Idempotent: run it again at any time.
+# Brings up the whole local stack: PostgreSQL + pgvector (scripts/setup-postgres.sh), the
+# `farmops` database migrated, a demo farm seeded (a member of every role, 1,000 credits,
+# autonomy set), and every function served by `cargo lambda watch` with the offline model on
+# http://127.0.0.1:$FARMOPS_LOCAL_PORT (default 9000), its log in target/dev/watch.log.
+# Idempotent: run it again at any time. scripts/dev-down.sh stops the functions.
+#
+#   FARMOPS_DEV_NO_SERVE=1 scripts/dev-up.sh   database and demo farm only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +15,11 @@ DEMO_FARM="11111111-1111-4111-8111-111111111111"
 export FARMOPS_OWNER_DATABASE_URL="postgres://farmops_owner:farmops_owner@127.0.0.1:${PORT}/${DB}"
 export FARMOPS_DATABASE_URL="postgres://farmops_app:farmops_app@127.0.0.1:${PORT}/${DB}"
 
+LOCAL_PORT="${FARMOPS_LOCAL_PORT:-9000}"
+BASE="http://127.0.0.1:${LOCAL_PORT}/lambda-url"
+
 bash scripts/setup-postgres.sh
+bash scripts/install-dev-tools.sh
 
 psql_admin() { runuser -u postgres -- psql -q -h /var/run/postgresql -p "$PORT" -v ON_ERROR_STOP=1 "$@"; }
 if ! psql_admin -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
@@ -30,7 +38,47 @@ for member in owner manager worker viewer; do
   $farmops add-member "$DEMO_FARM" "demo-$member" --role "$member" >/dev/null
 done
 $farmops set-autonomy "$DEMO_FARM" --tier auto --auto-categories feed_use,water,weight >/dev/null
+# Knowledge documents in the global base, once the CLI has a `documents seed-demo` command.
+if $farmops documents seed-demo --help >/dev/null 2>&1; then
+  $farmops documents seed-demo
+fi
 $farmops audit "$DEMO_FARM" >/dev/null
+
+# The functions: every crate under functions/ whose main serves HTTP, served by one
+# `cargo lambda watch` (debug build, offline model, dev identity header on).
+http_functions=()
+for main in functions/*/src/main.rs; do
+  grep -q 'lambda_http::run' "$main" && http_functions+=("$(basename "$(dirname "$(dirname "$main")")")")
+done
+mkdir -p target/dev
+if [ "${FARMOPS_DEV_NO_SERVE:-0}" != 1 ]; then
+  pidfile=target/dev/watch.pid
+  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "cargo lambda watch already running (pid $(cat "$pidfile"))"
+  else
+    packages=()
+    for f in "${http_functions[@]}"; do packages+=(-p "$f"); done
+    echo "building ${http_functions[*]} (debug)"
+    cargo build -q "${packages[@]}"
+    FARMOPS_DEV_IDENTITY=1 FARMOPS_CHAT_PROVIDER=offline RUST_LOG="${RUST_LOG:-info}" \
+      setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LOCAL_PORT" \
+      >target/dev/watch.log 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  # Ready when every HTTP function answers (a request without identity: 401 JSON).
+  for f in "${http_functions[@]}"; do
+    for i in $(seq 1 180); do
+      code=$(curl -s -o /dev/null -w '%{http_code}' -m 120 -X POST \
+        "$BASE/$f/farms/$DEMO_FARM/ping" || true)
+      [ "$code" = 401 ] && break
+      if [ "$i" = 180 ] || ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        echo "function $f did not answer on $BASE/$f (last status $code); see target/dev/watch.log" >&2
+        exit 1
+      fi
+      sleep 1
+    done
+  done
+fi
 
 cat <<MSG
 
@@ -39,6 +87,12 @@ FarmOps local stack is ready.
   database (owner role): $FARMOPS_OWNER_DATABASE_URL
   demo farm:             $DEMO_FARM  (1,000 credits; members demo-owner, demo-manager, demo-worker, demo-viewer;
                          autonomy auto for feed_use, water, weight; everything else drafts)
-Try:
+  functions:             $BASE/<function>/farms/...  (${http_functions[*]})
+                         caller named by the header  x-farmops-dev-user: demo-owner  (or demo-manager, ...)
+                         log: target/dev/watch.log   stop: scripts/dev-down.sh
+Try (the README walkthrough has more):
+  curl -s -X POST $BASE/chat/farms/$DEMO_FARM/chat \\
+    -H 'x-farmops-dev-user: demo-manager' -H 'content-type: application/json' \\
+    -d '{"message": "3 birds died in pen 2 and we sold 20 crates of eggs for 45,000 naira"}' | jq
   FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL target/debug/farmops audit
 MSG

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine: installs and starts PostgreSQL with
 # pgvector (scripts/setup-postgres.sh), the deploy checks (scripts/check-deploy.sh: cfn-lint),
-# then formatting, lints and every test of the workspace against the real database, and last
-# the Lambda build of every function (scripts/build-lambdas.sh) and the short benchmark.
+# then formatting, lints and every test of the workspace against the real database, the README
+# walkthrough against the local stack (scripts/smoke.sh), the Lambda build of every function
+# (scripts/build-lambdas.sh) and last the short benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
+
+echo "== smoke test: the README walkthrough against the local stack (scripts/smoke.sh)"
+bash scripts/smoke.sh
 
 # The heaviest step: every function built for Lambda (release, arm64), zipped
 # sizes reported. FARMOPS_SKIP_LAMBDA_BUILD=1 skips it for a quick local run (CI never sets it).

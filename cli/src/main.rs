@@ -20,7 +20,7 @@ use uuid::Uuid;
 struct Cli {
     /// Owner-role database URL (migrations and operator work).
     #[arg(long, env = "FARMOPS_OWNER_DATABASE_URL", hide_env_values = true)]
-    database_url: String,
+    database_url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -91,7 +91,10 @@ async fn main() {
 
 async fn run(cli: Cli) -> Result<()> {
     // The URL from the flag or the environment; TLS and IAM settings from `FARMOPS_DB_*`.
-    let url = cli.database_url.clone();
+    let url = cli
+        .database_url
+        .clone()
+        .context("no database: set FARMOPS_OWNER_DATABASE_URL or pass --database-url")?;
     let config = DatabaseConfig::from_env_with_url(
         &Env(|k| match k {
             "FARMOPS_OWNER_DATABASE_URL" => Some(url.clone()),

@@ -20,8 +20,13 @@ pub const DEV_USER_HEADER: &str = "x-farmops-dev-user";
 ///
 /// In AWS it is the `sub` claim of API Gateway's JWT authorizer and nothing else. For local
 /// development, [`DEV_USER_HEADER`] is honoured only when `FARMOPS_DEV_IDENTITY=1` is set AND
-/// the process is not running inside AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME` unset); the
-/// deployed template never sets the variable, and inside Lambda it is refused regardless.
+/// the process is not running inside AWS Lambda; the deployed template never sets the
+/// variable, and inside Lambda it is refused regardless.
+///
+/// "Inside AWS Lambda" is read from variables only the real Lambda service sets:
+/// `LAMBDA_TASK_ROOT` (`/var/task`, every runtime including `provided.al2023`) or
+/// `AWS_EXECUTION_ENV`. Not `AWS_LAMBDA_FUNCTION_NAME`: `cargo lambda watch` sets that one
+/// (with `AWS_LAMBDA_RUNTIME_API` and friends) for the functions it serves locally.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdentitySource {
     pub allow_dev_header: bool,
@@ -34,7 +39,9 @@ impl IdentitySource {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let requested = lookup("FARMOPS_DEV_IDENTITY").is_some_and(|v| v.trim() == "1");
-        let in_lambda = lookup("AWS_LAMBDA_FUNCTION_NAME").is_some_and(|v| !v.is_empty());
+        let in_lambda = ["LAMBDA_TASK_ROOT", "AWS_EXECUTION_ENV"]
+            .iter()
+            .any(|k| lookup(k).is_some_and(|v| !v.trim().is_empty()));
         if requested && in_lambda {
             tracing::warn!("FARMOPS_DEV_IDENTITY is ignored inside AWS Lambda");
         }
@@ -257,13 +264,35 @@ mod tests {
         let dev =
             IdentitySource::from_lookup(|k| (k == "FARMOPS_DEV_IDENTITY").then(|| "1".to_string()));
         assert_eq!(caller(&req, dev).unwrap().user_id, "dev-owner");
-        let in_lambda = IdentitySource::from_lookup(|k| match k {
-            "FARMOPS_DEV_IDENTITY" => Some("1".into()),
-            "AWS_LAMBDA_FUNCTION_NAME" => Some("farmops-chat".into()),
+        // The environment `cargo lambda watch` gives a function (observed with cargo-lambda
+        // 1.9): the AWS_LAMBDA_* runtime variables, but no LAMBDA_TASK_ROOT.
+        let cargo_lambda = |k: &str| match k {
+            "FARMOPS_DEV_IDENTITY" => Some("1".to_string()),
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("chat".into()),
+            "AWS_LAMBDA_RUNTIME_API" => Some("http://127.0.0.1:9000/.rt/chat".into()),
+            "AWS_LAMBDA_FUNCTION_VERSION" => Some("1".into()),
             _ => None,
-        });
-        assert!(!in_lambda.allow_dev_header);
-        assert!(caller(&req, in_lambda).is_err(), "refused inside Lambda");
+        };
+        let watch = IdentitySource::from_lookup(cargo_lambda);
+        assert_eq!(caller(&req, watch).unwrap().user_id, "dev-owner");
+        // Real Lambda: LAMBDA_TASK_ROOT (every runtime) or AWS_EXECUTION_ENV (managed ones).
+        for (var, value) in [
+            ("LAMBDA_TASK_ROOT", "/var/task"),
+            ("AWS_EXECUTION_ENV", "AWS_Lambda_rapid"),
+        ] {
+            let in_lambda = IdentitySource::from_lookup(|k| {
+                if k == var {
+                    Some(value.into())
+                } else {
+                    cargo_lambda(k)
+                }
+            });
+            assert!(!in_lambda.allow_dev_header, "{var}");
+            assert!(
+                caller(&req, in_lambda).is_err(),
+                "refused inside Lambda ({var})"
+            );
+        }
     }
 
     #[derive(Debug, serde::Deserialize)]

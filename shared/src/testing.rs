@@ -285,3 +285,124 @@ pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_j
         _ => serde_json::Value::Null,
     }
 }
+
+/// The OpenAPI document (`docs/openapi.yaml`) as a conformance check for handler responses.
+pub mod openapi {
+    use serde_json::{Value, json};
+
+    /// `docs/openapi.yaml` as JSON.
+    pub fn document() -> Value {
+        serde_yaml::from_str(include_str!("../../docs/openapi.yaml"))
+            .expect("docs/openapi.yaml is YAML")
+    }
+
+    fn resolve<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
+        match node.get("$ref").and_then(Value::as_str) {
+            Some(r) => doc
+                .pointer(r.trim_start_matches('#'))
+                .unwrap_or_else(|| panic!("unresolved $ref {r}")),
+            None => node,
+        }
+    }
+
+    /// Why `body` (answered with `status` to `method path`, the path as the document writes
+    /// it, e.g. `/farms/{farm_id}/chat`) does not conform to the document; empty when it does.
+    /// An undocumented route or status is a failure too.
+    pub fn conformance_errors(method: &str, path: &str, status: u16, body: &Value) -> Vec<String> {
+        let doc = document();
+        let method = method.to_lowercase();
+        let Some(operation) = doc["paths"][path].get(&method) else {
+            return vec![format!("{method} {path} is not in the document")];
+        };
+        let Some(response) = operation["responses"].get(status.to_string()) else {
+            return vec![format!(
+                "{method} {path}: status {status} is not documented"
+            )];
+        };
+        let response = resolve(&doc, response);
+        let Some(schema) = response.pointer("/content/application~1json/schema") else {
+            return vec![format!(
+                "{method} {path} {status}: no application/json schema"
+            )];
+        };
+        // The operation's schema as the root, with the document's components beside it so
+        // `#/components/schemas/...` references resolve.
+        let mut root = json!({ "$schema": "https://json-schema.org/draft/2020-12/schema" });
+        root["components"] = doc["components"].clone();
+        root["allOf"] = json!([schema]);
+        let validator = jsonschema::validator_for(&root)
+            .unwrap_or_else(|e| panic!("{method} {path} {status}: invalid schema: {e}"));
+        validator
+            .iter_errors(body)
+            .map(|e| format!("{method} {path} {status}: {e} at {}", e.instance_path))
+            .collect()
+    }
+
+    /// The document's path template that `path` (a real request path) matches, e.g.
+    /// `/farms/<uuid>/chat` -> `/farms/{farm_id}/chat`; `None` for an undocumented path.
+    pub fn route_template(method: &str, path: &str) -> Option<String> {
+        let doc = document();
+        let method = method.to_lowercase();
+        let want: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        doc["paths"]
+            .as_object()?
+            .iter()
+            .find_map(|(template, item)| {
+                let have: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+                let matches = have.len() == want.len()
+                    && have
+                        .iter()
+                        .zip(&want)
+                        .all(|(h, w)| h == w || (h.starts_with('{') && h.ends_with('}')));
+                (matches && item.get(&method).is_some()).then(|| template.clone())
+            })
+    }
+
+    /// [`assert_conforms`] for a real request path. A path the document does not have (a
+    /// test of an unknown route) must still answer the document's error shape.
+    pub fn assert_conforms_path(
+        method: &str,
+        path: &str,
+        response: &lambda_http::Response<lambda_http::Body>,
+    ) {
+        match route_template(method, path) {
+            Some(template) => assert_conforms(method, &template, response),
+            None => {
+                let doc = document();
+                let mut root = json!({ "$ref": "#/components/schemas/Error" });
+                root["components"] = doc["components"].clone();
+                let body = super::body_json(response);
+                let validator = jsonschema::validator_for(&root).expect("Error schema");
+                assert!(
+                    response.status().as_u16() >= 400 && validator.is_valid(&body),
+                    "{method} {path} is not in docs/openapi.yaml and answered {} {body}",
+                    response.status()
+                );
+            }
+        }
+    }
+
+    /// Panics unless the handler's response conforms to the document (status, JSON body).
+    pub fn assert_conforms(
+        method: &str,
+        path: &str,
+        response: &lambda_http::Response<lambda_http::Body>,
+    ) {
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            content_type.starts_with("application/json"),
+            "{method} {path}: content-type {content_type:?}"
+        );
+        let body = super::body_json(response);
+        let errors = conformance_errors(method, path, response.status().as_u16(), &body);
+        assert!(
+            errors.is_empty(),
+            "response does not conform to docs/openapi.yaml:\n{}\nbody: {body}",
+            errors.join("\n")
+        );
+    }
+}

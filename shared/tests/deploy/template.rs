@@ -328,3 +328,52 @@ fn only_the_bedrock_role_touches_bedrock_and_it_has_no_database_access() {
     let trust = text(&resources(&t)["BedrockRole"]["Properties"]["AssumeRolePolicyDocument"]);
     assert!(trust.contains("ModelFunctionRole"), "{trust}");
 }
+
+/// docs/openapi.yaml documents exactly the template's HTTP routes (which the test above ties
+/// to DESIGN.md), each under its function, and every error code the code can answer.
+#[test]
+fn the_openapi_document_has_every_route_and_error_code() {
+    let routes = routes(&template());
+    let doc: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("docs/openapi.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+    let mut documented = BTreeMap::new();
+    for (path, item) in doc["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            let key = (
+                method.as_str().unwrap().to_uppercase(),
+                path.as_str().unwrap().to_string(),
+            );
+            let function = op["x-farmops-function"].as_str().unwrap_or("").to_string();
+            let planned = op["x-farmops-status"].as_str() == Some("planned");
+            let built = root().join("functions").join(&function).exists();
+            assert!(
+                planned || built,
+                "{key:?}: function {function:?} does not exist and the operation is not planned"
+            );
+            documented.insert(key, function);
+        }
+    }
+    assert_eq!(documented, routes, "docs/openapi.yaml vs template.yaml");
+    let codes: BTreeSet<&str> =
+        doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+    let errors = std::fs::read_to_string(root().join("shared/src/error.rs")).unwrap();
+    let code_fn = errors
+        .split("pub fn code(")
+        .nth(1)
+        .and_then(|rest| rest.split("\n    }\n").next())
+        .unwrap();
+    let used: BTreeSet<&str> = code_fn
+        .split("=> \"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert!(used.len() >= 11, "read the codes of Error::code: {used:?}");
+    assert_eq!(codes, used, "error codes: docs/openapi.yaml vs Error::code");
+}

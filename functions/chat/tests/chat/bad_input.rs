@@ -96,6 +96,7 @@ async fn bad_requests_are_refused_with_their_status_and_cost_nothing() -> Result
     for (path, user, body, status, code) in cases {
         let req = apigw_request("POST", path, user, &[], body);
         let res = chat::handle(&state, req).await;
+        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
         let json = body_json(&res);
         assert_eq!(
             res.status().as_u16(),

@@ -5,4 +5,5 @@ mod bad_input;
 mod bedrock_stub;
 mod concurrency;
 mod offline_turns;
+mod openapi;
 mod support;

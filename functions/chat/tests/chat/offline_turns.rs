@@ -243,6 +243,11 @@ async fn feedback(
         Some(body),
     );
     let res = chat::handle(state, req).await;
+    farmops::testing::openapi::assert_conforms_path(
+        "POST",
+        &format!("/farms/{farm}/runs/{run}/feedback"),
+        &res,
+    );
     (res.status().as_u16(), body_json(&res))
 }
 

@@ -48,6 +48,7 @@ pub async fn chat(state: &State, farm: Uuid, user: &str, body: Value) -> (u16, V
         Some(&body.to_string()),
     );
     let res: Response<Body> = chat::handle(state, req).await;
+    farmops::testing::openapi::assert_conforms_path("POST", &format!("/farms/{farm}/chat"), &res);
     (res.status().as_u16(), body_json(&res))
 }
 

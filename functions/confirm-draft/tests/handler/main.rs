@@ -1,5 +1,7 @@
 //! The confirm-draft handler with real API Gateway HTTP API events against a real PostgreSQL.
 
+mod openapi;
+
 use confirm_draft::{State, handle};
 use farmops::{
     decisions::REPLAYED_HEADER,
@@ -79,6 +81,7 @@ impl Fixture {
             apigw_request("POST", path, user, headers, body),
         )
         .await;
+        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
         (res.status().as_u16(), body_json(&res), res)
     }
 
@@ -309,6 +312,7 @@ async fn bad_requests_get_their_status_never_500() -> R {
         apigw_request("GET", &path, Some("owner"), &[], None),
     )
     .await;
+    farmops::testing::openapi::assert_conforms_path("GET", &path, &res);
     assert_eq!(res.status(), 404, "only POST is served");
     assert_eq!(f.draft_status(id).await?, "pending", "nothing was decided");
     Ok(())

@@ -1,5 +1,7 @@
 //! The discard-draft handler with real API Gateway HTTP API events against a real PostgreSQL.
 
+mod openapi;
+
 use discard_draft::{State, handle};
 use farmops::{
     decisions::REPLAYED_HEADER,
@@ -79,6 +81,7 @@ impl Fixture {
             apigw_request("POST", path, user, headers, body),
         )
         .await;
+        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
         (res.status().as_u16(), body_json(&res), res)
     }
 

@@ -1,0 +1,271 @@
+//! The built `farmops` binary against a real database: every command's `--help`, the success
+//! path of each command (checked in the database), and clear errors with a non-zero exit.
+
+use std::process::{Command, Output};
+
+use farmops::{
+    credits::{self, Feature, NewRun},
+    testing::TestDb,
+};
+use serde_json::Value;
+use uuid::Uuid;
+
+const COMMANDS: [&str; 7] = [
+    "migrate",
+    "create-farm",
+    "add-member",
+    "grant",
+    "set-autonomy",
+    "expire",
+    "audit",
+];
+
+fn farmops(db: Option<&TestDb>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_farmops"));
+    cmd.args(args).env_remove("FARMOPS_OWNER_DATABASE_URL");
+    for var in [
+        "FARMOPS_DB_IAM_AUTH",
+        "FARMOPS_DB_TLS",
+        "FARMOPS_DB_CA_BUNDLE",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(db) = db {
+        cmd.env("FARMOPS_OWNER_DATABASE_URL", db.owner_url());
+    }
+    cmd.output().expect("the farmops binary runs")
+}
+
+fn ok(out: &Output) -> Vec<Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+/// Exit 1 and the message on stderr, nothing on stdout.
+fn fails(out: &Output, message: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains(message), "{message:?} not in {stderr:?}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    let out = farmops(None, &["--help"]);
+    let top = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success());
+    for command in COMMANDS {
+        assert!(top.contains(command), "{command} missing from --help");
+        let out = farmops(None, &[command, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command} --help");
+        let usage = text.lines().find(|l| l.starts_with("Usage: farmops"));
+        assert!(
+            usage.is_some_and(|u| u.contains(&format!(" {command}"))),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn usage_errors_exit_non_zero() {
+    fails(
+        &farmops(None, &["audit"]),
+        "no database: set FARMOPS_OWNER_DATABASE_URL or pass --database-url",
+    );
+    fails(
+        &farmops(
+            None,
+            &[
+                "--database-url",
+                "postgres://nobody:x@127.0.0.1:1/x",
+                "audit",
+            ],
+        ),
+        "error: database",
+    );
+    let out = farmops(None, &["no-such-command"]);
+    assert!(!out.status.success());
+    let out = farmops(
+        None,
+        &[
+            "--database-url",
+            "postgres://x@127.0.0.1:1/x",
+            "add-member",
+            "not-a-uuid",
+            "u",
+            "--role",
+            "owner",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-uuid"));
+}
+
+#[tokio::test]
+async fn operator_commands_against_a_real_database() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let owner = db.owner_client().await?;
+    let id = Uuid::new_v4().to_string();
+
+    let migrated = ok(&farmops(Some(&db), &["migrate"]));
+    assert_eq!(
+        migrated[0]["applied"],
+        serde_json::json!([]),
+        "template is migrated"
+    );
+
+    let created = ok(&farmops(
+        Some(&db),
+        &["create-farm", "CLI Farm", "--id", &id],
+    ));
+    assert_eq!(created[0]["farm_id"], id.as_str());
+    let farm: Uuid = id.parse()?;
+    let row = owner
+        .query_one("SELECT name FROM farms WHERE id = $1", &[&farm])
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "CLI Farm");
+
+    ok(&farmops(
+        Some(&db),
+        &["add-member", &id, "alice", "--role", "manager"],
+    ));
+    ok(&farmops(
+        Some(&db),
+        &["add-member", &id, "alice", "--role", "owner"],
+    ));
+    let role: String = owner
+        .query_one(
+            "SELECT role FROM farm_members WHERE farm_id = $1 AND user_id = 'alice'",
+            &[&farm],
+        )
+        .await?
+        .get(0);
+    assert_eq!(role, "owner", "a second add-member changes the role");
+    fails(
+        &farmops(Some(&db), &["add-member", &id, "bob", "--role", "admin"]),
+        "role must be owner, manager, worker or viewer",
+    );
+    let missing = Uuid::new_v4().to_string();
+    fails(
+        &farmops(
+            Some(&db),
+            &["add-member", &missing, "bob", "--role", "owner"],
+        ),
+        "no farm",
+    );
+
+    let granted = ok(&farmops(
+        Some(&db),
+        &["grant", &id, "500", "--reason", "starter pack"],
+    ));
+    assert_eq!(granted[0]["balance"], 500);
+    let reason: String = owner
+        .query_one(
+            "SELECT reason FROM credit_ledger WHERE farm_id = $1 AND entry_type = 'grant'",
+            &[&farm],
+        )
+        .await?
+        .get(0);
+    assert_eq!(reason, "starter pack");
+    let out = farmops(Some(&db), &["grant", &id, "-5", "--reason", "oops"]);
+    assert!(!out.status.success(), "a negative grant is refused");
+    let balance: i64 = owner
+        .query_one("SELECT credit_balance FROM farms WHERE id = $1", &[&farm])
+        .await?
+        .get(0);
+    assert_eq!(balance, 500, "a refused grant changes nothing");
+
+    let set = ok(&farmops(
+        Some(&db),
+        &[
+            "set-autonomy",
+            &id,
+            "--tier",
+            "auto",
+            "--auto-categories",
+            "feed_use,water",
+            "--override",
+            "note=suggest",
+        ],
+    ));
+    assert_eq!(set[0]["autonomy"]["tier"], "auto");
+    let row = owner
+        .query_one(
+            "SELECT ai_autonomy, ai_auto_categories, ai_record_autonomy FROM farms WHERE id = $1",
+            &[&farm],
+        )
+        .await?;
+    assert_eq!(row.get::<_, String>(0), "auto");
+    assert_eq!(
+        row.get::<_, Value>(1),
+        serde_json::json!(["feed_use", "water"])
+    );
+    assert_eq!(
+        row.get::<_, Value>(2),
+        serde_json::json!({"note": "suggest"})
+    );
+    fails(
+        &farmops(Some(&db), &["set-autonomy", &id, "--tier", "yolo"]),
+        "unknown tier \"yolo\"",
+    );
+    fails(
+        &farmops(
+            Some(&db),
+            &[
+                "set-autonomy",
+                &id,
+                "--tier",
+                "draft",
+                "--auto-categories",
+                "unicorns",
+            ],
+        ),
+        "unknown record type",
+    );
+    let tier: String = owner
+        .query_one("SELECT ai_autonomy FROM farms WHERE id = $1", &[&farm])
+        .await?
+        .get(0);
+    assert_eq!(tier, "auto", "a refused set-autonomy changes nothing");
+
+    // A reservation that never settles; expire refunds it in full.
+    let tx = db.owner.tenant(farm).await?;
+    credits::reserve_credits(
+        &tx,
+        &NewRun {
+            feature: Feature::Chat,
+            model: "offline-farm-assistant",
+            user_id: Some("alice"),
+            credits: 40,
+            request_summary: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let expired = ok(&farmops(Some(&db), &["expire", "--older-than-secs", "0"]));
+    let total = &expired.last().unwrap()["total"];
+    assert_eq!(total["runs"], 1);
+    assert_eq!(total["credits_refunded"], 40);
+    let again = ok(&farmops(Some(&db), &["expire", "--older-than-secs", "0"]));
+    assert_eq!(again.last().unwrap()["total"]["runs"], 0, "refunds once");
+
+    let audit = ok(&farmops(Some(&db), &["audit", &id]));
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0]["holds"], true, "{}", audit[0]);
+    ok(&farmops(Some(&db), &["audit"]));
+    Ok(())
+}

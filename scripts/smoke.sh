@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The README walkthrough, run exactly as written: every ```sh block of README.md preceded by a
+# `<!-- smoke: <step> [requires=<path>] -->` marker runs, in order, in ONE bash shell (so the
+# variables a block sets are there for the next), and each step's output is checked with jq
+# below. A block whose `requires` path does not exist is skipped (named in the output). A step
+# without a check, or a check without a step, fails the smoke test: the walkthrough cannot rot.
+#
+# Uses the local stack of scripts/dev-up.sh; when nothing answers on the port, brings it up
+# itself and stops the functions again at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT="${FARMOPS_LOCAL_PORT:-9000}"
+bash scripts/install-dev-tools.sh
+
+# ---- the checks: one jq program per step, run on the step's output (--arg of every variable
+# named in the step's check is passed from the walkthrough's shell).
+declare -A CHECK
+CHECK[setup]='true'
+CHECK[invoke]='.applied == [] and .bootstrapped == false'
+CHECK[chat]='(.drafts | length) == 2
+  and ([.drafts[].record_type] | sort) == ["mortality", "sale"]
+  and all(.drafts[]; .status == "pending")
+  and (.drafts[] | select(.record_type == "mortality") | .payload.count) == 3
+  and (.drafts[] | select(.record_type == "sale") | .payload.amount_kobo) == 4500000
+  and .credits.charged > 0 and .credits.reserved >= .credits.charged
+  and (.reply | type) == "string"'
+CHECK[confirm]='.draft.status == "confirmed" and .draft.decided_by == "demo-owner"
+  and .record.source == "ai_draft" and .record.draft_id == $MORTALITY'
+CHECK[discard]='.status == "discarded" and .decision_note == "the buyer cancelled; we sold 18 crates"
+  and .record_id == null'
+CHECK[conflict]='.error.code == "conflict" and (.error.message | type) == "string"'
+# Three JSON documents (drafts, evidence, credits), slurped.
+CHECK[evidence]='length == 3
+  and (.[0] | tostring | contains($SALE) and contains($MORTALITY))
+  and (.[1] | tostring | contains($MORTALITY))
+  and ([.[2] | .. | objects | .balance? | numbers] | length) > 0'
+
+# ---- the blocks
+steps=()
+declare -A BLOCK REQUIRES
+current=""
+in_block=0
+while IFS= read -r line; do
+  if [ "$in_block" = 1 ]; then
+    if [ "$line" = '```' ]; then in_block=0; current=""; else BLOCK[$current]+="$line"$'\n'; fi
+  elif [[ "$line" =~ ^\<\!--\ smoke:\ ([a-z0-9-]+)(\ requires=([^ ]+))? ]]; then
+    current="${BASH_REMATCH[1]}"
+    REQUIRES[$current]="${BASH_REMATCH[3]}"
+    steps+=("$current")
+  elif [ -n "$current" ] && [ "$line" = '```sh' ]; then
+    in_block=1
+  fi
+done <README.md
+
+fail=0
+for step in "${steps[@]}"; do
+  [ -n "${CHECK[$step]:-}" ] || { echo "smoke: README step '$step' has no check in $0" >&2; fail=1; }
+  [ -n "${BLOCK[$step]:-}" ] || { echo "smoke: README marker '$step' has no \`\`\`sh block" >&2; fail=1; }
+done
+for step in "${!CHECK[@]}"; do
+  [[ " ${steps[*]} " == *" $step "* ]] || { echo "smoke: check '$step' has no README step" >&2; fail=1; }
+done
+[ "$fail" = 0 ] || exit 1
+
+# ---- the stack
+answering() {
+  [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -X POST \
+    "http://127.0.0.1:$PORT/lambda-url/chat/farms/x/ping" || true)" = 401 ]
+}
+if ! answering; then
+  echo "== smoke: no local stack on port $PORT; starting it (scripts/dev-up.sh)"
+  bash scripts/dev-up.sh
+  trap 'bash scripts/dev-down.sh' EXIT
+fi
+
+# ---- one script: every step's block, its output saved, then checked
+out=$(mktemp -d)
+script="$out/walkthrough.sh"
+{
+  echo 'set -euo pipefail'
+  for step in "${steps[@]}"; do
+    req="${REQUIRES[$step]}"
+    if [ -n "$req" ] && [ ! -e "$req" ]; then
+      echo "echo '== $step: skipped ($req does not exist yet)'"
+      continue
+    fi
+    echo "echo '== $step'"
+    echo "{"
+    printf '%s' "${BLOCK[$step]}" | sed -e "s#127\.0\.0\.1:9000#127.0.0.1:$PORT#g" -e "s#--invoke-port 9000#--invoke-port $PORT#g"
+    echo "} >'$out/$step.json'"
+    echo "cat '$out/$step.json'"
+    args=""
+    for var in $(grep -o '\$[A-Z][A-Z_]*' <<<"${CHECK[$step]}" | sort -u | tr -d '$'); do
+      args+=" --arg $var \"\$$var\""
+    done
+    printf "jq -es%s %q '%s' >/dev/null || { echo 'smoke: step %s: answer fails its check' >&2; exit 1; }\n" \
+      "$args" "$( [ "$step" = evidence ] && echo '.' || echo '.[0]' ) | (${CHECK[$step]})" \
+      "$out/$step.json" "$step"
+  done
+} >"$script"
+bash "$script"
+echo "== smoke: the README walkthrough works as written"
