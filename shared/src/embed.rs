@@ -34,9 +34,9 @@ pub trait Embedder: Send + Sync {
 }
 
 /// A conservative token estimate for reserving credits before the call (about 4 characters
-/// a token in English; we count 1 token per 2 characters plus one, so never below actual).
+/// a token in English; we count 1 token per 2 characters plus two, so never below actual).
 pub fn estimate_tokens(text: &str) -> u64 {
-    text.chars().count() as u64 / 2 + 1
+    text.chars().count() as u64 / 2 + 2
 }
 
 // ---------------------------------------------------------------- Titan on Bedrock
