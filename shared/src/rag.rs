@@ -81,6 +81,14 @@ const INDEX_SQL: &str = "SELECT farm_id, document_id, chunk_index, memory_id, co
   ORDER BY embedding <=> $2::text::vector
   LIMIT $3";
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchPath {
+    /// Exact up to [`EXACT_LIMIT`] visible rows, iterative HNSW above.
+    Auto,
+    Exact,
+    Index,
+}
+
 /// Which query a farm with `visible` rows gets. Pure.
 pub fn use_exact_path(visible: i64) -> bool {
     visible <= EXACT_LIMIT
@@ -94,6 +102,17 @@ impl PgRetriever {
         vector: &[f32],
         k: usize,
     ) -> Result<Vec<Passage>> {
+        self.retrieve_via(tx, vector, k, SearchPath::Auto).await
+    }
+
+    /// [`retrieve_vector`](Self::retrieve_vector) with the path forced (benchmarks, tests).
+    pub async fn retrieve_via(
+        &self,
+        tx: &TenantTx,
+        vector: &[f32],
+        k: usize,
+        path: SearchPath,
+    ) -> Result<Vec<Passage>> {
         if k == 0 {
             return Ok(Vec::new());
         }
@@ -104,11 +123,12 @@ impl PgRetriever {
             .query_one(PLAN_SQL, &[(&farm_id, Type::UUID), (&ef, Type::TEXT)])
             .await?
             .get(0);
-        let sql = if use_exact_path(visible) {
-            EXACT_SQL
-        } else {
-            INDEX_SQL
+        let exact = match path {
+            SearchPath::Auto => use_exact_path(visible),
+            SearchPath::Exact => true,
+            SearchPath::Index => false,
         };
+        let sql = if exact { EXACT_SQL } else { INDEX_SQL };
         let q = vector_text(vector);
         let rows = tx
             .query(
