@@ -470,6 +470,9 @@ mod titan_stub {
         net::TcpListener,
     };
 
+    /// (status, extra headers, body).
+    pub type Scripted = (u16, Vec<(String, String)>, String);
+
     /// A one-route HTTP/1.1 stub: records each request (path, body) and answers with the next
     /// scripted (status, extra headers, body).
     pub struct Stub {
@@ -477,7 +480,7 @@ mod titan_stub {
         pub requests: Arc<Mutex<Vec<(String, String)>>>,
     }
 
-    pub async fn start(responses: Vec<(u16, Vec<(String, String)>, String)>) -> Stub {
+    pub async fn start(responses: Vec<Scripted>) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
