@@ -17,7 +17,8 @@
 //!   transaction. Concurrent sweeps never take the same row; a crash rolls the batch back (the
 //!   reservation is released by the expiry job), so the sweep is idempotent and resumable. A
 //!   farm that cannot pay is skipped and reported, its rows untouched. Global-farm rows are
-//!   re-embedded unmetered (the operator's cost).
+//!   re-embedded unmetered (the operator's cost). A batch holds two pool connections at once
+//!   (its locking transaction and the committed reservation): the pool needs at least 2.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

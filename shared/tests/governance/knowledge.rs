@@ -625,3 +625,100 @@ async fn titan_speaks_the_invoke_model_wire_format() -> anyhow::Result<()> {
     assert!(matches!(garbage, Err(Error::ModelFailed(_))), "{garbage:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn memories_are_embedded_in_the_callers_transaction() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let farm = db.farm("f", 0).await?;
+    let e = OfflineEmbedder::default();
+    let tx = db.app.tenant(farm).await?;
+    let memory: Uuid = tx
+        .query_one(
+            "INSERT INTO memories (farm_id, content) VALUES ($1, 'The north gate sticks') RETURNING id",
+            &[(&farm, Type::UUID)],
+        )
+        .await?
+        .get(0);
+    let tokens = documents::embed_and_store(
+        &tx,
+        &e,
+        documents::Source::Memory(memory),
+        "The north gate sticks",
+    )
+    .await?;
+    assert!(tokens > 0);
+    // Rolled back: neither the memory nor its embedding exists.
+    tx.rollback().await?;
+    let r = retriever();
+    let tx = db.app.tenant(farm).await?;
+    assert!(r.retrieve(&tx, "north gate", 3).await?.is_empty());
+    tx.rollback().await?;
+    let tx = db.app.tenant(farm).await?;
+    tx.query(
+        "INSERT INTO memories (farm_id, id, content) VALUES ($1, $2, 'The north gate sticks')",
+        &[(&farm, Type::UUID), (&memory, Type::UUID)],
+    )
+    .await?;
+    documents::embed_and_store(
+        &tx,
+        &e,
+        documents::Source::Memory(memory),
+        "The north gate sticks",
+    )
+    .await?;
+    tx.commit().await?;
+    let tx = db.app.tenant(farm).await?;
+    let got = r.retrieve(&tx, "north gate", 3).await?;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].source, format!("memory:{memory}"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_sweep_reembeds_global_rows_unmetered() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let gtx = db.owner.tenant(Uuid::nil()).await?;
+    gtx.query(
+        "WITH d AS (INSERT INTO documents (farm_id, title, body, created_by)
+                    VALUES (global_farm_id(), 'g', 'Frost protection for orchards', 'op') RETURNING id)
+         INSERT INTO embeddings (farm_id, document_id, chunk_index, content, content_hash,
+                                 embedding_model, embedding)
+         SELECT global_farm_id(), id, 0, 'Frost protection for orchards', 'stale', 'offline-embedder',
+                array_fill(0.01::real, ARRAY[1024])::vector FROM d",
+        &[],
+    )
+    .await?;
+    gtx.commit().await?;
+    // Same model, but the content hash is wrong: stale.
+    let report = documents::sweep(&db.app, &OfflineEmbedder::default(), 64).await?;
+    assert_eq!(report.len(), 1);
+    assert_eq!(report[0].farm_id, Uuid::nil());
+    assert_eq!(report[0].reembedded, 1);
+    let owner = db.owner_client().await?;
+    let row = owner
+        .query_one(
+            "SELECT content_hash = encode(sha256(convert_to(content, 'UTF8')), 'hex'),
+                    (SELECT count(*) FROM ai_runs WHERE farm_id = global_farm_id())
+               FROM embeddings",
+            &[],
+        )
+        .await?;
+    assert!(row.get::<_, bool>(0));
+    assert_eq!(
+        row.get::<_, i64>(1),
+        0,
+        "global rows are the operator's cost"
+    );
+    // Every farm now finds it, as global knowledge.
+    let farm = db.farm("f", 0).await?;
+    let tx = db.app.tenant(farm).await?;
+    let got = retriever().retrieve(&tx, "orchard frost", 1).await?;
+    assert_eq!(got[0].farm_id, Uuid::nil());
+    assert!(got[0].distance < 0.9);
+    assert!(
+        documents::sweep(&db.app, &OfflineEmbedder::default(), 64)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}
