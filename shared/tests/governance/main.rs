@@ -4,6 +4,7 @@ mod credits;
 mod decisions;
 mod drafts;
 mod invariants;
+mod knowledge;
 
 use farmops::{Error, db::TenantTx};
 

@@ -1,0 +1,139 @@
+//! reembed: the farm's knowledge base.
+//!
+//! * `POST /farms/{farm_id}/documents` `{"title", "body"}` (worker and above; body up to
+//!   200,000 characters, request up to 1 MiB): stored, chunked, embedded, metered. 201.
+//! * `DELETE /farms/{farm_id}/documents/{id}` (manager, owner): the document and its
+//!   embeddings in one transaction. 200.
+//! * `POST /farms/{farm_id}/reembed` (manager, owner): re-embeds the farm's stale rows now. 200
+//!   with the sweep report.
+//! * The scheduled EventBridge sweep: the same Lambda receives the EventBridge envelope
+//!   (`detail-type` and `source` keys); [`handle_event`] tells it from an API Gateway event and
+//!   sweeps every farm with stale rows.
+//!
+//! The domain is [`farmops::documents`]; this crate only parses and routes.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `FARMOPS_EMBEDDER` | `titan` | `titan` (Bedrock, see [`farmops::aws`]) or `offline` |
+
+use std::sync::Arc;
+
+use farmops::{
+    aws::{BedrockSettings, bedrock_client},
+    config::{Config, Env},
+    db::{Db, Tls, UrlPassword},
+    documents::{self, NewDocument},
+    embed::{Embedder, OfflineEmbedder, TitanEmbedder},
+    http::{self, IdentitySource},
+};
+use lambda_http::{Body, Request, Response, http::Method};
+use serde_json::{Value, json};
+
+/// Documents are large: a 200,000-character body in UTF-8 plus JSON escaping.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Built once at cold start.
+pub struct State {
+    pub db: Db,
+    pub identity: IdentitySource,
+    pub embedder: Arc<dyn Embedder>,
+}
+
+impl State {
+    pub async fn from_env() -> farmops::Result<State> {
+        let unexpected =
+            |e: farmops::config::ConfigError| farmops::Error::unexpected(e.to_string());
+        let config = Config::from_env().map_err(unexpected)?;
+        let db = Db::connect(&config.database, Arc::new(UrlPassword), Tls::Disabled)?;
+        let env = Env(|k: &str| std::env::var(k).ok());
+        let embedder: Arc<dyn Embedder> = match env.optional("FARMOPS_EMBEDDER").as_deref() {
+            Some("offline") => Arc::new(OfflineEmbedder::default()),
+            None | Some("titan") => {
+                let settings = BedrockSettings::from_env(&env).map_err(unexpected)?;
+                Arc::new(TitanEmbedder::new(bedrock_client(&settings).await))
+            }
+            Some(other) => {
+                return Err(farmops::Error::unexpected(format!(
+                    "FARMOPS_EMBEDDER must be titan or offline, not {other}"
+                )));
+            }
+        };
+        Ok(State {
+            db,
+            identity: IdentitySource::from_env(),
+            embedder,
+        })
+    }
+}
+
+pub async fn handle(state: &State, req: Request) -> Response<Body> {
+    http::respond(route(state, &req).await)
+}
+
+async fn route(state: &State, req: &Request) -> farmops::Result<(u16, Value)> {
+    let caller = http::caller(req, state.identity)?;
+    let embedder = state.embedder.as_ref();
+    match (req.method(), http::segments(req).as_slice()) {
+        (&Method::POST, ["farms", farm, "documents"]) => {
+            let farm = http::path_id(farm, "farm")?;
+            let doc: NewDocument = http::json_body(req, BODY_LIMIT)?;
+            let added =
+                documents::add_document(&state.db, embedder, farm, &caller.user_id, &doc).await?;
+            Ok((201, json!(added)))
+        }
+        (&Method::DELETE, ["farms", farm, "documents", id]) => {
+            let farm = http::path_id(farm, "farm")?;
+            let id = http::path_id(id, "document")?;
+            documents::delete_document(&state.db, farm, &caller.user_id, id).await?;
+            Ok((200, json!({ "deleted": id })))
+        }
+        (&Method::POST, ["farms", farm, "reembed"]) => {
+            let farm = http::path_id(farm, "farm")?;
+            let report =
+                documents::reembed_farm_as(&state.db, embedder, farm, &caller.user_id).await?;
+            Ok((200, json!(report)))
+        }
+        _ => Err(http::no_route()),
+    }
+}
+
+/// Whether a raw Lambda event is the EventBridge schedule (rather than API Gateway).
+pub fn is_scheduled(event: &Value) -> bool {
+    event.get("detail-type").is_some() && event.get("source").is_some()
+}
+
+/// The scheduled sweep: every farm with stale rows, batches of [`documents::SWEEP_BATCH`].
+pub async fn sweep(state: &State) -> farmops::Result<Value> {
+    let report =
+        documents::sweep(&state.db, state.embedder.as_ref(), documents::SWEEP_BATCH).await?;
+    Ok(json!({ "farms": report }))
+}
+
+/// One raw Lambda event: the schedule, or an API Gateway HTTP API event parsed exactly as
+/// `lambda_http` does and answered in the API Gateway v2 response shape.
+pub async fn handle_event(state: &State, event: Value) -> farmops::Result<Value> {
+    if is_scheduled(&event) {
+        let report = sweep(state).await?;
+        tracing::info!(%report, "reembed sweep");
+        return Ok(report);
+    }
+    let req = lambda_http::request::from_str(&event.to_string())
+        .map_err(|e| farmops::Error::BadRequest(format!("not an API Gateway event: {e}")))?;
+    let response = handle(state, req).await;
+    let mut headers = serde_json::Map::new();
+    for (k, v) in response.headers() {
+        headers.insert(k.to_string(), v.to_str().unwrap_or_default().into());
+    }
+    let body = match response.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        Body::Empty => String::new(),
+        _ => String::new(),
+    };
+    Ok(json!({
+        "statusCode": response.status().as_u16(),
+        "headers": headers,
+        "body": body,
+        "isBase64Encoded": false,
+    }))
+}

@@ -1,0 +1,200 @@
+//! The reembed handler with real API Gateway HTTP API events and the EventBridge schedule,
+//! against a real PostgreSQL, with the offline embedder.
+
+use std::sync::Arc;
+
+use farmops::{
+    embed::{OfflineEmbedder, TITAN_MODEL_ID},
+    http::IdentitySource,
+    rag::{PgRetriever, Retriever},
+    testing::{TestDb, apigw_request, body_json, eventbridge_scheduled_event},
+};
+use reembed::{State, handle, handle_event};
+use serde_json::json;
+use uuid::Uuid;
+
+type R<T = ()> = anyhow::Result<T>;
+
+async fn fixture() -> R<(TestDb, State, Uuid)> {
+    let db = TestDb::new().await?;
+    let farm = db.farm("Green Acres", 10_000).await?;
+    for role in ["owner", "manager", "worker", "viewer"] {
+        db.member(farm, role, role).await?;
+    }
+    let state = State {
+        db: db.app.clone(),
+        identity: IdentitySource::default(),
+        embedder: Arc::new(OfflineEmbedder::default()),
+    };
+    Ok((db, state, farm))
+}
+
+#[tokio::test]
+async fn add_search_delete_end_to_end() -> R {
+    let (db, state, farm) = fixture().await?;
+    let path = format!("/farms/{farm}/documents");
+    let body =
+        json!({"title": "Irrigation", "body": "Water the tomatoes at dawn in July."}).to_string();
+    // viewer refused, bad bodies refused, nothing written
+    let r = handle(
+        &state,
+        apigw_request("POST", &path, Some("viewer"), &[], Some(&body)),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = handle(
+        &state,
+        apigw_request("POST", &path, Some("worker"), &[], Some("{")),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = handle(
+        &state,
+        apigw_request(
+            "POST",
+            &path,
+            Some("worker"),
+            &[],
+            Some(r#"{"title":"","body":"x"}"#),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert_eq!(
+        body_json(&r)["error"]["code"],
+        "invalid_payload",
+        "{:?}",
+        body_json(&r)
+    );
+    let r = handle(&state, apigw_request("POST", &path, None, &[], Some(&body))).await;
+    assert_eq!(r.status(), 401);
+    let r = handle(
+        &state,
+        apigw_request("POST", &path, Some("worker"), &[], Some(&body)),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{:?}", body_json(&r));
+    let added = body_json(&r);
+    assert_eq!(added["chunks"], 1);
+    let id = added["id"].as_str().unwrap().to_string();
+
+    let retriever = PgRetriever {
+        embedder: state.embedder.clone(),
+    };
+    let tx = db.app.tenant(farm).await?;
+    let found = retriever.retrieve(&tx, "when to water tomatoes", 3).await?;
+    tx.rollback().await?;
+    assert_eq!(found[0].content, "Water the tomatoes at dawn in July.");
+
+    let del = format!("/farms/{farm}/documents/{id}");
+    let r = handle(
+        &state,
+        apigw_request("DELETE", &del, Some("worker"), &[], None),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = handle(
+        &state,
+        apigw_request("DELETE", "/farms/x/documents/y", Some("manager"), &[], None),
+    )
+    .await;
+    assert_eq!(r.status(), 404, "a malformed id is an unknown one");
+    let r = handle(
+        &state,
+        apigw_request("DELETE", &del, Some("manager"), &[], None),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{:?}", body_json(&r));
+    let r = handle(
+        &state,
+        apigw_request("DELETE", &del, Some("manager"), &[], None),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    let tx = db.app.tenant(farm).await?;
+    assert!(
+        retriever
+            .retrieve(&tx, "when to water tomatoes", 3)
+            .await?
+            .is_empty()
+    );
+    // Another farm's member cannot post here.
+    let other = db.farm("other", 100).await?;
+    db.member(other, "stranger", "owner").await?;
+    let r = handle(
+        &state,
+        apigw_request("POST", &path, Some("stranger"), &[], Some(&body)),
+    )
+    .await;
+    assert_eq!(r.status(), 404);
+    Ok(())
+}
+
+#[tokio::test]
+async fn reembed_on_demand_and_on_schedule() -> R {
+    let (db, state, farm) = fixture().await?;
+    let path = format!("/farms/{farm}/documents");
+    for i in 0..3 {
+        let body =
+            json!({"title": "t", "body": format!("note number {i} about sheep")}).to_string();
+        let r = handle(
+            &state,
+            apigw_request("POST", &path, Some("worker"), &[], Some(&body)),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+    }
+    // The configuration changes model.
+    let state = State {
+        embedder: Arc::new(OfflineEmbedder::with_model_id(TITAN_MODEL_ID)),
+        ..state
+    };
+    let re = format!("/farms/{farm}/reembed");
+    let r = handle(
+        &state,
+        apigw_request("POST", &re, Some("worker"), &[], None),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    // The schedule arrives as an EventBridge envelope and sweeps every farm.
+    let report = handle_event(&state, eventbridge_scheduled_event()).await?;
+    let farms = report["farms"].as_array().unwrap();
+    let ours = farms
+        .iter()
+        .find(|f| f["farm_id"] == farm.to_string())
+        .unwrap();
+    assert_eq!(ours["reembedded"], 3);
+    // On demand afterwards: nothing left.
+    let r = handle(
+        &state,
+        apigw_request("POST", &re, Some("manager"), &[], None),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(body_json(&r)["reembedded"], 0);
+    let owner = db.owner_client().await?;
+    let stale: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM embeddings WHERE embedding_model <> $1",
+            &[&TITAN_MODEL_ID],
+        )
+        .await?
+        .get(0);
+    assert_eq!(stale, 0);
+    // An API Gateway event through the same raw entry point answers in the v2 response shape.
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": re, "rawQueryString": "",
+        "headers": {}, "requestContext": {
+            "accountId": "1", "apiId": "a", "domainName": "x", "domainPrefix": "x",
+            "http": {"method": "POST", "path": re, "protocol": "HTTP/1.1", "sourceIp": "1.1.1.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "t", "timeEpoch": 0,
+            "authorizer": {"jwt": {"claims": {"sub": "owner"}, "scopes": null}}
+        },
+        "isBase64Encoded": false
+    });
+    let out = handle_event(&state, event).await?;
+    assert_eq!(out["statusCode"], 200, "{out}");
+    let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap())?;
+    assert_eq!(body["reembedded"], 0);
+    Ok(())
+}
