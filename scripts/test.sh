@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup-postgres.sh
+bash scripts/setup-browser.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

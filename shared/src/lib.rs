@@ -18,6 +18,7 @@ pub mod db;
 pub mod decisions;
 pub mod drafts;
 pub mod error;
+pub mod evidence;
 pub mod http;
 pub mod idempotency;
 pub mod membership;
