@@ -436,6 +436,38 @@ async fn scripted_history_appears_with_every_leg_matched_and_totals_equal_the_le
         assert_eq!(body_json(&res)["error"]["code"], "invalid_payload");
     }
 
+    // content negotiation: nothing we offer is acceptable -> 406 with the JSON error shape
+    for accept in ["image/png", "application/xml", "text/html;q=0"] {
+        let (status, res) = get(
+            &state,
+            &format!("/farms/{}/evidence", h.farm),
+            "alice",
+            Some(accept),
+        )
+        .await;
+        assert_eq!(status, 406, "{accept}");
+        assert_eq!(
+            body_json(&res)["error"]["code"],
+            "not_acceptable",
+            "{accept}"
+        );
+    }
+    for (accept, content_type) in [
+        ("*/*", "application/json"),
+        ("image/png, text/csv;q=0.2", "text/csv"),
+    ] {
+        let (status, res) = get(
+            &state,
+            &format!("/farms/{}/evidence", h.farm),
+            "alice",
+            Some(accept),
+        )
+        .await;
+        assert_eq!(status, 200, "{accept}");
+        let ct = res.headers()["content-type"].to_str()?;
+        assert!(ct.starts_with(content_type), "{accept}: {ct}");
+    }
+
     // roles and tenants
     let (status, _) = get(&state, &format!("/farms/{}/evidence", h.farm), "wes", None).await;
     assert_eq!(status, 403, "worker");
