@@ -626,7 +626,13 @@ async fn html_page_renders_in_headless_chromium_with_matched_legs_and_no_injecte
         "no external assets"
     );
 
-    let target = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/evidence");
+    // the artefacts go to $CARGO_TARGET_DIR/evidence (the workspace's target/ by default)
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
+        })
+        .join("evidence");
     std::fs::create_dir_all(&target)?;
     let page = target.join("evidence.html");
     std::fs::write(&page, &html)?;
@@ -661,7 +667,7 @@ async fn html_page_renders_in_headless_chromium_with_matched_legs_and_no_injecte
     let _ = std::fs::remove_file(&screenshot);
     run_chromium(vec![
         format!("--screenshot={}", screenshot.display()),
-        "--window-size=1400,1000".into(),
+        "--window-size=1280,900".into(),
         url,
     ])?;
     let _ = std::fs::remove_dir_all(&profile);
