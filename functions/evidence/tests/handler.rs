@@ -85,6 +85,7 @@ async fn scripted_history(db: &TestDb) -> Result<History> {
     db.member(farm, "alice", "owner").await?;
     db.member(farm, "mia", "manager").await?;
     db.member(farm, "wes", "worker").await?;
+    db.member(farm, "vic", "viewer").await?;
     db.member(other, "bob", "owner").await?;
     let today = Utc::now().date_naive();
     let app = &db.app;
@@ -473,6 +474,13 @@ async fn scripted_history_appears_with_every_leg_matched_and_totals_equal_the_le
     assert_eq!(status, 403, "worker");
     let (status, _) = get(&state, &format!("/farms/{}/credits", h.farm), "wes", None).await;
     assert_eq!(status, 403, "worker on credits");
+    for route in ["evidence", "credits"] {
+        let (status, res) = get(&state, &format!("/farms/{}/{route}", h.farm), "vic", None).await;
+        assert_eq!(status, 403, "viewer on {route}");
+        assert_eq!(body_json(&res)["error"]["code"], "forbidden");
+    }
+    let (status, _) = get(&state, &format!("/farms/{}/drafts", h.farm), "vic", None).await;
+    assert_eq!(status, 200, "every member lists drafts, a viewer too");
     let (status, res) = get(
         &state,
         &format!("/farms/{}/evidence", h.other),
