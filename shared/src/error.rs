@@ -39,6 +39,9 @@ pub enum Error {
     /// Unknown, or belongs to a farm the caller is not a member of. 404.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// No representation the client accepts (`Accept` header). 406.
+    #[error("none of the accepted types is available; offered: {0}")]
+    NotAcceptable(&'static str),
     /// The thing is no longer in a state that allows the request. 409.
     #[error("{what} is already {status}")]
     Conflict { what: &'static str, status: String },
@@ -83,6 +86,7 @@ impl Error {
             Error::InsufficientCredits { .. } => 402,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
+            Error::NotAcceptable(_) => 406,
             Error::Conflict { .. } => 409,
             Error::PayloadTooLarge { .. } => 413,
             Error::Invalid(_) => 422,
@@ -99,6 +103,7 @@ impl Error {
             Error::InsufficientCredits { .. } => "insufficient_credits",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
+            Error::NotAcceptable(_) => "not_acceptable",
             Error::Conflict { .. } => "conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::Invalid(_) => "invalid_payload",
@@ -155,6 +160,11 @@ mod tests {
             ),
             (Error::Forbidden("x".into()), 403, "forbidden"),
             (Error::NotFound("farm"), 404, "not_found"),
+            (
+                Error::NotAcceptable("application/json"),
+                406,
+                "not_acceptable",
+            ),
             (
                 Error::Conflict {
                     what: "draft",

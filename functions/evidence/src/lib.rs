@@ -56,7 +56,7 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
             membership::require_role(&tx, user, "read the evidence", Role::may_read_evidence)
                 .await?;
             let query = EvidenceQuery::parse(|k| http::query_param(req, k))?;
-            let format = evidence::negotiate(http::header(req, "accept"));
+            let format = evidence::negotiate(http::header(req, "accept"))?;
             let page = evidence::evidence_page(&tx, &query).await?;
             match format {
                 Format::Json => http::json_response(200, &page),

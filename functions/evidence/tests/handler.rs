@@ -85,6 +85,7 @@ async fn scripted_history(db: &TestDb) -> Result<History> {
     db.member(farm, "alice", "owner").await?;
     db.member(farm, "mia", "manager").await?;
     db.member(farm, "wes", "worker").await?;
+    db.member(farm, "vic", "viewer").await?;
     db.member(other, "bob", "owner").await?;
     let today = Utc::now().date_naive();
     let app = &db.app;
@@ -436,11 +437,50 @@ async fn scripted_history_appears_with_every_leg_matched_and_totals_equal_the_le
         assert_eq!(body_json(&res)["error"]["code"], "invalid_payload");
     }
 
+    // content negotiation: nothing we offer is acceptable -> 406 with the JSON error shape
+    for accept in ["image/png", "application/xml", "text/html;q=0"] {
+        let (status, res) = get(
+            &state,
+            &format!("/farms/{}/evidence", h.farm),
+            "alice",
+            Some(accept),
+        )
+        .await;
+        assert_eq!(status, 406, "{accept}");
+        assert_eq!(
+            body_json(&res)["error"]["code"],
+            "not_acceptable",
+            "{accept}"
+        );
+    }
+    for (accept, content_type) in [
+        ("*/*", "application/json"),
+        ("image/png, text/csv;q=0.2", "text/csv"),
+    ] {
+        let (status, res) = get(
+            &state,
+            &format!("/farms/{}/evidence", h.farm),
+            "alice",
+            Some(accept),
+        )
+        .await;
+        assert_eq!(status, 200, "{accept}");
+        let ct = res.headers()["content-type"].to_str()?;
+        assert!(ct.starts_with(content_type), "{accept}: {ct}");
+    }
+
     // roles and tenants
     let (status, _) = get(&state, &format!("/farms/{}/evidence", h.farm), "wes", None).await;
     assert_eq!(status, 403, "worker");
     let (status, _) = get(&state, &format!("/farms/{}/credits", h.farm), "wes", None).await;
     assert_eq!(status, 403, "worker on credits");
+    for route in ["evidence", "credits"] {
+        let (status, res) = get(&state, &format!("/farms/{}/{route}", h.farm), "vic", None).await;
+        assert_eq!(status, 403, "viewer on {route}");
+        assert_eq!(body_json(&res)["error"]["code"], "forbidden");
+    }
+    let (status, _) = get(&state, &format!("/farms/{}/drafts", h.farm), "vic", None).await;
+    assert_eq!(status, 200, "every member lists drafts, a viewer too");
     let (status, res) = get(
         &state,
         &format!("/farms/{}/evidence", h.other),
@@ -594,7 +634,13 @@ async fn html_page_renders_in_headless_chromium_with_matched_legs_and_no_injecte
         "no external assets"
     );
 
-    let target = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/evidence");
+    // the artefacts go to $CARGO_TARGET_DIR/evidence (the workspace's target/ by default)
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
+        })
+        .join("evidence");
     std::fs::create_dir_all(&target)?;
     let page = target.join("evidence.html");
     std::fs::write(&page, &html)?;
@@ -629,7 +675,7 @@ async fn html_page_renders_in_headless_chromium_with_matched_legs_and_no_injecte
     let _ = std::fs::remove_file(&screenshot);
     run_chromium(vec![
         format!("--screenshot={}", screenshot.display()),
-        "--window-size=1400,1000".into(),
+        "--window-size=1280,900".into(),
         url,
     ])?;
     let _ = std::fs::remove_dir_all(&profile);

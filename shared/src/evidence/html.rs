@@ -174,12 +174,13 @@ fn run_row(h: &mut String, r: &RunEvidence) {
     let m = &r.matched;
     let _ = write!(
         h,
-        "<tr class=\"run\" id=\"run-{id}\" data-consistent=\"{c}\"><td>{when}</td><td><code>{id}</code></td>\
+        "<tr class=\"run\" id=\"run-{id}\" data-consistent=\"{c}\"><td>{when}</td><td><code title=\"{id}\">{short}</code></td>\
          <td>{feature}<br>{model}</td><td>{user}</td><td>{status}{err}</td><td>{tin}/{tout}</td><td>{lat}</td>\
          <td class=\"leg-reserved\">{res}</td><td class=\"leg-charged\">{chg}</td><td class=\"leg-refunded\">{refd}</td>\
          <td class=\"leg-expired\">{exp}</td><td class=\"{cc}\">{cm}</td>\
          <td>{req}<hr>{resp}</td><td>",
         id = r.id,
+        short = &r.id.simple().to_string()[..8],
         c = m.consistent,
         when = r.created_at.to_rfc3339(),
         feature = e(&r.feature),

@@ -711,9 +711,10 @@ impl Format {
 
 /// The best format for an `Accept` header: highest q among the ones we serve, the earliest
 /// listed on a tie; JSON when there is no header, `*/*`, or nothing we serve.
-pub fn negotiate(accept: Option<&str>) -> Format {
-    let Some(accept) = accept else {
-        return Format::Json;
+pub fn negotiate(accept: Option<&str>) -> Result<Format> {
+    let accept = match accept {
+        Some(a) if !a.trim().is_empty() => a,
+        _ => return Ok(Format::Json),
     };
     let mut best: Option<(f32, Format)> = None;
     for range in accept.split(',') {
@@ -725,7 +726,7 @@ pub fn negotiate(accept: Option<&str>) -> Format {
             .unwrap_or(1.0);
         let format = match media.as_str() {
             "application/json" | "application/*" | "*/*" => Format::Json,
-            "text/html" | "application/xhtml+xml" => Format::Html,
+            "text/html" | "application/xhtml+xml" | "text/*" => Format::Html,
             "text/csv" => Format::Csv,
             _ => continue,
         };
@@ -733,8 +734,11 @@ pub fn negotiate(accept: Option<&str>) -> Format {
             best = Some((q, format));
         }
     }
-    best.map_or(Format::Json, |(_, f)| f)
+    best.map(|(_, f)| f).ok_or(Error::NotAcceptable(OFFERED))
 }
+
+/// The representations `GET /farms/{farm_id}/evidence` offers, for the 406 message.
+pub const OFFERED: &str = "application/json, text/html, text/csv";
 
 #[cfg(test)]
 mod tests {
@@ -823,24 +827,26 @@ mod tests {
     #[test]
     fn accept_header_picks_the_format() {
         let cases = [
-            (None, Format::Json),
-            (Some("*/*"), Format::Json),
-            (Some("application/json"), Format::Json),
-            (Some("text/html"), Format::Html),
+            (None, Ok(Format::Json)),
+            (Some("*/*"), Ok(Format::Json)),
+            (Some("application/json"), Ok(Format::Json)),
+            (Some("text/html"), Ok(Format::Html)),
             (
                 Some("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-                Format::Html,
+                Ok(Format::Html),
             ),
-            (Some("text/csv"), Format::Csv),
-            (Some("text/csv;q=0.5, application/json"), Format::Json),
-            (Some("application/json;q=0.1, text/csv"), Format::Csv),
-            (Some("TEXT/CSV"), Format::Csv),
-            (Some("image/png"), Format::Json),
-            (Some("text/html;q=0"), Format::Json),
-            (Some(""), Format::Json),
+            (Some("text/csv"), Ok(Format::Csv)),
+            (Some("text/csv;q=0.5, application/json"), Ok(Format::Json)),
+            (Some("application/json;q=0.1, text/csv"), Ok(Format::Csv)),
+            (Some("TEXT/CSV"), Ok(Format::Csv)),
+            (Some("image/png"), Err(406)),
+            (Some("text/html;q=0"), Err(406)),
+            (Some("text/html;q=0, */*"), Ok(Format::Json)),
+            (Some(""), Ok(Format::Json)),
         ];
         for (accept, expected) in cases {
-            assert_eq!(negotiate(accept), expected, "{accept:?}");
+            let got = negotiate(accept).map_err(|e| e.status());
+            assert_eq!(got, expected, "{accept:?}");
         }
     }
 
