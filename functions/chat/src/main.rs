@@ -10,7 +10,7 @@ use farmops::{
     config::{Config, Env},
     http::IdentitySource,
     model::{ChatModel, bedrock::BedrockChat, offline::OfflineChat},
-    rag::NoRetrieval,
+    rag::PgRetriever,
 };
 use lambda_http::{Error, service_fn};
 
@@ -41,7 +41,9 @@ async fn main() -> Result<(), Error> {
         db,
         identity: IdentitySource::from_env(),
         model,
-        retriever: Arc::new(NoRetrieval),
+        retriever: Arc::new(PgRetriever {
+            embedder: farmops::embed::embedder_from_env(&env, "offline").await?,
+        }),
         limits,
     });
     lambda_http::run(service_fn(move |req| {

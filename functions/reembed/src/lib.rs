@@ -19,11 +19,10 @@
 use std::sync::Arc;
 
 use farmops::{
-    aws::{BedrockSettings, bedrock_client},
     config::{Config, Env},
-    db::{Db, Tls, UrlPassword},
+    db::Db,
     documents::{self, NewDocument},
-    embed::{Embedder, OfflineEmbedder, TitanEmbedder},
+    embed::Embedder,
     http::{self, IdentitySource},
 };
 use lambda_http::{Body, Request, Response, http::Method};
@@ -44,20 +43,9 @@ impl State {
         let unexpected =
             |e: farmops::config::ConfigError| farmops::Error::unexpected(e.to_string());
         let config = Config::from_env().map_err(unexpected)?;
-        let db = Db::connect(&config.database, Arc::new(UrlPassword), Tls::Disabled)?;
+        let db = farmops::db::connect_from_config(&config.database).await?;
         let env = Env(|k: &str| std::env::var(k).ok());
-        let embedder: Arc<dyn Embedder> = match env.optional("FARMOPS_EMBEDDER").as_deref() {
-            Some("offline") => Arc::new(OfflineEmbedder::default()),
-            None | Some("titan") => {
-                let settings = BedrockSettings::from_env(&env).map_err(unexpected)?;
-                Arc::new(TitanEmbedder::new(bedrock_client(&settings).await))
-            }
-            Some(other) => {
-                return Err(farmops::Error::unexpected(format!(
-                    "FARMOPS_EMBEDDER must be titan or offline, not {other}"
-                )));
-            }
-        };
+        let embedder = farmops::embed::embedder_from_env(&env, "titan").await?;
         Ok(State {
             db,
             identity: IdentitySource::from_env(),

@@ -82,6 +82,20 @@ pub trait TextEmbedder: Send + Sync {
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
 }
 
+/// Any [`crate::embed::Embedder`] (Titan, the offline one) as the distiller's [`TextEmbedder`],
+/// so memories are embedded with the same model as documents and retrieval.
+pub struct EmbedderAdapter(pub std::sync::Arc<dyn crate::embed::Embedder>);
+
+#[async_trait]
+impl TextEmbedder for EmbedderAdapter {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
+        Ok(self.0.embed(texts).await?.vectors)
+    }
+}
+
 /// Tokens of a text as metered when the model does not say: 4 bytes a token, rounded up.
 pub fn estimate_tokens(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4)
