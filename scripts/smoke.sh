@@ -32,9 +32,10 @@ CHECK[discard]='.status == "discarded" and .decision_note == "the buyer cancelle
 CHECK[conflict]='.error.code == "conflict" and (.error.message | type) == "string"'
 # Three JSON documents (drafts, evidence, credits), slurped.
 CHECK[evidence]='length == 3
-  and (.[0] | tostring | contains($SALE) and contains($MORTALITY))
-  and (.[1] | tostring | contains($MORTALITY))
-  and ([.[2] | .. | objects | .balance? | numbers] | length) > 0'
+  and (.[0] | tostring | contains($MORTALITY))
+  and (.[1] | tostring | contains($SALE) and contains($MORTALITY))
+  and ([.[2] | .. | objects | .balance? | numbers] | length) > 0
+  and ([.[2] | .. | objects | .holds? | booleans] | all)'
 
 # ---- the blocks
 steps=()
