@@ -39,18 +39,31 @@ fn functions() -> Vec<String> {
     names
 }
 
+/// (uncompressed bootstrap, zip file) sizes of `target/lambda/<fn>/bootstrap.zip`.
 fn zip_sizes(function: &str) -> Option<(u64, u64)> {
-    let zip = workspace()
+    let path = workspace()
         .join("target/lambda")
         .join(function)
         .join("bootstrap.zip");
-    let raw = workspace()
-        .join("target/lambda")
-        .join(function)
-        .join("bootstrap");
-    let zipped = std::fs::metadata(&zip).ok()?.len();
-    let raw = std::fs::metadata(&raw).map(|m| m.len()).unwrap_or(0);
-    Some((raw, zipped))
+    let zip = std::fs::read(path).ok()?;
+    Some((uncompressed_size(&zip)?, zip.len() as u64))
+}
+
+/// The uncompressed size of a zip's first entry, read from its central directory (found
+/// through the end-of-central-directory record at the end of the file).
+fn uncompressed_size(zip: &[u8]) -> Option<u64> {
+    let u32_at = |at: usize| {
+        zip.get(at..at + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let eocd = (0..zip.len().checked_sub(21)?)
+        .rev()
+        .find(|&i| u32_at(i) == Some(0x0605_4b50))?;
+    let directory = u32_at(eocd + 16)? as usize;
+    if u32_at(directory)? != 0x0201_4b50 {
+        return None;
+    }
+    u32_at(directory + 24).map(u64::from)
 }
 
 fn local_binary(function: &str) -> Option<(PathBuf, &'static str)> {
