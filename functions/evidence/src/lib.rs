@@ -5,7 +5,7 @@
 
 use farmops::{
     config::Config,
-    db::{Db, Tls, UrlPassword},
+    db::Db,
     evidence::{self, EvidenceQuery, Format},
     http::{self, IdentitySource},
     membership::{self, Role},
@@ -19,16 +19,12 @@ pub struct State {
 }
 
 impl State {
-    /// The pool from `FARMOPS_DATABASE_URL` (see [`farmops::config`]).
-    pub fn from_env() -> farmops::Result<State> {
+    /// The pool from `FARMOPS_DATABASE_URL` and the pool variables of [`farmops::config`]
+    /// (IAM authentication and TLS through RDS Proxy when configured).
+    pub async fn from_env() -> farmops::Result<State> {
         let config = Config::from_env().map_err(|e| farmops::Error::unexpected(e.to_string()))?;
-        let db = Db::connect(
-            &config.database,
-            std::sync::Arc::new(UrlPassword),
-            Tls::Disabled,
-        )?;
         Ok(State {
-            db,
+            db: farmops::db::connect_from_config(&config.database).await?,
             identity: IdentitySource::from_env(),
         })
     }
