@@ -8,9 +8,15 @@
 //! right now, a concurrent reconcile) and never touches a closed run: running the job twice, or
 //! two copies at once, refunds each reservation exactly once.
 //!
+//! The same pass then checkpoints the ledger of every farm with at least
+//! [`ReconcileConfig::checkpoint_min_rows`] rows past its last checkpoint
+//! ([`credits::checkpoint_ledger`], migration 0051), so the evidence and credits pages read
+//! the farm's totals and invariant from the checkpoint plus a short tail.
+//!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `FARMOPS_MAX_RUN_SECS` | `900` | the longest a run can last. Must exceed the longest function timeout (API Gateway caps HTTP at 30 s; Lambda at 900 s), so a run still in progress is never expired. A reservation older than this is abandoned. |
+//! | `FARMOPS_CHECKPOINT_MIN_ROWS` | `500` | a farm's ledger is checkpointed once it has at least this many rows past its last checkpoint (at least 1). |
 
 use std::time::Duration;
 
@@ -29,10 +35,13 @@ use crate::{
 pub struct ReconcileConfig {
     /// Reservations older than this are expired.
     pub max_run: Duration,
+    /// Ledger rows past a farm's last checkpoint that make the job checkpoint it.
+    pub checkpoint_min_rows: i64,
 }
 
 impl ReconcileConfig {
     pub const DEFAULT_MAX_RUN_SECS: u64 = 900;
+    pub const DEFAULT_CHECKPOINT_MIN_ROWS: i64 = 500;
 
     pub fn from_env() -> std::result::Result<Self, ConfigError> {
         Self::from_lookup(|v| std::env::var(v).ok())
@@ -49,8 +58,19 @@ impl ReconcileConfig {
                 reason: format!("{secs}: must be at least 60 (above any function timeout)"),
             });
         }
+        let checkpoint_min_rows: i64 = env.parsed(
+            "FARMOPS_CHECKPOINT_MIN_ROWS",
+            Self::DEFAULT_CHECKPOINT_MIN_ROWS,
+        )?;
+        if checkpoint_min_rows < 1 {
+            return Err(ConfigError::Invalid {
+                var: "FARMOPS_CHECKPOINT_MIN_ROWS",
+                reason: format!("{checkpoint_min_rows}: must be at least 1"),
+            });
+        }
         Ok(ReconcileConfig {
             max_run: Duration::from_secs(secs),
+            checkpoint_min_rows,
         })
     }
 }
@@ -72,6 +92,9 @@ pub struct ReconcileOutcome {
     pub credits_refunded: i64,
     /// Farms whose transaction failed (logged; retried by the next invocation).
     pub farms_failed: usize,
+    /// Farms whose ledger was checkpointed, and the ledger rows folded in.
+    pub ledgers_checkpointed: usize,
+    pub ledger_rows_checkpointed: i64,
 }
 
 /// One pass: every farm with a reservation older than `now - max_run`, each in its own
@@ -80,7 +103,43 @@ pub struct ReconcileOutcome {
 pub async fn run_once(state: &ReconcileState) -> Result<ReconcileOutcome> {
     let max_run = chrono::Duration::from_std(state.config.max_run)
         .map_err(|e| crate::Error::unexpected(format!("max run: {e}")))?;
-    run_at(&state.db, Utc::now() - max_run).await
+    let mut outcome = run_at(&state.db, Utc::now() - max_run).await?;
+    let (farms, rows, failed) =
+        checkpoint_ledgers(&state.db, state.config.checkpoint_min_rows).await?;
+    outcome.ledgers_checkpointed = farms;
+    outcome.ledger_rows_checkpointed = rows;
+    outcome.farms_failed += failed;
+    tracing::info!(
+        ledgers_checkpointed = farms,
+        ledger_rows_checkpointed = rows,
+        "ledger checkpoints taken"
+    );
+    Ok(outcome)
+}
+
+/// Checkpoints the ledger of every farm with at least `min_rows` rows past its last
+/// checkpoint, each in its own transaction: (farms checkpointed, rows folded, farms failed).
+pub async fn checkpoint_ledgers(db: &Db, min_rows: i64) -> Result<(usize, i64, usize)> {
+    let mut done = (0, 0, 0);
+    for farm_id in credits::farms_due_ledger_checkpoint(db, min_rows).await? {
+        let folded = async {
+            let tx = db.tenant(farm_id).await?;
+            let folded = credits::checkpoint_ledger(&tx).await?;
+            tx.commit().await?;
+            Ok::<_, crate::Error>(folded)
+        };
+        match folded.await {
+            Ok(rows) => {
+                done.0 += usize::from(rows > 0);
+                done.1 += rows;
+            }
+            Err(e) => {
+                done.2 += 1;
+                tracing::error!(%farm_id, error = %e, "checkpointing a farm's ledger failed");
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// [`run_once`] with an explicit cutoff (tests and operators).
@@ -146,6 +205,29 @@ mod tests {
                 }
                 Err(()) => assert!(got.is_err(), "{value:?} must be refused"),
             }
+        }
+    }
+
+    #[test]
+    fn checkpoint_threshold_defaults_and_is_validated() {
+        let cases: [(Option<&str>, Option<i64>); 5] = [
+            (None, Some(500)),
+            (Some("1"), Some(1)),
+            (Some("20000"), Some(20_000)),
+            (Some("0"), None),
+            (Some("many"), None),
+        ];
+        for (value, expected) in cases {
+            let got = ReconcileConfig::from_lookup(|v| {
+                (v == "FARMOPS_CHECKPOINT_MIN_ROWS")
+                    .then(|| value.map(str::to_string))
+                    .flatten()
+            });
+            assert_eq!(
+                got.ok().map(|c| c.checkpoint_min_rows),
+                expected,
+                "{value:?}"
+            );
         }
     }
 }

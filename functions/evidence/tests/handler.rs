@@ -961,5 +961,62 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
             "{name}: {idx:?}"
         );
     }
+
+    // the farm's totals and invariant: without a checkpoint they sum the whole ledger; after
+    // one (what reconcile-credits takes) they read it plus the rows after it, by index only
+    let tx = db.app.tenant(big).await?;
+    let started = std::time::Instant::now();
+    let (before, audit_before) = ev::farm_ledger(&tx).await?;
+    let without = started.elapsed();
+    assert!(audit_before.checkpoint.is_none() && audit_before.holds);
+    assert_eq!(credits::checkpoint_ledger(&tx).await?, 200_001);
+    tx.commit().await?;
+    // ten more settled runs after the checkpoint
+    for i in 0..10 {
+        let run = reserve(&db.app, big, 3, &format!("after the checkpoint {i}")).await?;
+        let tx = db.app.tenant(big).await?;
+        let settlement = Settlement {
+            credits_charged: 1,
+            ..Default::default()
+        };
+        credits::settle_run(&tx, run, &settlement).await?;
+        tx.commit().await?;
+    }
+    let tx = db.app.tenant(big).await?;
+    let started = std::time::Instant::now();
+    let (after, audit) = ev::farm_ledger(&tx).await?;
+    let with = started.elapsed();
+    let full = credits::audit_ledger(&tx).await?;
+    tx.commit().await?;
+    eprintln!(
+        "farm totals + invariant: {without:?} summing 200,001 rows, {with:?} from a checkpoint + 20"
+    );
+    assert!(audit.holds, "{audit:?}");
+    let cp = audit.checkpoint.as_ref().expect("checkpoint used");
+    assert_eq!(cp.entries_after, 20);
+    assert_eq!(after.ledger_entries, 200_021);
+    assert_eq!(after.charged, before.charged + 10);
+    assert_eq!(after.reserved, before.reserved + 30);
+    assert_eq!(after.refunded, before.refunded + 20);
+    assert_eq!(after.expected_balance, audit.credit_balance);
+    // the full audit re-sums everything and agrees, checkpoint verified
+    assert_eq!(
+        (full.sum_of_deltas, full.entries, full.credit_balance),
+        (audit.sum_of_deltas, audit.entries, audit.credit_balance)
+    );
+    assert_eq!(full.checkpoint.and_then(|c| c.verified), Some(true));
+    let rows = app
+        .query_typed(
+            &format!("EXPLAIN (FORMAT JSON) {}", ev::LEDGER_SQL),
+            &[(&big, Type::UUID), (&cp.through_id, Type::INT8)],
+        )
+        .await?;
+    let plan: Value = rows[0].get(0);
+    let (mut seq, mut idx) = (Vec::new(), Vec::new());
+    seq_scans(&plan, &mut seq, &mut idx);
+    assert!(
+        !seq.iter().any(|r| r == "ai_runs" || r == "credit_ledger"),
+        "ledger statement: seq scan on {seq:?}\n{plan:#}"
+    );
     Ok(())
 }

@@ -88,6 +88,7 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
         db: db.app.clone(),
         config: ReconcileConfig {
             max_run: Duration::ZERO,
+            checkpoint_min_rows: 1,
         },
     };
     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -118,6 +118,19 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
         l.entries,
         l.negative_balances
     );
+    let _ = write!(
+        h,
+        "<p id=\"invariant-method\">{}</p>",
+        e(&match &l.checkpoint {
+            Some(c) => format!(
+                "Summed from the ledger checkpoint through entry {} ({}) plus the {} entries after it.",
+                c.through_id,
+                c.taken_at.to_rfc3339(),
+                c.entries_after
+            ),
+            None => "Summed over every ledger entry (no checkpoint yet).".to_string(),
+        })
+    );
     // totals
     let t = &page.farm_totals;
     let p = &page.page_totals;

@@ -3,8 +3,9 @@
 //! A page of the farm's AI runs, newest first, with keyset pagination (an opaque cursor) and
 //! filters; each run carries its ledger legs matched to it (reserved, charged, refunded,
 //! expired), the drafts it created with their decisions, its recommendations, evals and
-//! feedback. A page costs three statements whatever its size (the page with every child, the
-//! farm's ledger totals, the ledger invariant), never one per run. Rendered as JSON, as a
+//! feedback. A page costs three statements whatever its size and however long the farm's
+//! history (the page with every child; the farm's latest ledger checkpoint; the ledger rows
+//! after it with the balance), never one per run. Rendered as JSON, as a
 //! self-contained HTML page ([`html`]) or as CSV ([`csv`]).
 
 pub mod csv;
@@ -27,7 +28,8 @@ pub const MAX_LIMIT: i64 = 200;
 
 /// The page statement (public so tests can EXPLAIN it with the same parameters).
 pub const PAGE_SQL: &str = include_str!("page.sql");
-const TOTALS_SQL: &str = include_str!("totals.sql");
+/// The farm ledger statement of [`farm_ledger`] (public so tests can EXPLAIN it).
+pub const LEDGER_SQL: &str = include_str!("ledger.sql");
 
 // ---------------------------------------------------------------- the query (pure parsing)
 
@@ -443,8 +445,7 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
         _ => None,
     };
     let page_totals = page_totals(&runs);
-    let farm_totals = farm_totals(tx).await?;
-    let ledger = credits::audit_ledger(tx).await?;
+    let (farm_totals, ledger) = farm_ledger(tx).await?;
     Ok(EvidencePage {
         farm_id,
         generated_at: Utc::now(),
@@ -478,29 +479,48 @@ pub fn page_totals(runs: &[RunEvidence]) -> PageTotals {
     })
 }
 
-/// The farm's ledger totals by leg type.
-pub async fn farm_totals(tx: &TenantTx) -> Result<FarmTotals> {
+/// The farm's ledger totals by leg type and its invariant, in two short statements: the
+/// latest ledger checkpoint (`credits::checkpoint_ledger`, taken by the reconcile-credits job),
+/// then the rows written after it, so the cost follows the rows since the checkpoint, not the
+/// farm's history. The operator's full re-sum is [`credits::audit_ledger`].
+pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
     let farm_id = tx.farm_id();
-    let row = tx.query_one(TOTALS_SQL, &[(&farm_id, Type::UUID)]).await?;
-    let (granted, adjusted, reserved, refunded, expired, entries, open): (
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = (
-        row.get(0),
-        row.get(1),
-        row.get(2),
-        row.get(3),
-        row.get(4),
-        row.get(5),
-        row.get(6),
-    );
+    let cp = tx
+        .query_opt(
+            "SELECT through_id, created_at, entries, sum_delta, negative_balances, granted,
+                    adjusted, reserved, refunded, expired
+               FROM credit_ledger_checkpoints WHERE farm_id = $1
+              ORDER BY through_id DESC LIMIT 1",
+            &[(&farm_id, Type::UUID)],
+        )
+        .await?;
+    let through_id: i64 = cp.as_ref().map_or(0, |r| r.get(0));
+    let row = tx
+        .query_opt(
+            LEDGER_SQL,
+            &[(&farm_id, Type::UUID), (&through_id, Type::INT8)],
+        )
+        .await?
+        .ok_or(Error::NotFound("farm"))?;
+    // [sum_delta, entries, negative_balances, granted, adjusted, reserved, refunded, expired]
+    let tail: [i64; 8] = std::array::from_fn(|i| row.get(2 + i));
+    let folded: [i64; 8] = match &cp {
+        Some(c) => [3, 2, 4, 5, 6, 7, 8, 9].map(|i| c.get::<_, i64>(i)),
+        None => [0; 8],
+    };
+    let [
+        sum_delta,
+        entries,
+        negative,
+        granted,
+        adjusted,
+        reserved,
+        refunded,
+        expired,
+    ] = std::array::from_fn(|i| folded[i] + tail[i]);
+    let open: i64 = row.get(10);
     let charged = reserved - refunded - expired - open;
-    Ok(FarmTotals {
+    let totals = FarmTotals {
         granted,
         adjusted,
         reserved,
@@ -510,7 +530,20 @@ pub async fn farm_totals(tx: &TenantTx) -> Result<FarmTotals> {
         charged,
         ledger_entries: entries,
         expected_balance: granted + adjusted - charged - open,
-    })
+    };
+    let checkpoint = cp.map(|c| credits::CheckpointUse {
+        through_id,
+        taken_at: c.get(1),
+        entries_after: tail[1],
+        verified: None,
+    });
+    let audit = credits::audit_of(
+        farm_id,
+        [row.get(0), row.get(1), sum_delta, entries, negative],
+        credits::AuditMethod::Checkpoint,
+        checkpoint,
+    );
+    Ok((totals, audit))
 }
 
 // ---------------------------------------------------------------- credits statement
@@ -563,8 +596,7 @@ pub async fn credit_statement(tx: &TenantTx) -> Result<CreditStatement> {
             created_at: r.get(7),
         })
         .collect();
-    let totals = farm_totals(tx).await?;
-    let invariant = credits::audit_ledger(tx).await?;
+    let (totals, invariant) = farm_ledger(tx).await?;
     Ok(CreditStatement {
         farm_id,
         balance: invariant.credit_balance,

@@ -22,14 +22,14 @@ fn run(credits: i64) -> NewRun<'static> {
     }
 }
 
-async fn reserve(db: &Db, farm: Uuid, amount: i64) -> Result<credits::Reservation, Error> {
+pub async fn reserve(db: &Db, farm: Uuid, amount: i64) -> Result<credits::Reservation, Error> {
     let tx = db.tenant(farm).await?;
     let r = credits::reserve_credits(&tx, &run(amount)).await?;
     tx.commit().await?;
     Ok(r)
 }
 
-async fn settle(
+pub async fn settle(
     db: &Db,
     farm: Uuid,
     run_id: Uuid,
