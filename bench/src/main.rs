@@ -1,9 +1,11 @@
 //! `farmops-bench [--short]`: measures the hot paths against the naive designs in the same
 //! run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
 //! section with medians and ratios. It never fails on a number: targets are printed beside
-//! the figures. `--short` runs every section briefly (CI keeps it from rotting).
+//! the figures. `--short` runs every section briefly (CI keeps it from rotting);
+//! `--only <section>` (reserve, turn, evidence, coldstart; repeatable) runs just those.
 
 mod coldstart;
+mod evidence;
 mod reserve;
 mod stats;
 mod turn;
@@ -42,8 +44,24 @@ async fn main() -> Result<()> {
             .unwrap_or(0),
         mode.reps
     );
-    reserve::run(&mode).await?;
-    turn::run(&mode).await?;
-    coldstart::run(&mode).await?;
+    let args: Vec<String> = std::env::args().collect();
+    let only: Vec<&str> = args
+        .windows(2)
+        .filter(|w| w[0] == "--only")
+        .map(|w| w[1].as_str())
+        .collect();
+    let wanted = |section: &str| only.is_empty() || only.contains(&section);
+    if wanted("reserve") {
+        reserve::run(&mode).await?;
+    }
+    if wanted("turn") {
+        turn::run(&mode).await?;
+    }
+    if wanted("evidence") {
+        evidence::run(&mode).await?;
+    }
+    if wanted("coldstart") {
+        coldstart::run(&mode).await?;
+    }
     Ok(())
 }
