@@ -286,6 +286,8 @@ pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_j
     }
 }
 
+pub mod converse;
+
 /// The OpenAPI document (`docs/openapi.yaml`) as a conformance check for handler responses.
 pub mod openapi {
     use serde_json::{Value, json};

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
         Some("bedrock") => {
             let model_id = env
                 .optional("FARMOPS_CHAT_MODEL_ID")
-                .unwrap_or_else(|| "anthropic.claude-3-5-haiku-20241022-v1:0".into());
+                .unwrap_or_else(|| farmops::model::DEFAULT_BEDROCK_MODEL_ID.into());
             if farmops::credits::price_for(&model_id).is_none() {
                 return Err(format!("FARMOPS_CHAT_MODEL_ID {model_id} has no price").into());
             }

@@ -2,16 +2,19 @@
 //! loop. Reads `FARMOPS_DATABASE_URL` (and the pool variables of `farmops::config`) and the
 //! `FARMOPS_DISTILL_*` variables (`farmops::memory::distill`).
 //!
-//! The extractor is the deterministic offline one; the embedder is the one named by
+//! The extractor comes from `farmops::memory::model_extract::extractor_from_env`:
+//! `FARMOPS_CHAT_PROVIDER=bedrock` -> the model extractor over Bedrock Converse
+//! (`FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`; a model without a price is refused
+//! here), anything else -> the deterministic offline one. The embedder is the one named by
 //! `FARMOPS_EMBEDDER` (`farmops::embed::embedder_from_env`, default `offline`), the same model
-//! documents and retrieval use. A Bedrock-backed extractor would plug in here.
+//! documents and retrieval use.
 
 use std::sync::Arc;
 
 use distill_memories::{State, handle};
 use farmops::{
-    config::Config,
-    memory::{EmbedderAdapter, distill::DistillConfig, extract::OfflineFactExtractor},
+    config::{Config, Env},
+    memory::{EmbedderAdapter, distill::DistillConfig, model_extract::extractor_from_env},
 };
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -19,15 +22,12 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     farmops::telemetry::init();
     let config = Config::from_env()?;
+    let env = Env(|k: &str| std::env::var(k).ok());
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
-        extractor: Arc::new(OfflineFactExtractor::default()),
+        extractor: extractor_from_env(&env).await?,
         embedder: Arc::new(EmbedderAdapter(
-            farmops::embed::embedder_from_env(
-                &farmops::config::Env(|k: &str| std::env::var(k).ok()),
-                "offline",
-            )
-            .await?,
+            farmops::embed::embedder_from_env(&env, "offline").await?,
         )),
         config: DistillConfig::from_env()?,
     };

@@ -517,3 +517,375 @@ async fn a_farm_without_credits_is_skipped_and_reported() {
         .get(0);
     assert!(through > 0);
 }
+
+// ------------------------------------------------------------------ the model extractor
+// The real aws-sdk-bedrockruntime client (through BedrockChat) against the local Converse stub.
+
+mod model_extractor {
+    use super::*;
+    use farmops::{
+        memory::{estimate_tokens, model_extract::ModelFactExtractor},
+        testing::converse::{ConverseStub, HAIKU, Scripted},
+    };
+    use serde_json::{Value, json};
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    const MAX_OUT: u32 = 3000;
+
+    async fn model_state(db: &TestDb, stub: &ConverseStub) -> State {
+        State {
+            extractor: Arc::new(
+                ModelFactExtractor::new(stub.model(TIMEOUT).await, MAX_OUT).unwrap(),
+            ),
+            ..state(&db.app)
+        }
+    }
+
+    fn record(facts: Value, summary: Option<&str>) -> Scripted {
+        let mut input = json!({ "facts": facts });
+        if let Some(s) = summary {
+            input["summary"] = json!(s);
+        }
+        Scripted::tool_use(&[("tu-1", "record_memories", input)])
+    }
+
+    /// Credits of one stubbed extraction (1200 in, 80 out) plus embedding `texts` offline.
+    fn expected_charge(texts: &[&str]) -> i64 {
+        let bytes: usize = texts.iter().map(|t| t.len()).sum();
+        credits::cost(credits::price_for(HAIKU).unwrap(), 1200, 80)
+            + credits::cost(
+                credits::price_for("offline-embedder").unwrap(),
+                estimate_tokens(bytes),
+                0,
+            )
+    }
+
+    /// (distilled_through, last message id, summary, summary embeddings) of a conversation.
+    async fn head(db: &TestDb, farm: Uuid, conv: Uuid) -> (i64, i64, Option<String>, i64) {
+        let tx = db.app.tenant(farm).await.unwrap();
+        let r = tx
+            .query_one(
+                "SELECT c.distilled_through,
+                        (SELECT max(id) FROM messages WHERE conversation_id = c.id),
+                        c.summary,
+                        (SELECT count(*) FROM embeddings WHERE conversation_id = c.id)
+                   FROM conversations c WHERE c.farm_id = $1 AND c.id = $2",
+                &[(&farm, Type::UUID), (&conv, Type::UUID)],
+            )
+            .await
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3))
+    }
+
+    #[tokio::test]
+    async fn distils_through_bedrock_converse_end_to_end() {
+        let db = TestDb::new().await.unwrap();
+        let farm = db.farm("model", 10_000).await.unwrap();
+        let conv = conversation(
+            &db.app,
+            farm,
+            &[
+                ("user", "We vaccinate on Mondays. Pond 3 is the nursery."),
+                ("assistant", "Noted."),
+            ],
+        )
+        .await;
+        let summary = "The farmer gave the vaccination day and the nursery pond.";
+        let stub = ConverseStub::start(vec![record(
+            json!([
+                {"subject": " Vaccination  Day", "content": "We vaccinate on Mondays."},
+                {"subject": "pond 3", "content": "Pond 3 is the nursery."}
+            ]),
+            Some(summary),
+        )])
+        .await
+        .unwrap();
+        let s = model_state(&db, &stub).await;
+        let payload: EventBridgeEvent =
+            serde_json::from_value(eventbridge_scheduled_event()).unwrap();
+        let out = handle(&s, LambdaEvent::new(payload.clone(), Context::default()))
+            .await
+            .unwrap();
+
+        let charge = expected_charge(&[
+            "We vaccinate on Mondays.",
+            "Pond 3 is the nursery.",
+            summary,
+        ]);
+        assert_eq!(
+            (
+                out.conversations_processed,
+                out.conversations_failed,
+                out.memories_added,
+                out.credits_used
+            ),
+            (1, 0, 2, charge),
+            "{out:?}"
+        );
+        // memories with normalised subjects and their embeddings; summary; watermark
+        let tx = db.app.tenant(farm).await.unwrap();
+        let mut stored: Vec<(String, String, i64)> = tx
+            .query(
+                "SELECT m.subject, m.content, (SELECT count(*) FROM embeddings e WHERE e.memory_id = m.id)
+                   FROM memories m WHERE m.farm_id = $1",
+                &[(&farm, Type::UUID)],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        drop(tx);
+        stored.sort();
+        assert_eq!(
+            stored,
+            [
+                ("pond 3".into(), "Pond 3 is the nursery.".into(), 1),
+                (
+                    "vaccination day".into(),
+                    "We vaccinate on Mondays.".into(),
+                    1
+                )
+            ]
+        );
+        let (through, last, stored_summary, summary_embeddings) = head(&db, farm, conv).await;
+        assert_eq!(through, last, "watermark advanced");
+        assert_eq!(stored_summary.as_deref(), Some(summary));
+        assert_eq!(summary_embeddings, 1);
+        // metered on the reported usage, the rest refunded
+        assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge);
+        assert_eq!(
+            scalar(&db, farm, "SELECT sum(credits_charged)::bigint FROM ai_runs WHERE farm_id = $1 AND status = 'succeeded' AND model = 'anthropic.claude-3-5-haiku-20241022-v1:0'").await,
+            charge
+        );
+        assert!(
+            scalar(
+                &db,
+                farm,
+                "SELECT min(credits_reserved) FROM ai_runs WHERE farm_id = $1"
+            )
+            .await
+                > charge,
+            "reserved the worst case"
+        );
+
+        // the wire: one Converse call carrying the transcript, the forced tool and the cap
+        let requests = stub.requests();
+        assert_eq!(requests.len(), 1);
+        let (path, body) = &requests[0];
+        assert_eq!(
+            path,
+            "/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+        );
+        let text = body["messages"][0]["content"][0]["text"].as_str().unwrap();
+        assert!(
+            text.contains(
+                "[farmer] We vaccinate on Mondays. Pond 3 is the nursery.\n[assistant] Noted."
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Summary so far:\n(none)"), "{text}");
+        assert!(
+            body["system"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("record_memories")
+        );
+        let tool = &body["toolConfig"]["tools"][0]["toolSpec"];
+        assert_eq!(tool["name"], "record_memories");
+        assert_eq!(
+            tool["inputSchema"]["json"]["required"],
+            json!(["facts", "summary"])
+        );
+        assert_eq!(
+            tool["inputSchema"]["json"]["properties"]["facts"]["items"]["required"],
+            json!(["subject", "content"])
+        );
+        assert_eq!(
+            body["toolConfig"]["toolChoice"]["tool"]["name"],
+            "record_memories"
+        );
+        assert_eq!(body["inferenceConfig"]["maxTokens"], MAX_OUT);
+
+        // nothing new: no model call, nothing written, nothing charged
+        let again = handle(&s, LambdaEvent::new(payload, Context::default()))
+            .await
+            .unwrap();
+        assert_eq!((again.conversations_processed, again.credits_used), (0, 0));
+        assert_eq!(stub.requests().len(), 1);
+        assert_eq!(memories(&db, farm).await.len(), 2);
+
+        // new messages: the previous summary is folded into the next request
+        let tx = db.app.tenant(farm).await.unwrap();
+        tx.query(
+            "INSERT INTO messages (farm_id, conversation_id, role, content)
+             VALUES ($1, $2, 'user', 'Actually we vaccinate on Thursdays now.')",
+            &[(&farm, Type::UUID), (&conv, Type::UUID)],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let stub2 = ConverseStub::start(vec![record(
+            json!([{"subject": "vaccination day", "content": "We vaccinate on Thursdays."}]),
+            Some("Vaccination moved to Thursdays."),
+        )])
+        .await
+        .unwrap();
+        let s2 = model_state(&db, &stub2).await;
+        let third = distill::run_at(&s2, Utc::now()).await.unwrap();
+        assert_eq!(
+            (third.memories_added, third.memories_superseded),
+            (1, 1),
+            "{third:?}"
+        );
+        let sent = stub2.requests()[0].1["messages"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            sent.contains(&format!("Summary so far:\n{summary}")),
+            "{sent}"
+        );
+        assert!(
+            sent.contains("[farmer] Actually we vaccinate on Thursdays now."),
+            "{sent}"
+        );
+        assert!(
+            !sent.contains("Pond 3"),
+            "only messages past the watermark: {sent}"
+        );
+        let mems = memories(&db, farm).await;
+        assert!(
+            mems.contains(&("We vaccinate on Mondays.".into(), true)),
+            "{mems:?}"
+        );
+        assert!(
+            mems.contains(&("We vaccinate on Thursdays.".into(), false)),
+            "{mems:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_answer_writes_nothing_for_its_conversation_and_a_rerun_recovers() {
+        let db = TestDb::new().await.unwrap();
+        let farm = db.farm("malformed", 10_000).await.unwrap();
+        let good = conversation(&db.app, farm, &[("user", "Pond 3 is the nursery.")]).await;
+        let bad = conversation(&db.app, farm, &[("user", "Our vet is Dr Ade.")]).await;
+        let summary = "Pond 3 is the nursery.";
+        let stub = ConverseStub::start(vec![
+            record(
+                json!([{"subject": "pond 3", "content": "Pond 3 is the nursery."}]),
+                Some(summary),
+            ),
+            // valid facts but no summary: nothing of it may be written
+            record(
+                json!([{"subject": "vet", "content": "Our vet is Dr Ade."}]),
+                None,
+            ),
+        ])
+        .await
+        .unwrap();
+        let out = distill::run_at(&model_state(&db, &stub).await, Utc::now())
+            .await
+            .unwrap();
+        let charge = expected_charge(&["Pond 3 is the nursery.", summary]);
+        assert_eq!(
+            (
+                out.conversations_processed,
+                out.conversations_failed,
+                out.memories_added,
+                out.credits_used
+            ),
+            (1, 1, 1, charge),
+            "{out:?}"
+        );
+        assert_eq!(stub.requests().len(), 2);
+        let (through, last, _, _) = head(&db, farm, good).await;
+        assert_eq!(through, last);
+        assert_eq!(
+            head(&db, farm, bad).await,
+            (0, last + 1, None, 0),
+            "not advanced"
+        );
+        let bad_rows = |sql: &'static str| scalar(&db, farm, sql);
+        assert_eq!(
+            bad_rows("SELECT count(*) FROM memories WHERE farm_id = $1 AND content LIKE '%vet%'")
+                .await,
+            0,
+            "nothing half-written"
+        );
+        assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge);
+        assert_eq!(
+            scalar(&db, farm, "SELECT count(*) FROM ai_runs WHERE farm_id = $1 AND status = 'succeeded' AND error LIKE '%record_memories: missing summary%'").await,
+            1,
+            "the run records the failure"
+        );
+
+        // the next run with a good answer distils only the failed conversation
+        let stub2 = ConverseStub::start(vec![record(
+            json!([{"subject": "Vet", "content": "Our vet is Dr Ade."}]),
+            Some("The farmer named the vet."),
+        )])
+        .await
+        .unwrap();
+        let out = distill::run_at(&model_state(&db, &stub2).await, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.conversations_processed, out.memories_added),
+            (1, 1),
+            "{out:?}"
+        );
+        let requests = stub2.requests();
+        assert_eq!(requests.len(), 1);
+        let sent = requests[0].1["messages"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert!(
+            sent.contains("Our vet is Dr Ade.") && !sent.contains("Pond 3"),
+            "{sent}"
+        );
+        let (through, last, summary, _) = head(&db, farm, bad).await;
+        assert_eq!(
+            (through, summary.as_deref()),
+            (last, Some("The farmer named the vet."))
+        );
+        let mut got: Vec<String> = memories(&db, farm).await.into_iter().map(|m| m.0).collect();
+        got.sort();
+        assert_eq!(got, ["Our vet is Dr Ade.", "Pond 3 is the nursery."]);
+        let charge2 = expected_charge(&["Our vet is Dr Ade.", "The farmer named the vet."]);
+        assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge - charge2);
+    }
+
+    #[tokio::test]
+    async fn throttling_is_reported_and_the_reservation_refunded() {
+        let db = TestDb::new().await.unwrap();
+        let farm = db.farm("throttled", 10_000).await.unwrap();
+        let conv = conversation(&db.app, farm, &[("user", "We vaccinate on Mondays.")]).await;
+        let stub = ConverseStub::start(vec![Scripted::error(429, "ThrottlingException")])
+            .await
+            .unwrap();
+        let out = distill::run_at(&model_state(&db, &stub).await, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                out.conversations_processed,
+                out.conversations_failed,
+                out.memories_added,
+                out.credits_used
+            ),
+            (0, 1, 0, 0),
+            "{out:?}"
+        );
+        assert_eq!(stub.requests().len(), 1, "the model was called");
+        assert_eq!(ledger_holds(&db, farm).await, 10_000, "fully refunded");
+        assert_eq!(
+            scalar(&db, farm, "SELECT count(*) FROM ai_runs WHERE farm_id = $1 AND status = 'failed' AND credits_charged = 0 AND error LIKE '%throttled%'").await,
+            1
+        );
+        let (through, _, summary, _) = head(&db, farm, conv).await;
+        assert_eq!((through, summary), (0, None));
+        assert!(memories(&db, farm).await.is_empty());
+    }
+}

@@ -291,6 +291,7 @@ fn fit_request(
         system: system_prompt(passages),
         messages: Vec::new(),
         tools: tools::tool_specs(),
+        tool_choice: None,
         max_tokens: limits.max_output_tokens,
     };
     loop {

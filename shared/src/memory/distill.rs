@@ -218,7 +218,7 @@ fn per_conversation_cost(state: &DistillState) -> Result<i64> {
         .ok_or_else(|| unpriced(state.extractor.model_id()))?;
     let em = credits::price_for(state.embedder.model_id())
         .ok_or_else(|| unpriced(state.embedder.model_id()))?;
-    let max_in = estimate_tokens(MAX_TRANSCRIPT_BYTES + 2000);
+    let max_in = state.extractor.max_input_tokens();
     let max_out = state.extractor.max_output_tokens();
     Ok(credits::worst_case_cost(ex, max_in, max_out, 1)
         + credits::worst_case_cost(em, max_out, 0, 1))

@@ -3,6 +3,8 @@
 //! * [`distill`]: the distill-memories job (`run_once`), generic over a [`FactExtractor`] and a
 //!   [`TextEmbedder`] so any model (Bedrock, the offline providers) can plug in.
 //! * [`extract`]: the deterministic, rule-based offline [`FactExtractor`].
+//! * [`model_extract`]: the model-backed [`FactExtractor`] (one forced `record_memories` tool
+//!   call over any [`crate::model::ChatModel`], e.g. Bedrock Converse).
 //! * [`relevant_memories`]: the farm's current (not superseded) memories nearest a query,
 //!   bounded, for the chat context.
 //!
@@ -11,6 +13,7 @@
 
 pub mod distill;
 pub mod extract;
+pub mod model_extract;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -64,6 +67,12 @@ pub trait FactExtractor: Send + Sync {
     fn model_id(&self) -> &str;
     /// The cap on output tokens per call (the reservation is sized from it).
     fn max_output_tokens(&self) -> u64;
+    /// An upper bound on the input tokens of one call for any transcript the distiller hands
+    /// over (the reservation is sized from it). The default, 4 bytes a token over the largest
+    /// transcript plus 2,000 bytes, suits extractors that meter by [`estimate_tokens`].
+    fn max_input_tokens(&self) -> u64 {
+        estimate_tokens(distill::MAX_TRANSCRIPT_BYTES + 2000)
+    }
     /// Facts stated in `transcript` (the messages not yet distilled) and a summary of the
     /// conversation, folding in `previous_summary` when there is one.
     async fn extract(

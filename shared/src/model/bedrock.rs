@@ -11,9 +11,9 @@ use aws_sdk_bedrockruntime::{
     error::SdkError,
     operation::converse::ConverseError,
     types::{
-        self as bt, ContentBlock, ConversationRole, InferenceConfiguration, SystemContentBlock,
-        Tool, ToolConfiguration, ToolInputSchema, ToolResultBlock, ToolResultContentBlock,
-        ToolResultStatus, ToolSpecification, ToolUseBlock,
+        self as bt, ContentBlock, ConversationRole, InferenceConfiguration, SpecificToolChoice,
+        SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock,
+        ToolResultContentBlock, ToolResultStatus, ToolSpecification, ToolUseBlock,
     },
 };
 use aws_smithy_types::{Document, Number};
@@ -211,6 +211,14 @@ impl ChatModel for BedrockChat {
                         .name(&t.name)
                         .description(&t.description)
                         .input_schema(ToolInputSchema::Json(to_document(&t.input_schema)))
+                        .build()
+                        .map_err(build_err)?,
+                ));
+            }
+            if let Some(name) = &request.tool_choice {
+                config = config.tool_choice(ToolChoice::Tool(
+                    SpecificToolChoice::builder()
+                        .name(name)
                         .build()
                         .map_err(build_err)?,
                 ));

@@ -80,6 +80,9 @@ pub struct ToolSpec {
     pub input_schema: Value,
 }
 
+/// The Bedrock model chat and distill-memories use when `FARMOPS_CHAT_MODEL_ID` is unset.
+pub const DEFAULT_BEDROCK_MODEL_ID: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
+
 /// Tokens a provider may add to a request (e.g. the tool-use system prompt some models get).
 pub const PROVIDER_OVERHEAD_TOKENS: u64 = 1000;
 
@@ -88,6 +91,9 @@ pub struct ChatRequest {
     pub system: String,
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
+    /// The name of a tool in `tools` the model must call (Converse `toolChoice.tool`); `None`
+    /// lets the model choose.
+    pub tool_choice: Option<String>,
     /// The cap on output tokens for this call (the reservation depends on it).
     pub max_tokens: u32,
 }

@@ -651,6 +651,7 @@ mod tests {
                 "How many hours of light do layers need?",
             )],
             tools: vec![],
+            tool_choice: None,
             max_tokens: 100,
         };
         let r = OfflineChat.converse(&request).await.unwrap();

@@ -377,3 +377,29 @@ fn the_openapi_document_has_every_route_and_error_code() {
     assert!(used.len() >= 11, "read the codes of Error::code: {used:?}");
     assert_eq!(codes, used, "error codes: docs/openapi.yaml vs Error::code");
 }
+
+/// The model functions (chat, distill-memories) run on Bedrock in the deployed stack: the
+/// provider set, the Bedrock role to assume, the role allowed to assume it, and a model id the
+/// code can price (the binaries refuse an unpriced one at cold start).
+#[test]
+fn the_model_functions_use_bedrock_with_a_priced_model() {
+    let t = template();
+    let fns = functions(&t);
+    for id in ["ChatFunction", "DistillMemoriesFunction"] {
+        let p = &fns[id]["Properties"];
+        let vars = &p["Environment"]["Variables"];
+        assert_eq!(vars["FARMOPS_CHAT_PROVIDER"], "bedrock", "{id}");
+        assert!(vars.get("BEDROCK_ROLE_ARN").is_some(), "{id}");
+        assert!(is_ref(&vars["FARMOPS_CHAT_MODEL_ID"]), "{id}");
+        assert_eq!(
+            serde_yaml::to_string(&p["Role"]).unwrap().trim(),
+            "!GetAtt ModelFunctionRole.Arn",
+            "{id}"
+        );
+    }
+    let model = t["Parameters"]["ChatModelId"]["Default"].as_str().unwrap();
+    assert!(
+        farmops::credits::price_for(model).is_some(),
+        "{model} has no price"
+    );
+}

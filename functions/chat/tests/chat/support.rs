@@ -1,29 +1,19 @@
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::Arc;
 
 use anyhow::Result;
 use chat::State;
+pub use farmops::testing::converse::{ConverseStub, HAIKU, Scripted};
 use farmops::{
-    aws::BedrockSettings,
     chat::ChatLimits,
     db::Type,
     http::IdentitySource,
-    model::{ChatModel, bedrock::BedrockChat, offline::OfflineChat},
+    model::{ChatModel, offline::OfflineChat},
     rag::NoRetrieval,
     testing::{TestDb, apigw_request, body_json},
 };
 use lambda_http::{Body, Response};
-use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
+use serde_json::Value;
 use uuid::Uuid;
-
-pub const HAIKU: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
 
 pub fn state_with(db: &TestDb, model: Arc<dyn ChatModel>) -> State {
     State {
@@ -102,166 +92,4 @@ pub async fn written(db: &TestDb, farm: Uuid) -> Result<i64> {
               + (SELECT count(*) FROM tasks)",
     )
     .await
-}
-
-// ------------------------------------------------------------------ Converse stub server
-
-/// One scripted answer of the stub.
-#[derive(Clone)]
-pub struct Scripted {
-    pub status: u16,
-    pub error_type: Option<&'static str>,
-    pub body: Value,
-    pub delay: Duration,
-}
-
-impl Scripted {
-    pub fn text(text: &str) -> Scripted {
-        Scripted::ok(json!([{ "text": text }]), "end_turn")
-    }
-
-    pub fn tool_use(calls: &[(&str, &str, Value)]) -> Scripted {
-        let content: Vec<Value> = calls
-            .iter()
-            .map(|(id, name, input)| json!({ "toolUse": { "toolUseId": id, "name": name, "input": input } }))
-            .collect();
-        Scripted::ok(Value::Array(content), "tool_use")
-    }
-
-    pub fn ok(content: Value, stop: &str) -> Scripted {
-        Scripted {
-            status: 200,
-            error_type: None,
-            body: json!({
-                "output": { "message": { "role": "assistant", "content": content } },
-                "stopReason": stop,
-                "usage": { "inputTokens": 1200, "outputTokens": 80, "totalTokens": 1280 },
-                "metrics": { "latencyMs": 5 }
-            }),
-            delay: Duration::ZERO,
-        }
-    }
-
-    pub fn error(status: u16, error_type: &'static str) -> Scripted {
-        Scripted {
-            status,
-            error_type: Some(error_type),
-            body: json!({ "message": format!("stub says {error_type}") }),
-            delay: Duration::ZERO,
-        }
-    }
-}
-
-/// A local HTTP server that answers `POST /model/{id}/converse` from a script and records
-/// every request (path and JSON body).
-pub struct ConverseStub {
-    pub url: String,
-    pub requests: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl ConverseStub {
-    pub async fn start(script: Vec<Scripted>) -> Result<ConverseStub> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&requests);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let script = Arc::clone(&script);
-                let seen = Arc::clone(&seen);
-                tokio::spawn(async move {
-                    let Some((path, body)) = read_request(&mut socket).await else {
-                        return;
-                    };
-                    seen.lock().unwrap().push((path.clone(), body));
-                    let answer = if path.starts_with("/model/") && path.ends_with("/converse") {
-                        script.lock().unwrap().pop_front()
-                    } else {
-                        None
-                    };
-                    let answer =
-                        answer.unwrap_or_else(|| Scripted::error(400, "ValidationException"));
-                    tokio::time::sleep(answer.delay).await;
-                    let payload = answer.body.to_string();
-                    let mut head = format!(
-                        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nx-amzn-requestid: stub\r\n",
-                        answer.status,
-                        payload.len()
-                    );
-                    if let Some(t) = answer.error_type {
-                        head.push_str(&format!("x-amzn-errortype: {t}:http://internal.amazon.com/coral/com.amazon.bedrock/\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    let _ = socket.write_all(head.as_bytes()).await;
-                    let _ = socket.write_all(payload.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        Ok(ConverseStub { url, requests })
-    }
-
-    pub fn requests(&self) -> Vec<(String, Value)> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// The real Bedrock client (explicit timeouts, retries) pointed at this stub with dummy
-    /// static credentials.
-    pub async fn model(&self, attempt_timeout: Duration) -> Arc<dyn ChatModel> {
-        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDSTUB",
-                "stub-secret",
-                None,
-                None,
-                "stub",
-            ))
-            .load()
-            .await;
-        let settings = BedrockSettings {
-            endpoint: Some(self.url.clone()),
-            operation_timeout: attempt_timeout * 2,
-            attempt_timeout,
-            max_attempts: 1,
-            ..BedrockSettings::default()
-        };
-        let client = farmops::aws::bedrock_client_from(&settings, &base).await;
-        Arc::new(BedrockChat::new(client, HAIKU))
-    }
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Value)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let path = head.split_whitespace().nth(1)?.to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[header_end..]).unwrap_or(Value::Null);
-    Some((path, body))
 }

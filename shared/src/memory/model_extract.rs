@@ -1,0 +1,615 @@
+//! The model-backed [`FactExtractor`]: one chat-model call per conversation that must call the
+//! `record_memories` tool, whose input is `{facts: [{subject, content}], summary}`.
+//!
+//! The request ([`request`]) carries a system prompt, one user message holding the previous
+//! summary and the new messages, the tool spec and `toolChoice` naming the tool (Converse
+//! `toolConfig.toolChoice.tool`), and `maxTokens` = the extractor's output cap. The answer is
+//! parsed strictly ([`parse_tool_input`]): no tool call, a missing or mistyped field, an empty
+//! subject or content, more than [`MAX_FACTS`] facts or an over-long string is a
+//! [`Error::ModelFailed`], never a panic and never a partial extraction; the distiller then
+//! writes nothing for that conversation and leaves its watermark where it was. Unknown keys
+//! are ignored. Subjects are normalised (trimmed, lower case, single spaces); a later fact about
+//! the same subject in one answer replaces an earlier one.
+//!
+//! The transcript sent is bounded: the previous summary to [`MAX_PREVIOUS_SUMMARY_BYTES`], the
+//! messages to [`MAX_MESSAGES`] and [`MAX_TRANSCRIPT_BYTES`] of content in all (the distiller
+//! never hands over more, except a single oversized message, which is clipped), so
+//! [`FactExtractor::max_input_tokens`] is a true upper bound for the reservation.
+
+use std::{collections::HashMap, sync::Arc};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{
+    Extraction, Fact, FactExtractor, TranscriptMessage, Usage,
+    distill::{MAX_MESSAGES, MAX_TRANSCRIPT_BYTES},
+};
+use crate::{
+    config::Env,
+    error::{Error, Result},
+    model::{ChatModel, ChatRequest, ChatResponse, Message, StopReason, ToolSpec},
+};
+
+/// The tool the model must call.
+pub const TOOL_NAME: &str = "record_memories";
+/// Most facts one answer may carry.
+pub const MAX_FACTS: usize = 20;
+/// Longest subject, in characters (after normalisation).
+pub const MAX_SUBJECT_CHARS: usize = 80;
+/// Longest fact, in characters.
+pub const MAX_CONTENT_CHARS: usize = 300;
+/// Longest summary, in characters.
+pub const MAX_SUMMARY_CHARS: usize = 2000;
+/// Most bytes of the previous summary sent to the model.
+pub const MAX_PREVIOUS_SUMMARY_BYTES: usize = 8000;
+/// Default cap on output tokens per call: room for a maximal answer (20 facts of 300
+/// characters and their subjects, a 2,000-character summary, JSON framing).
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 3000;
+
+const SYSTEM_PROMPT: &str = "You maintain the long-term memory of a farm-management assistant. \
+You are given the summary of a conversation so far (if any) and its new messages between the \
+farmer and the assistant. Call the record_memories tool exactly once with:\n\
+- facts: durable facts about this farm that the FARMER stated (not the assistant), worth \
+remembering in later conversations: routines and schedules (\"we vaccinate on Mondays\"), what \
+a pond, house, pen or field is used for (\"Pond 3 is the nursery\"), where animals are kept, \
+who the farm's vet, suppliers or buyers are, standing practices. Leave out questions, \
+one-off events (today's sale, a single death), plans not yet decided, advice, and anything \
+the farmer denied. Each fact has a subject: a short lower-case noun phrase naming what it is \
+about (\"vaccination day\", \"pond 3\", \"layers location\", \"vet\"); two facts that would \
+contradict each other get the same subject. Each content is one self-contained sentence. At \
+most 20 facts; none if nothing durable was said.\n\
+- summary: a short summary (at most 2000 characters) of the whole conversation, folding in \
+the previous summary.\n\
+Do not invent anything that is not in the messages.";
+
+/// The `record_memories` tool: its input schema mirrors the limits [`parse_tool_input`] checks.
+pub fn tool_spec() -> ToolSpec {
+    ToolSpec {
+        name: TOOL_NAME.into(),
+        description: "Records the durable farm facts stated in the conversation and its summary."
+            .into(),
+        input_schema: json!({
+            "type": "object",
+            "properties": {
+                "facts": {
+                    "type": "array",
+                    "maxItems": MAX_FACTS,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "subject": {"type": "string", "minLength": 1, "maxLength": MAX_SUBJECT_CHARS,
+                                        "description": "short lower-case noun phrase the fact is about"},
+                            "content": {"type": "string", "minLength": 1, "maxLength": MAX_CONTENT_CHARS,
+                                        "description": "the fact, one self-contained sentence"}
+                        },
+                        "required": ["subject", "content"],
+                        "additionalProperties": false
+                    }
+                },
+                "summary": {"type": "string", "minLength": 1, "maxLength": MAX_SUMMARY_CHARS}
+            },
+            "required": ["facts", "summary"],
+            "additionalProperties": false
+        }),
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes ending on a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The user message: the previous summary and the new messages, clipped to the bounds.
+fn prompt(previous_summary: Option<&str>, transcript: &[TranscriptMessage]) -> String {
+    let mut text = String::from("Summary so far:\n");
+    match previous_summary.map(str::trim).filter(|p| !p.is_empty()) {
+        Some(p) => text.push_str(clip(p, MAX_PREVIOUS_SUMMARY_BYTES)),
+        None => text.push_str("(none)"),
+    }
+    text.push_str("\n\nNew messages:");
+    let mut budget = MAX_TRANSCRIPT_BYTES;
+    for m in transcript.iter().take(MAX_MESSAGES as usize) {
+        let content = clip(&m.content, budget);
+        budget -= content.len();
+        let who = if m.role == "user" {
+            "farmer"
+        } else {
+            "assistant"
+        };
+        text.push_str(&format!("\n[{who}] {content}"));
+    }
+    text
+}
+
+/// The Converse request for one transcript (pure).
+pub fn request(
+    previous_summary: Option<&str>,
+    transcript: &[TranscriptMessage],
+    max_tokens: u32,
+) -> ChatRequest {
+    ChatRequest {
+        system: SYSTEM_PROMPT.into(),
+        messages: vec![Message::user_text(prompt(previous_summary, transcript))],
+        tools: vec![tool_spec()],
+        tool_choice: Some(TOOL_NAME.into()),
+        max_tokens,
+    }
+}
+
+fn failed(reason: impl std::fmt::Display) -> Error {
+    Error::ModelFailed(format!("{TOOL_NAME}: {reason}"))
+}
+
+/// A required string field, trimmed, non-empty, at most `max` characters, no NUL.
+fn text_field(object: &serde_json::Map<String, Value>, key: &str, max: usize) -> Result<String> {
+    let value = object
+        .get(key)
+        .ok_or_else(|| failed(format!("missing {key}")))?
+        .as_str()
+        .ok_or_else(|| failed(format!("{key} is not a string")))?
+        .trim();
+    if value.is_empty() {
+        return Err(failed(format!("{key} is empty")));
+    }
+    let chars = value.chars().count();
+    if chars > max {
+        return Err(failed(format!(
+            "{key} has {chars} characters (at most {max})"
+        )));
+    }
+    if value.contains('\0') {
+        return Err(failed(format!("{key} contains a NUL character")));
+    }
+    Ok(value.to_string())
+}
+
+/// Pure: the `record_memories` input -> facts (subjects normalised, a later fact about the same
+/// subject replacing an earlier one) and the summary. Any deviation is an error.
+pub fn parse_tool_input(input: &Value) -> Result<(Vec<Fact>, String)> {
+    let object = input
+        .as_object()
+        .ok_or_else(|| failed("the input is not a JSON object"))?;
+    let facts = object
+        .get("facts")
+        .ok_or_else(|| failed("missing facts"))?
+        .as_array()
+        .ok_or_else(|| failed("facts is not an array"))?;
+    if facts.len() > MAX_FACTS {
+        return Err(failed(format!(
+            "{} facts (at most {MAX_FACTS})",
+            facts.len()
+        )));
+    }
+    let mut out: Vec<Fact> = Vec::with_capacity(facts.len());
+    let mut by_subject: HashMap<String, usize> = HashMap::new();
+    for (i, fact) in facts.iter().enumerate() {
+        let fact = fact
+            .as_object()
+            .ok_or_else(|| failed(format!("fact {i} is not an object")))?;
+        let subject = text_field(fact, "subject", MAX_SUBJECT_CHARS)?
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
+        let content = text_field(fact, "content", MAX_CONTENT_CHARS)?;
+        match by_subject.get(&subject) {
+            Some(&at) => out[at].content = content,
+            None => {
+                by_subject.insert(subject.clone(), out.len());
+                out.push(Fact { subject, content });
+            }
+        }
+    }
+    let summary = text_field(object, "summary", MAX_SUMMARY_CHARS)?;
+    Ok((out, summary))
+}
+
+/// Pure: the model's answer -> facts and summary. It must have stopped to call
+/// [`TOOL_NAME`] (exactly once), within its output cap.
+pub fn parse_response(response: &ChatResponse) -> Result<(Vec<Fact>, String)> {
+    if response.stop_reason == StopReason::MaxTokens {
+        return Err(failed("the answer was cut off at the output-token cap"));
+    }
+    let mut calls = response.message.content.iter().filter_map(|b| match b {
+        crate::model::Block::ToolUse { name, input, .. } if name == TOOL_NAME => Some(input),
+        _ => None,
+    });
+    let input = calls
+        .next()
+        .ok_or_else(|| failed("the model did not call the tool"))?;
+    if calls.next().is_some() {
+        return Err(failed("the model called the tool more than once"));
+    }
+    parse_tool_input(input)
+}
+
+/// A [`FactExtractor`] over any [`ChatModel`] (Bedrock Converse in the deployed stack).
+pub struct ModelFactExtractor {
+    model: Arc<dyn ChatModel>,
+    max_output_tokens: u32,
+    max_input_tokens: u64,
+}
+
+impl ModelFactExtractor {
+    /// Refuses a model without a price (`credits::price_for`): its runs could not be metered.
+    pub fn new(model: Arc<dyn ChatModel>, max_output_tokens: u32) -> Result<Self> {
+        if crate::credits::price_for(model.model_id()).is_none() {
+            return Err(Error::unexpected(format!(
+                "model {} has no price",
+                model.model_id()
+            )));
+        }
+        // The largest request the bounds allow: every byte of it counted as a token.
+        let per_message = MAX_TRANSCRIPT_BYTES / MAX_MESSAGES as usize;
+        let transcript: Vec<TranscriptMessage> = (0..MAX_MESSAGES)
+            .map(|_| TranscriptMessage {
+                role: "assistant".into(),
+                content: "x".repeat(per_message),
+            })
+            .collect();
+        let previous = "x".repeat(MAX_PREVIOUS_SUMMARY_BYTES);
+        let max_input_tokens =
+            request(Some(&previous), &transcript, max_output_tokens).input_token_bound();
+        Ok(ModelFactExtractor {
+            model,
+            max_output_tokens,
+            max_input_tokens,
+        })
+    }
+}
+
+#[async_trait]
+impl FactExtractor for ModelFactExtractor {
+    fn model_id(&self) -> &str {
+        self.model.model_id()
+    }
+
+    fn max_output_tokens(&self) -> u64 {
+        u64::from(self.max_output_tokens)
+    }
+
+    fn max_input_tokens(&self) -> u64 {
+        self.max_input_tokens
+    }
+
+    #[tracing::instrument(skip_all, fields(model = %self.model.model_id(), messages = transcript.len()))]
+    async fn extract(
+        &self,
+        previous_summary: Option<&str>,
+        transcript: &[TranscriptMessage],
+    ) -> Result<Extraction> {
+        let request = request(previous_summary, transcript, self.max_output_tokens);
+        let response = self.model.converse(&request).await?;
+        let (facts, summary) = parse_response(&response)?;
+        Ok(Extraction {
+            facts,
+            summary,
+            usage: Usage {
+                input_tokens: response.usage.input_tokens,
+                output_tokens: response.usage.output_tokens,
+            },
+        })
+    }
+}
+
+/// The distill-memories extractor for this environment, built once at cold start:
+/// `FARMOPS_CHAT_PROVIDER=bedrock` -> [`ModelFactExtractor`] over Bedrock Converse with the
+/// model `FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`, else
+/// [`crate::model::DEFAULT_BEDROCK_MODEL_ID`] (refused without a price); anything else -> the
+/// deterministic [`super::extract::OfflineFactExtractor`].
+pub async fn extractor_from_env<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<Arc<dyn FactExtractor>> {
+    if env.optional("FARMOPS_CHAT_PROVIDER").as_deref() != Some("bedrock") {
+        return Ok(Arc::new(super::extract::OfflineFactExtractor::default()));
+    }
+    let model_id = bedrock_model_id(env);
+    if crate::credits::price_for(&model_id).is_none() {
+        return Err(Error::unexpected(format!(
+            "distill model {model_id} has no price"
+        )));
+    }
+    let settings =
+        crate::aws::BedrockSettings::from_env(env).map_err(|e| Error::unexpected(e.to_string()))?;
+    let model = crate::model::bedrock::BedrockChat::new(
+        crate::aws::bedrock_client(&settings).await,
+        model_id,
+    );
+    Ok(Arc::new(ModelFactExtractor::new(
+        Arc::new(model),
+        DEFAULT_MAX_OUTPUT_TOKENS,
+    )?))
+}
+
+/// `FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`, else the default Bedrock model.
+pub fn bedrock_model_id<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> String {
+    env.optional("FARMOPS_DISTILL_MODEL_ID")
+        .or_else(|| env.optional("FARMOPS_CHAT_MODEL_ID"))
+        .unwrap_or_else(|| crate::model::DEFAULT_BEDROCK_MODEL_ID.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Block, Role, Usage as ModelUsage};
+
+    fn fact(subject: &str, content: &str) -> Fact {
+        Fact {
+            subject: subject.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn tool_input_is_parsed_and_validated_strictly() {
+        let long = |n: usize| "a".repeat(n);
+        type Expected = std::result::Result<(Vec<Fact>, &'static str), &'static str>;
+        let cases: Vec<(Value, Expected)> = vec![
+            (
+                json!({"facts": [{"subject": "  Vaccination   Day ", "content": " We vaccinate on Mondays. "}], "summary": " Talked vaccines. "}),
+                Ok((
+                    vec![fact("vaccination day", "We vaccinate on Mondays.")],
+                    "Talked vaccines.",
+                )),
+            ),
+            (
+                json!({"facts": [], "summary": "Nothing durable."}),
+                Ok((vec![], "Nothing durable.")),
+            ),
+            (
+                json!({"facts": [{"subject": "pond 3", "content": "Pond 3 is the nursery."},
+                                 {"subject": "vet", "content": "Our vet is Dr Ade."},
+                                 {"subject": "Pond 3", "content": "Pond 3 is the grow-out pond."}],
+                       "summary": "s", "note": "extra keys are ignored"}),
+                Ok((
+                    vec![
+                        fact("pond 3", "Pond 3 is the grow-out pond."),
+                        fact("vet", "Our vet is Dr Ade."),
+                    ],
+                    "s",
+                )),
+            ),
+            (json!("not an object"), Err("not a JSON object")),
+            (json!({"summary": "s"}), Err("missing facts")),
+            (
+                json!({"facts": {}, "summary": "s"}),
+                Err("facts is not an array"),
+            ),
+            (json!({"facts": []}), Err("missing summary")),
+            (
+                json!({"facts": [], "summary": 3}),
+                Err("summary is not a string"),
+            ),
+            (
+                json!({"facts": [], "summary": "  "}),
+                Err("summary is empty"),
+            ),
+            (
+                json!({"facts": ["x"], "summary": "s"}),
+                Err("fact 0 is not an object"),
+            ),
+            (
+                json!({"facts": [{"content": "c"}], "summary": "s"}),
+                Err("missing subject"),
+            ),
+            (
+                json!({"facts": [{"subject": " ", "content": "c"}], "summary": "s"}),
+                Err("subject is empty"),
+            ),
+            (
+                json!({"facts": [{"subject": "s", "content": ""}], "summary": "s"}),
+                Err("content is empty"),
+            ),
+            (
+                json!({"facts": [{"subject": "s", "content": null}], "summary": "s"}),
+                Err("content is not a string"),
+            ),
+            (
+                json!({"facts": [{"subject": long(81), "content": "c"}], "summary": "s"}),
+                Err("subject has 81 characters"),
+            ),
+            (
+                json!({"facts": [{"subject": "s", "content": long(301)}], "summary": "s"}),
+                Err("content has 301 characters"),
+            ),
+            (
+                json!({"facts": [], "summary": long(2001)}),
+                Err("summary has 2001 characters"),
+            ),
+            (
+                json!({"facts": [{"subject": "s", "content": "a\u{0}b"}], "summary": "s"}),
+                Err("NUL"),
+            ),
+            (
+                json!({"facts": (0..21).map(|i| json!({"subject": format!("s{i}"), "content": "c"})).collect::<Vec<_>>(), "summary": "s"}),
+                Err("21 facts (at most 20)"),
+            ),
+        ];
+        for (input, expected) in cases {
+            match (parse_tool_input(&input), expected) {
+                (Ok((facts, summary)), Ok((want_facts, want_summary))) => {
+                    assert_eq!(
+                        (facts, summary.as_str()),
+                        (want_facts, want_summary),
+                        "{input}"
+                    );
+                }
+                (Err(Error::ModelFailed(m)), Err(want)) => {
+                    assert!(m.contains(want), "{input}: {m} lacks {want}");
+                }
+                (got, want) => panic!("{input}: got {got:?}, want {want:?}"),
+            }
+        }
+        // the limits themselves are accepted
+        let at_limits = json!({
+            "facts": (0..MAX_FACTS).map(|i| json!({"subject": format!("{i:0>80}"), "content": long(300)})).collect::<Vec<_>>(),
+            "summary": "é".repeat(2000),
+        });
+        let (facts, summary) = parse_tool_input(&at_limits).unwrap();
+        assert_eq!((facts.len(), summary.chars().count()), (MAX_FACTS, 2000));
+    }
+
+    fn response(content: Vec<Block>, stop: StopReason) -> ChatResponse {
+        ChatResponse {
+            message: Message {
+                role: Role::Assistant,
+                content,
+            },
+            stop_reason: stop,
+            usage: ModelUsage::default(),
+        }
+    }
+
+    #[test]
+    fn the_answer_must_be_one_call_of_the_tool_within_the_cap() {
+        let call = |name: &str| Block::ToolUse {
+            id: "t".into(),
+            name: name.into(),
+            input: json!({"facts": [], "summary": "s"}),
+        };
+        let cases = [
+            (vec![call(TOOL_NAME)], StopReason::ToolUse, None),
+            (
+                vec![Block::Text("thinking".into()), call(TOOL_NAME)],
+                StopReason::ToolUse,
+                None,
+            ),
+            (
+                vec![call(TOOL_NAME)],
+                StopReason::MaxTokens,
+                Some("cut off"),
+            ),
+            (
+                vec![Block::Text("{\"facts\": []}".into())],
+                StopReason::EndTurn,
+                Some("did not call"),
+            ),
+            (
+                vec![call("record_sale")],
+                StopReason::ToolUse,
+                Some("did not call"),
+            ),
+            (
+                vec![call(TOOL_NAME), call(TOOL_NAME)],
+                StopReason::ToolUse,
+                Some("more than once"),
+            ),
+        ];
+        for (content, stop, error) in cases {
+            let got = parse_response(&response(content.clone(), stop.clone()));
+            match (got, error) {
+                (Ok((facts, summary)), None) => {
+                    assert_eq!((facts.len(), summary.as_str()), (0, "s"))
+                }
+                (Err(Error::ModelFailed(m)), Some(want)) => assert!(m.contains(want), "{m}"),
+                (got, want) => panic!("{content:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_request_forces_the_tool_and_stays_within_the_input_bound() {
+        let t = vec![
+            TranscriptMessage {
+                role: "user".into(),
+                content: "We vaccinate on Mondays.".into(),
+            },
+            TranscriptMessage {
+                role: "assistant".into(),
+                content: "Noted.".into(),
+            },
+        ];
+        let r = request(Some("Earlier: ponds."), &t, 500);
+        assert_eq!(r.tool_choice.as_deref(), Some(TOOL_NAME));
+        assert_eq!(r.tools, vec![tool_spec()]);
+        assert_eq!(r.max_tokens, 500);
+        let text = r.messages[0].text();
+        assert!(text.contains("Earlier: ponds."), "{text}");
+        assert!(
+            text.contains("[farmer] We vaccinate on Mondays.\n[assistant] Noted."),
+            "{text}"
+        );
+        assert!(request(None, &t, 500).messages[0].text().contains("(none)"));
+
+        // Oversized input (a huge multibyte message, a huge summary, too many messages) is
+        // clipped on character boundaries to within the extractor's bound.
+        let model: Arc<dyn ChatModel> = Arc::new(crate::model::offline::OfflineChat);
+        let ex = ModelFactExtractor::new(model, 500).unwrap();
+        let huge: Vec<TranscriptMessage> = (0..300)
+            .map(|_| TranscriptMessage {
+                role: "user".into(),
+                content: "ñ\"".repeat(20_000),
+            })
+            .collect();
+        let r = request(Some(&"é".repeat(50_000)), &huge, 500);
+        let raw_bytes = (r.system.len() + r.messages[0].text().len()) as u64;
+        assert!(
+            raw_bytes < ex.max_input_tokens(),
+            "{raw_bytes} vs {}",
+            ex.max_input_tokens()
+        );
+        assert!(
+            r.messages[0].text().len()
+                <= MAX_TRANSCRIPT_BYTES + MAX_PREVIOUS_SUMMARY_BYTES + 300 * 14 + 64
+        );
+    }
+
+    #[test]
+    fn an_unpriced_model_is_refused_and_the_env_picks_the_model() {
+        struct Unpriced;
+        #[async_trait]
+        impl ChatModel for Unpriced {
+            fn model_id(&self) -> &str {
+                "vendor.unknown-model"
+            }
+            async fn converse(&self, _: &ChatRequest) -> Result<ChatResponse> {
+                unreachable!("never called")
+            }
+        }
+        assert!(ModelFactExtractor::new(Arc::new(Unpriced), 100).is_err());
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            Env(move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(
+            bedrock_model_id(&env(&[
+                ("FARMOPS_DISTILL_MODEL_ID", "amazon.nova-micro-v1:0"),
+                ("FARMOPS_CHAT_MODEL_ID", "amazon.nova-lite-v1:0")
+            ])),
+            "amazon.nova-micro-v1:0"
+        );
+        assert_eq!(
+            bedrock_model_id(&env(&[("FARMOPS_CHAT_MODEL_ID", "amazon.nova-lite-v1:0")])),
+            "amazon.nova-lite-v1:0"
+        );
+        assert_eq!(
+            bedrock_model_id(&env(&[])),
+            crate::model::DEFAULT_BEDROCK_MODEL_ID
+        );
+    }
+
+    #[tokio::test]
+    async fn extractor_from_env_refuses_unpriced_models_and_defaults_offline() {
+        let offline = extractor_from_env(&Env(|_: &str| None)).await.unwrap();
+        assert_eq!(offline.model_id(), super::super::extract::OFFLINE_MODEL);
+        let unpriced = extractor_from_env(&Env(|k: &str| match k {
+            "FARMOPS_CHAT_PROVIDER" => Some("bedrock".into()),
+            "FARMOPS_DISTILL_MODEL_ID" => Some("vendor.unknown-model".into()),
+            _ => None,
+        }))
+        .await;
+        assert!(unpriced.is_err());
+    }
+}
