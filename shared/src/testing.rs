@@ -311,6 +311,18 @@ pub mod openapi {
     /// it, e.g. `/farms/{farm_id}/chat`) does not conform to the document; empty when it does.
     /// An undocumented route or status is a failure too.
     pub fn conformance_errors(method: &str, path: &str, status: u16, body: &Value) -> Vec<String> {
+        conformance_errors_as(method, path, status, "application/json", body)
+    }
+
+    /// [`conformance_errors`] for a response of media type `media` (`text/csv`, ...): a text
+    /// body is checked as a JSON string against the schema the document gives that type.
+    pub fn conformance_errors_as(
+        method: &str,
+        path: &str,
+        status: u16,
+        media: &str,
+        body: &Value,
+    ) -> Vec<String> {
         let doc = document();
         let method = method.to_lowercase();
         let Some(operation) = doc["paths"][path].get(&method) else {
@@ -322,10 +334,12 @@ pub mod openapi {
             )];
         };
         let response = resolve(&doc, response);
-        let Some(schema) = response.pointer("/content/application~1json/schema") else {
-            return vec![format!(
-                "{method} {path} {status}: no application/json schema"
-            )];
+        let pointer = format!(
+            "/content/{}/schema",
+            media.replace('~', "~0").replace('/', "~1")
+        );
+        let Some(schema) = response.pointer(&pointer) else {
+            return vec![format!("{method} {path} {status}: no {media} schema")];
         };
         // The operation's schema as the root, with the document's components beside it so
         // `#/components/schemas/...` references resolve.
@@ -384,7 +398,8 @@ pub mod openapi {
         }
     }
 
-    /// Panics unless the handler's response conforms to the document (status, JSON body).
+    /// Panics unless the handler's response conforms to the document: its status, its
+    /// content type (documented for that status) and its body (JSON, or text as a string).
     pub fn assert_conforms(
         method: &str,
         path: &str,
@@ -395,12 +410,24 @@ pub mod openapi {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        assert!(
-            content_type.starts_with("application/json"),
-            "{method} {path}: content-type {content_type:?}"
-        );
-        let body = super::body_json(response);
-        let errors = conformance_errors(method, path, response.status().as_u16(), &body);
+        let media = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let body = if media == "application/json" {
+            super::body_json(response)
+        } else {
+            match response.body() {
+                lambda_http::Body::Text(t) => Value::String(t.clone()),
+                lambda_http::Body::Binary(b) => {
+                    Value::String(String::from_utf8_lossy(b).into_owned())
+                }
+                _ => Value::Null,
+            }
+        };
+        let errors = conformance_errors_as(method, path, response.status().as_u16(), &media, &body);
         assert!(
             errors.is_empty(),
             "response does not conform to docs/openapi.yaml:\n{}\nbody: {body}",

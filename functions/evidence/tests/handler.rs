@@ -21,6 +21,9 @@ use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+#[path = "handler/openapi.rs"]
+mod openapi;
+
 const XSS: &str = "<script>document.title='pwned'</script>wrong buyer";
 
 fn state(db: &TestDb) -> State {

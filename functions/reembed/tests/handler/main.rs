@@ -13,6 +13,8 @@ use reembed::{State, handle, handle_event};
 use serde_json::json;
 use uuid::Uuid;
 
+mod openapi;
+
 type R<T = ()> = anyhow::Result<T>;
 
 async fn fixture() -> R<(TestDb, State, Uuid)> {
