@@ -78,8 +78,8 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
             http::json_response(200, &evidence::credit_statement(&tx).await?)
         }
         _ => {
-            let status = evidence::parse_draft_status(http::query_param(req, "status"))?;
             membership::member_role(&tx, user).await?;
+            let status = evidence::parse_draft_status(http::query_param(req, "status"))?;
             let drafts = evidence::list_drafts(&tx, status).await?;
             http::json_response(200, &DraftList { drafts })
         }

@@ -169,7 +169,21 @@ async fn evidence_credits_and_drafts_conform_to_the_openapi_document() -> Result
     let res = checked(&state, CREDITS, &credits, Some("alice"), None, 200).await;
     let statement = body_json(&res);
     assert!(!statement["entries"].as_array().unwrap().is_empty());
-    checked(&state, CREDITS, &credits, Some("mia"), None, 200).await;
+    assert!(
+        statement["invariant"]["checkpoint"].is_null(),
+        "{statement}"
+    );
+    // after the reconcile job's ledger checkpoint, the invariant says which one it read
+    let tx = db.app.tenant(farm).await?;
+    assert!(credits::checkpoint_ledger(&tx).await? > 0);
+    tx.commit().await?;
+    let res = checked(&state, CREDITS, &credits, Some("mia"), None, 200).await;
+    let invariant = &body_json(&res)["invariant"];
+    assert_eq!(invariant["method"], "checkpoint", "{invariant}");
+    assert_eq!(invariant["checkpoint"]["entries_after"], 0, "{invariant}");
+    assert_eq!(invariant["holds"], true, "{invariant}");
+    let res = checked(&state, EVIDENCE, &evidence, Some("alice"), None, 200).await;
+    assert_eq!(body_json(&res)["ledger"]["method"], "checkpoint");
     checked(&state, CREDITS, &credits, None, None, 401).await;
     checked(&state, CREDITS, &credits, Some("wes"), None, 403).await;
     checked(&state, CREDITS, &credits, Some("bob"), None, 404).await;
@@ -201,6 +215,9 @@ async fn evidence_credits_and_drafts_conform_to_the_openapi_document() -> Result
     .await;
     checked(&state, DRAFTS, &drafts, None, None, 401).await;
     checked(&state, DRAFTS, &drafts, Some("bob"), None, 404).await;
+    // membership comes first: a stranger learns nothing from a bad filter either
+    let bogus = format!("{drafts}?status=bogus");
+    checked(&state, DRAFTS, &bogus, Some("bob"), None, 404).await;
 
     // The check can fail: the real page with a run missing its matched legs, an unknown
     // status, an extra total, a wrong type; CSV without its header row; HTML that is not a
