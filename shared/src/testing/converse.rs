@@ -1,6 +1,8 @@
-//! A local Bedrock Converse stub: a plain HTTP server answering `POST /model/{id}/converse`
-//! from a script, recording every request, driven by the REAL `aws-sdk-bedrockruntime` client
-//! (endpoint override, dummy static credentials). Used by the chat and distill-memories tests.
+//! A local Bedrock stub: a plain HTTP server answering `POST /model/{id}/converse` (or, with
+//! [`ConverseStub::start_on`], another operation such as Titan's `/invoke`) from a script,
+//! recording every request, driven by the REAL `aws-sdk-bedrockruntime` client (endpoint
+//! override, dummy static credentials). Used by the chat, distill-memories, knowledge and
+//! reembed tests.
 
 use std::{
     collections::VecDeque,
@@ -17,6 +19,7 @@ use tokio::{
 
 use crate::{
     aws::BedrockSettings,
+    embed::TitanEmbedder,
     model::{ChatModel, bedrock::BedrockChat},
 };
 
@@ -29,6 +32,8 @@ pub struct Scripted {
     pub status: u16,
     pub error_type: Option<&'static str>,
     pub body: Value,
+    /// Sent instead of `body` when set (answers that are not JSON).
+    pub raw: Option<String>,
     pub delay: Duration,
 }
 
@@ -55,7 +60,27 @@ impl Scripted {
                 "usage": { "inputTokens": 1200, "outputTokens": 80, "totalTokens": 1280 },
                 "metrics": { "latencyMs": 5 }
             }),
+            raw: None,
             delay: Duration::ZERO,
+        }
+    }
+
+    /// A 200 with this JSON body as it is (e.g. a Titan InvokeModel answer).
+    pub fn json(body: Value) -> Scripted {
+        Scripted {
+            status: 200,
+            error_type: None,
+            body,
+            raw: None,
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// A 200 whose body is `raw`, JSON or not.
+    pub fn raw(raw: &str) -> Scripted {
+        Scripted {
+            raw: Some(raw.to_string()),
+            ..Scripted::json(Value::Null)
         }
     }
 
@@ -64,13 +89,15 @@ impl Scripted {
             status,
             error_type: Some(error_type),
             body: json!({ "message": format!("stub says {error_type}") }),
+            raw: None,
             delay: Duration::ZERO,
         }
     }
 }
 
 /// A local HTTP server that answers `POST /model/{id}/converse` from a script and records
-/// every request (path and JSON body).
+/// every request (path and JSON body). A request past the script, or to another path, gets a
+/// 400 ValidationException.
 pub struct ConverseStub {
     pub url: String,
     pub requests: Arc<Mutex<Vec<(String, Value)>>>,
@@ -78,6 +105,12 @@ pub struct ConverseStub {
 
 impl ConverseStub {
     pub async fn start(script: Vec<Scripted>) -> Result<ConverseStub> {
+        ConverseStub::start_on(script, "/converse").await
+    }
+
+    /// The same stub for the operation whose path ends with `operation` (`"/invoke"`: Titan
+    /// embeddings through InvokeModel).
+    pub async fn start_on(script: Vec<Scripted>, operation: &'static str) -> Result<ConverseStub> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
@@ -92,7 +125,7 @@ impl ConverseStub {
                         return;
                     };
                     seen.lock().unwrap().push((path.clone(), body));
-                    let answer = if path.starts_with("/model/") && path.ends_with("/converse") {
+                    let answer = if path.starts_with("/model/") && path.ends_with(operation) {
                         script.lock().unwrap().pop_front()
                     } else {
                         None
@@ -100,7 +133,7 @@ impl ConverseStub {
                     let answer =
                         answer.unwrap_or_else(|| Scripted::error(400, "ValidationException"));
                     tokio::time::sleep(answer.delay).await;
-                    let payload = answer.body.to_string();
+                    let payload = answer.raw.unwrap_or_else(|| answer.body.to_string());
                     let mut head = format!(
                         "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nx-amzn-requestid: stub\r\n",
                         answer.status,
@@ -126,17 +159,7 @@ impl ConverseStub {
     /// The real Bedrock client (explicit timeouts, retries) pointed at this stub with dummy
     /// static credentials.
     pub async fn model(&self, attempt_timeout: Duration) -> Arc<dyn ChatModel> {
-        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "AKIDSTUB",
-                "stub-secret",
-                None,
-                None,
-                "stub",
-            ))
-            .load()
-            .await;
+        let base = stub_sdk_config().await;
         let settings = BedrockSettings {
             endpoint: Some(self.url.clone()),
             operation_timeout: attempt_timeout * 2,
@@ -147,6 +170,34 @@ impl ConverseStub {
         let client = crate::aws::bedrock_client_from(&settings, &base).await;
         Arc::new(BedrockChat::new(client, HAIKU))
     }
+
+    /// The real Titan embedder (one attempt) pointed at this stub.
+    pub async fn titan(&self) -> TitanEmbedder {
+        let settings = BedrockSettings {
+            endpoint: Some(self.url.clone()),
+            max_attempts: 1,
+            ..BedrockSettings::default()
+        };
+        TitanEmbedder::new(
+            crate::aws::bedrock_client_from(&settings, &stub_sdk_config().await).await,
+        )
+    }
+}
+
+/// The SDK configuration the stubs' clients start from: a region and dummy static
+/// credentials (SigV4 signs with them; the stub does not check the signature).
+pub async fn stub_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDSTUB",
+            "stub-secret",
+            None,
+            None,
+            "stub",
+        ))
+        .load()
+        .await
 }
 
 async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Value)> {

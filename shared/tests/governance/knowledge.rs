@@ -15,7 +15,10 @@ use farmops::{
     documents::{self, NewDocument},
     embed::{Embedded, Embedder, OfflineEmbedder, TITAN_MODEL_ID, TitanEmbedder, offline_vector},
     rag::{PgRetriever, Retriever, SearchPath},
-    testing::TestDb,
+    testing::{
+        TestDb,
+        converse::{ConverseStub, Scripted},
+    },
 };
 use tokio_postgres::types::Type;
 use uuid::Uuid;
@@ -462,137 +465,24 @@ async fn add_document_is_validated_authorised_and_metered() -> anyhow::Result<()
 
 // ---------------------------------------------------------------- Titan wire format
 
-mod titan_stub {
-    use std::sync::{Arc, Mutex};
-
-    use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
-        net::TcpListener,
-    };
-
-    /// (status, extra headers, body).
-    pub type Scripted = (u16, Vec<(String, String)>, String);
-
-    /// A one-route HTTP/1.1 stub: records each request (path, body) and answers with the next
-    /// scripted (status, extra headers, body).
-    pub struct Stub {
-        pub url: String,
-        pub requests: Arc<Mutex<Vec<(String, String)>>>,
-    }
-
-    pub async fn start(responses: Vec<Scripted>) -> Stub {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let responses = Arc::new(Mutex::new(responses.into_iter()));
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let (recorded, responses) = (recorded.clone(), responses.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let mut buf = Vec::new();
-                        let mut chunk = [0u8; 8192];
-                        let head_end = loop {
-                            let Ok(n) = sock.read(&mut chunk).await else {
-                                return;
-                            };
-                            if n == 0 {
-                                return;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                                break p + 4;
-                            }
-                        };
-                        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                let (k, v) = l.split_once(':')?;
-                                k.eq_ignore_ascii_case("content-length")
-                                    .then(|| v.trim().parse().ok())?
-                            })
-                            .unwrap_or(0);
-                        while buf.len() < head_end + len {
-                            let Ok(n) = sock.read(&mut chunk).await else {
-                                return;
-                            };
-                            if n == 0 {
-                                return;
-                            }
-                            buf.extend_from_slice(&chunk[..n]);
-                        }
-                        let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                        let body =
-                            String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
-                        recorded.lock().unwrap().push((path, body));
-                        let next = responses.lock().unwrap().next();
-                        let (status, headers, body) =
-                            next.unwrap_or((500, vec![], "{\"message\":\"no more\"}".into()));
-                        let mut out = format!(
-                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
-                            body.len()
-                        );
-                        for (k, v) in headers {
-                            out.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        out.push_str("\r\n");
-                        out.push_str(&body);
-                        if sock.write_all(out.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Stub { url, requests }
-    }
-}
-
-async fn titan(url: &str) -> TitanEmbedder {
-    let settings = farmops::aws::BedrockSettings {
-        endpoint: Some(url.to_string()),
-        region: Some("us-east-1".into()),
-        max_attempts: 1,
-        ..Default::default()
-    };
-    let client = farmops::aws::bedrock_client(&settings).await;
-    // Static dummy credentials for SigV4 (the stub does not check the signature).
-    let config = client
-        .config()
-        .to_builder()
-        .credentials_provider(aws_credential_types::Credentials::for_tests())
-        .build();
-    TitanEmbedder::new(aws_sdk_bedrockruntime::Client::from_conf(config))
-}
-
 #[tokio::test]
 async fn titan_speaks_the_invoke_model_wire_format() -> anyhow::Result<()> {
     let embedding: Vec<f32> = (0..1024).map(|i| (i as f32) / 1024.0).collect();
     let ok = serde_json::json!({"embedding": embedding, "inputTextTokenCount": 7}).to_string();
     let short = serde_json::json!({"embedding": [0.1, 0.2], "inputTextTokenCount": 1}).to_string();
-    let stub = titan_stub::start(vec![
-        (200, vec![], ok.clone()),
-        (200, vec![], ok),
-        (
-            429,
-            vec![("x-amzn-errortype".into(), "ThrottlingException".into())],
-            "{\"message\":\"slow down\"}".into(),
-        ),
-        (
-            500,
-            vec![("x-amzn-errortype".into(), "InternalServerException".into())],
-            "{\"message\":\"boom\"}".into(),
-        ),
-        (200, vec![], short),
-        (200, vec![], "not json".into()),
-    ])
-    .await;
-    let t = titan(&stub.url).await;
+    let stub = ConverseStub::start_on(
+        vec![
+            Scripted::json(serde_json::from_str(&ok)?),
+            Scripted::json(serde_json::from_str(&ok)?),
+            Scripted::error(429, "ThrottlingException"),
+            Scripted::error(500, "InternalServerException"),
+            Scripted::json(serde_json::from_str(&short)?),
+            Scripted::raw("not json"),
+        ],
+        "/invoke",
+    )
+    .await?;
+    let t = stub.titan().await;
     assert_eq!(t.model_id(), "amazon.titan-embed-text-v2:0");
     let got = t.embed(&["first text".into(), "second".into()]).await?;
     assert_eq!(got.vectors.len(), 2);
@@ -600,15 +490,15 @@ async fn titan_speaks_the_invoke_model_wire_format() -> anyhow::Result<()> {
     assert_eq!(got.vectors[0][512], 0.5);
     assert_eq!(got.input_tokens, 14);
     {
-        let requests = stub.requests.lock().unwrap();
+        let requests = stub.requests();
         assert_eq!(requests.len(), 2);
         assert_eq!(
             requests[0].0,
             "/model/amazon.titan-embed-text-v2%3A0/invoke"
         );
-        let body: serde_json::Value = serde_json::from_str(&requests[0].1)?;
+        let body = &requests[0].1;
         assert_eq!(
-            body,
+            *body,
             serde_json::json!({"inputText": "first text", "dimensions": 1024, "normalize": true})
         );
     }

@@ -3,16 +3,14 @@
 //! check itself fails on bodies that do not.
 
 use farmops::{
-    aws::BedrockSettings,
     credits,
     embed::TitanEmbedder,
-    testing::openapi::{assert_conforms, conformance_errors},
+    testing::{
+        converse::{ConverseStub, Scripted},
+        openapi::{assert_conforms, conformance_errors},
+    },
 };
 use lambda_http::{Body, Response};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
 
 use super::*;
 
@@ -41,75 +39,12 @@ async fn checked(
     res
 }
 
-/// A Bedrock stand-in that answers every InvokeModel with `status` and the error type
-/// `error_type` (how Bedrock names its errors), closing each connection after the answer.
-async fn failing_bedrock(status: u16, error_type: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                // The head, then as many body bytes as it announces.
-                let (head_end, len) = loop {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
-                        let len = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (p + 4, len);
-                    }
-                };
-                while buf.len() < head_end + len {
-                    let n = sock.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let body = r#"{"message":"scripted failure"}"#;
-                let out = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
-                     x-amzn-errortype: {error_type}\r\ncontent-length: {}\r\n\
-                     connection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(out.as_bytes()).await;
-            });
-        }
-    });
-    url
-}
-
-/// The real Titan embedder (aws-sdk-bedrockruntime, one attempt) pointed at `url`.
-async fn titan_at(url: String) -> Arc<TitanEmbedder> {
-    let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "AKIDSTUB",
-            "stub-secret",
-            None,
-            None,
-            "stub",
-        ))
-        .load()
-        .await;
-    let settings = BedrockSettings {
-        endpoint: Some(url),
-        max_attempts: 1,
-        ..BedrockSettings::default()
-    };
-    Arc::new(TitanEmbedder::new(
-        farmops::aws::bedrock_client_from(&settings, &base).await,
-    ))
+/// The real Titan embedder against a Bedrock stand-in that answers every InvokeModel with
+/// `status` and the error type `error_type` (how Bedrock names its errors).
+async fn failing_titan(status: u16, error_type: &'static str) -> R<Arc<TitanEmbedder>> {
+    let stub =
+        ConverseStub::start_on(vec![Scripted::error(status, error_type); 8], "/invoke").await?;
+    Ok(Arc::new(stub.titan().await))
 }
 
 #[tokio::test]
@@ -235,7 +170,7 @@ async fn documents_and_reembed_conform_to_the_openapi_document() -> R {
         let failing = State {
             db: state.db.clone(),
             identity: IdentitySource::default(),
-            embedder: titan_at(failing_bedrock(status, error_type).await).await,
+            embedder: failing_titan(status, error_type).await?,
         };
         checked(
             &failing,
