@@ -31,56 +31,68 @@ CREATE TRIGGER credit_ledger_checkpoints_no_truncate BEFORE TRUNCATE ON credit_l
 
 SELECT enable_tenant_rls('credit_ledger_checkpoints', 'SELECT');
 
+-- A farm's ledger rows after `after_id`, summed: the one definition of the sums that the
+-- checkpoints fold and that evidence::farm_ledger adds to the latest checkpoint. Plain SQL,
+-- invoker's rights, so the planner inlines it and sees `after_id` (an index range scan of the
+-- rows after the checkpoint, not the farm's history) and the caller's row-level security
+-- applies.
+CREATE FUNCTION credit_ledger_sums(farm uuid, after_id bigint)
+  RETURNS TABLE (through_id bigint, entries bigint, sum_delta bigint, granted bigint,
+                 adjusted bigint, reserved bigint, refunded bigint, expired bigint,
+                 negative_balances bigint)
+  LANGUAGE sql STABLE AS $$
+  SELECT max(l.id), count(*), coalesce(sum(l.delta), 0)::bigint,
+         coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'grant'), 0)::bigint,
+         coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'adjust'), 0)::bigint,
+         coalesce(-sum(l.delta) FILTER (WHERE l.entry_type = 'reserve'), 0)::bigint,
+         coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'settle'), 0)::bigint,
+         coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'expire'), 0)::bigint,
+         count(*) FILTER (WHERE l.balance_after < 0)
+    FROM credit_ledger l
+   WHERE l.farm_id = farm AND l.id > after_id
+$$;
+REVOKE ALL ON FUNCTION credit_ledger_sums(uuid, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION credit_ledger_sums(uuid, bigint) TO farmops_app;
+
 -- Folds the farm's ledger rows written since its last checkpoint into a new checkpoint and
 -- returns how many rows it folded (0: nothing new, no checkpoint written).
 --
 -- Every ledger writer (reserve, settle, grant/adjust, expire) updates the farm's row before it
 -- appends its leg, so taking the farm row FOR SHARE first waits for the writers in flight and
 -- holds new ones back while the rows are summed: the checkpoint is a committed prefix of the
--- farm's chain, and every later row has a higher id. The lock lasts one short statement (the
--- rows since the last checkpoint), not the farm's history.
+-- farm's chain, and every later row has a higher id. The lock lasts while the rows since the
+-- last checkpoint are summed, not the farm's history.
 CREATE FUNCTION checkpoint_credit_ledger(farm uuid) RETURNS bigint
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
-  folded bigint;
+  prev credit_ledger_checkpoints;
+  tail record;
 BEGIN
   PERFORM 1 FROM farms WHERE id = farm FOR SHARE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'farm % does not exist', farm USING ERRCODE = 'no_data_found';
   END IF;
-  WITH prev AS (
-         SELECT * FROM credit_ledger_checkpoints WHERE farm_id = farm
-          ORDER BY through_id DESC LIMIT 1),
-       tail AS (
-         SELECT max(l.id) AS through_id, count(*) AS entries, sum(l.delta) AS sum_delta,
-                coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'grant'), 0) AS granted,
-                coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'adjust'), 0) AS adjusted,
-                coalesce(-sum(l.delta) FILTER (WHERE l.entry_type = 'reserve'), 0) AS reserved,
-                coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'settle'), 0) AS refunded,
-                coalesce(sum(l.delta) FILTER (WHERE l.entry_type = 'expire'), 0) AS expired,
-                count(*) FILTER (WHERE l.balance_after < 0) AS negative_balances
-           FROM credit_ledger l
-          WHERE l.farm_id = farm
-            AND l.id > coalesce((SELECT through_id FROM prev), 0)),
-       ins AS (
-         INSERT INTO credit_ledger_checkpoints
-                (farm_id, through_id, entries, sum_delta, granted, adjusted, reserved, refunded,
-                 expired, negative_balances, balance_after)
-         SELECT farm, t.through_id,
-                coalesce(p.entries, 0) + t.entries,
-                coalesce(p.sum_delta, 0) + t.sum_delta,
-                coalesce(p.granted, 0) + t.granted,
-                coalesce(p.adjusted, 0) + t.adjusted,
-                coalesce(p.reserved, 0) + t.reserved,
-                coalesce(p.refunded, 0) + t.refunded,
-                coalesce(p.expired, 0) + t.expired,
-                coalesce(p.negative_balances, 0) + t.negative_balances,
-                (SELECT balance_after FROM credit_ledger WHERE id = t.through_id)
-           FROM tail t LEFT JOIN prev p ON true
-          WHERE t.entries > 0
-         RETURNING 1)
-  SELECT coalesce((SELECT entries FROM tail), 0) * count(*) INTO folded FROM ins;
-  RETURN folded;
+  SELECT * INTO prev FROM credit_ledger_checkpoints WHERE farm_id = farm
+   ORDER BY through_id DESC LIMIT 1;
+  -- a variable, not a subquery: the statement is planned with the value (index range scan)
+  SELECT * INTO tail FROM credit_ledger_sums(farm, coalesce(prev.through_id, 0));
+  IF tail.entries = 0 THEN
+    RETURN 0;
+  END IF;
+  INSERT INTO credit_ledger_checkpoints
+         (farm_id, through_id, entries, sum_delta, granted, adjusted, reserved, refunded,
+          expired, negative_balances, balance_after)
+  VALUES (farm, tail.through_id,
+          coalesce(prev.entries, 0) + tail.entries,
+          coalesce(prev.sum_delta, 0) + tail.sum_delta,
+          coalesce(prev.granted, 0) + tail.granted,
+          coalesce(prev.adjusted, 0) + tail.adjusted,
+          coalesce(prev.reserved, 0) + tail.reserved,
+          coalesce(prev.refunded, 0) + tail.refunded,
+          coalesce(prev.expired, 0) + tail.expired,
+          coalesce(prev.negative_balances, 0) + tail.negative_balances,
+          (SELECT balance_after FROM credit_ledger WHERE id = tail.through_id));
+  RETURN tail.entries;
 END $$;
 REVOKE ALL ON FUNCTION checkpoint_credit_ledger(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION checkpoint_credit_ledger(uuid) TO farmops_app;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use farmops::{
     Error,
     documents::{self, NewDocument},
-    embed::{Embedded, Embedder, OfflineEmbedder, TITAN_MODEL_ID, TitanEmbedder, offline_vector},
+    embed::{Embedded, Embedder, OfflineEmbedder, TITAN_MODEL_ID, offline_vector},
     rag::{PgRetriever, Retriever, SearchPath},
     testing::{
         TestDb,
