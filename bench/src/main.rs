@@ -1,10 +1,12 @@
-//! `farmops-bench [--short]`: measures the hot paths against the naive designs in the same
+//! `farmops-bench [--short] [--only <section>]`: measures the hot paths against the naive designs in the same
 //! run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
 //! section with medians and ratios. It never fails on a number: targets are printed beside
-//! the figures. `--short` runs every section briefly (CI keeps it from rotting).
+//! the figures. `--short` runs every section briefly (CI keeps it from rotting). `--only`
+//! runs one section: `reserve`, `turn`, `retrieval` or `coldstart`.
 
 mod coldstart;
 mod reserve;
+mod retrieval;
 mod stats;
 mod turn;
 
@@ -19,7 +21,13 @@ pub struct Mode {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let short = std::env::args().any(|a| a == "--short");
+    let args: Vec<String> = std::env::args().collect();
+    let short = args.iter().any(|a| a == "--short");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let section = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let mode = if short {
         Mode {
             seconds: 0.3,
@@ -42,8 +50,17 @@ async fn main() -> Result<()> {
             .unwrap_or(0),
         mode.reps
     );
-    reserve::run(&mode).await?;
-    turn::run(&mode).await?;
-    coldstart::run(&mode).await?;
+    if section("reserve") {
+        reserve::run(&mode).await?;
+    }
+    if section("turn") {
+        turn::run(&mode).await?;
+    }
+    if section("retrieval") {
+        retrieval::run(&mode, short).await?;
+    }
+    if section("coldstart") {
+        coldstart::run(&mode).await?;
+    }
     Ok(())
 }
