@@ -1,12 +1,14 @@
-//! `farmops-bench [--short]`: measures the hot paths against the naive designs in the same
-//! run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
+//! `farmops-bench [--short] [--only <section>]...`: measures the hot paths against the naive
+//! designs in the same run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
 //! section with medians and ratios. It never fails on a number: targets are printed beside
 //! the figures. `--short` runs every section briefly (CI keeps it from rotting);
-//! `--only <section>` (reserve, turn, evidence, coldstart; repeatable) runs just those.
+//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart; repeatable) runs just
+//! those.
 
 mod coldstart;
 mod evidence;
 mod reserve;
+mod retrieval;
 mod stats;
 mod turn;
 
@@ -21,7 +23,8 @@ pub struct Mode {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
-    let short = std::env::args().any(|a| a == "--short");
+    let args: Vec<String> = std::env::args().collect();
+    let short = args.iter().any(|a| a == "--short");
     let mode = if short {
         Mode {
             seconds: 0.3,
@@ -44,7 +47,6 @@ async fn main() -> Result<()> {
             .unwrap_or(0),
         mode.reps
     );
-    let args: Vec<String> = std::env::args().collect();
     let only: Vec<&str> = args
         .windows(2)
         .filter(|w| w[0] == "--only")
@@ -56,6 +58,9 @@ async fn main() -> Result<()> {
     }
     if wanted("turn") {
         turn::run(&mode).await?;
+    }
+    if wanted("retrieval") {
+        retrieval::run(&mode, short).await?;
     }
     if wanted("evidence") {
         evidence::run(&mode).await?;

@@ -26,6 +26,13 @@
 //!   would pin the connection). This is HNSW's approximate recall, not brute force: 46 ms for
 //!   the 20,000-row farm, and its top 8 differed from brute force there.
 //!
+//!   The planner must be steered onto the index for it: under the tenant policy it
+//!   underestimates the visible rows and a bitmap scan of `embeddings_farm` + sort looks
+//!   cheaper, which is the exact sort again (measured by `farmops-bench` section 3: 150-600 ms
+//!   for 30,000-54,000 visible rows, and the HNSW scan never ran). So the index path also
+//!   turns `enable_bitmapscan`, `enable_seqscan` and `enable_sort` off for its search and back
+//!   on in the same round trip (pipelined), so the rest of the transaction plans normally.
+//!
 //! The count that picks the path and the settings are one statement (an index-only count on
 //! `embeddings_farm`), the search a second: two round trips.
 
@@ -65,10 +72,20 @@ pub struct PgRetriever {
     pub embedder: Arc<dyn Embedder>,
 }
 
-const PLAN_SQL: &str = "SELECT count(*),
+/// `$3`: the most visible rows the exact path takes; above it the planner is steered onto
+/// the HNSW index (see the module doc).
+const PLAN_SQL: &str = "SELECT n,
         set_config('hnsw.iterative_scan', 'strict_order', true),
-        set_config('hnsw.ef_search', $2::text, true)
-   FROM embeddings WHERE farm_id IN ($1, global_farm_id())";
+        set_config('hnsw.ef_search', $2::text, true),
+        set_config('enable_bitmapscan', CASE WHEN n > $3 THEN 'off' ELSE 'on' END, true),
+        set_config('enable_seqscan', CASE WHEN n > $3 THEN 'off' ELSE 'on' END, true),
+        set_config('enable_sort', CASE WHEN n > $3 THEN 'off' ELSE 'on' END, true)
+   FROM (SELECT count(*) AS n FROM embeddings WHERE farm_id IN ($1, global_farm_id())) c";
+
+/// After the index path's search, in the same round trip.
+const RESTORE_SQL: &str = "SELECT set_config('enable_bitmapscan', 'on', true),
+        set_config('enable_seqscan', 'on', true),
+        set_config('enable_sort', 'on', true)";
 
 const EXACT_SQL: &str = "SELECT farm_id, document_id, chunk_index, memory_id, conversation_id,
         content, (embedding <=> $2::text::vector)::float8 AS distance
@@ -90,7 +107,7 @@ pub enum SearchPath {
     Index,
 }
 
-/// Which query a farm with `visible` rows gets. Pure.
+/// Which query a farm with `visible` rows gets ([`SearchPath::Auto`]). Pure.
 pub fn use_exact_path(visible: i64) -> bool {
     visible <= EXACT_LIMIT
 }
@@ -120,23 +137,34 @@ impl PgRetriever {
         let farm_id = tx.farm_id();
         let k = k.min(1000) as i64;
         let ef = (2 * k).max(100).to_string();
+        let limit = match path {
+            SearchPath::Auto => EXACT_LIMIT,
+            SearchPath::Exact => i64::MAX,
+            SearchPath::Index => -1,
+        };
         let visible: i64 = tx
-            .query_one(PLAN_SQL, &[(&farm_id, Type::UUID), (&ef, Type::TEXT)])
+            .query_one(
+                PLAN_SQL,
+                &[
+                    (&farm_id, Type::UUID),
+                    (&ef, Type::TEXT),
+                    (&limit, Type::INT8),
+                ],
+            )
             .await?
             .get(0);
-        let exact = match path {
-            SearchPath::Auto => use_exact_path(visible),
-            SearchPath::Exact => true,
-            SearchPath::Index => false,
-        };
-        let sql = if exact { EXACT_SQL } else { INDEX_SQL };
+        let exact = visible <= limit;
         let q = vector_text(vector);
-        let rows = tx
-            .query(
-                sql,
-                &[(&farm_id, Type::UUID), (&q, Type::TEXT), (&k, Type::INT8)],
-            )
-            .await?;
+        let params: [crate::db::Param<'_>; 3] =
+            [(&farm_id, Type::UUID), (&q, Type::TEXT), (&k, Type::INT8)];
+        let rows = if exact {
+            tx.query(EXACT_SQL, &params).await?
+        } else {
+            let (rows, restored) =
+                futures::join!(tx.query(INDEX_SQL, &params), tx.query(RESTORE_SQL, &[]));
+            restored?;
+            rows?
+        };
         Ok(rows
             .iter()
             .map(|r| {

@@ -97,6 +97,42 @@ pub async fn ensure_template() -> Result<String> {
     Ok(name)
 }
 
+/// A migrated database named `name` that outlives this process (a benchmark's cached data
+/// set), cloned from the template unless it exists. Returns whether it was created now.
+pub async fn ensure_database(name: &str) -> Result<bool> {
+    let template = ensure_template().await?;
+    let admin = connect(&admin_url()).await?;
+    let exists = admin
+        .query_typed(
+            "SELECT 1 FROM pg_database WHERE datname = $1",
+            &[(&name, tokio_postgres::types::Type::TEXT)],
+        )
+        .await?;
+    if !exists.is_empty() {
+        return Ok(false);
+    }
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} TEMPLATE {template} OWNER farmops_owner"
+        ))
+        .await?;
+    Ok(true)
+}
+
+/// Drops a database made by [`ensure_database`] (connections and all).
+pub async fn drop_database(name: &str) -> Result<()> {
+    let admin = connect(&admin_url()).await?;
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    Ok(())
+}
+
+/// A superuser connection to `database` (bulk loads that bypass row-level security).
+pub async fn admin_client(database: &str) -> Result<tokio_postgres::Client> {
+    connect(&admin_url_for(database)).await
+}
+
 fn admin_url_for(database: &str) -> String {
     let admin = admin_url();
     match admin.rfind('/') {
