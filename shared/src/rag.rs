@@ -3,7 +3,7 @@
 //! [`Retriever`] is what the chat turn asks for context; [`PgRetriever`] is the pgvector-backed
 //! implementation.
 //!
-//! ## Exact top k for every farm size
+//! ## Top k for every farm size
 //!
 //! `embeddings_hnsw` (HNSW, `vector_cosine_ops`, m = 16, ef_construction = 64) is one index
 //! over every farm. A plain `ORDER BY embedding <=> q LIMIT k` with `WHERE farm_id IN (farm,
@@ -12,29 +12,37 @@
 //! fewer than k rows, or none (measured in `tests/governance/knowledge.rs`: 20,000 rows, a farm
 //! with 5 + 3 global rows, the naive query returns 0 of 4).
 //!
-//! The remedy, chosen by measurement:
-//! * **exact path** (visible rows <= [`EXACT_LIMIT`]): the ordering expression is
-//!   `(embedding <=> q) + 0`, which the HNSW index cannot serve, so PostgreSQL reads the
-//!   tenant's and global rows through the btree `embeddings_farm` and sorts them: the TRUE top
-//!   k by construction. Measured on the shared dev machine: 1-9 ms for 8 visible rows in a
-//!   20,000-row table, 200-275 ms for 20,000 visible rows.
-//! * **index path** (above the limit, where a brute-force sort would be slow and where the
-//!   farm owns a large share of the table so the index neighbourhood is mostly its own):
-//!   HNSW with pgvector 0.8 `hnsw.iterative_scan = strict_order` (the scan continues past
-//!   `ef_search` until k rows pass the filter, in exact distance order) and `hnsw.ef_search =
-//!   max(100, 2k)`, both transaction-local (`set_config(.., true)`, never `SET`: RDS Proxy
-//!   would pin the connection). This is HNSW's approximate recall, not brute force: 46 ms for
-//!   the 20,000-row farm, and its top 8 differed from brute force there.
+//! The remedy, chosen by measurement (`farmops-bench` section 3): search the two parts the
+//! tenant sees separately, each for its own top k, and merge them (one statement, `UNION ALL`
+//! of two bounded subqueries, then the k nearest):
+//! * **a part with at most [`EXACT_LIMIT`] rows** (the farm's own rows, most farms; a small
+//!   global base) is sorted exactly: it orders a fenced subquery's distance column, which the
+//!   HNSW index cannot serve, so PostgreSQL reads the part through the btree `embeddings_farm`
+//!   and sorts it, the TRUE top k by construction. About 3.5 µs a row here (1024 dimensions), so
+//!   the limit keeps a part under ~7 ms.
+//! * **a larger farm part**: HNSW over `embeddings_hnsw` with pgvector 0.8
+//!   `hnsw.iterative_scan = strict_order` (the scan goes on past `ef_search` until k rows of the
+//!   farm pass the filter, in distance order) and `hnsw.ef_search = max(100, 2k)`. Such a farm
+//!   owns thousands of rows, so its neighbourhood in the graph is dense enough for HNSW's
+//!   recall.
+//! * **a larger global base**: HNSW over `embeddings_global_hnsw` (migration 0011), a partial
+//!   index of the global rows only: an unfiltered search of exactly that part, so no filter
+//!   throws away what the graph found, however many farms share the table.
 //!
-//!   The planner must be steered onto the index for it: under the tenant policy it
-//!   underestimates the visible rows and a bitmap scan of `embeddings_farm` + sort looks
-//!   cheaper, which is the exact sort again (measured by `farmops-bench` section 3: 150-600 ms
-//!   for 30,000-54,000 visible rows, and the HNSW scan never ran). So the index path also
-//!   turns `enable_bitmapscan`, `enable_seqscan` and `enable_sort` off for its search and back
-//!   on in the same round trip (pipelined), so the rest of the transaction plans normally.
+//! Settings are transaction-local (`set_config(.., true)`, never `SET`: RDS Proxy would pin
+//! the connection). The planner must be steered onto an HNSW index: under the tenant policy it
+//! underestimates the rows and a btree scan + sort looks cheaper, which is the exact sort again
+//! (measured: 150-600 ms for 30,000-54,000 visible rows, and the HNSW scan never ran). So when
+//! a part takes the index, `enable_bitmapscan`, `enable_seqscan` and `enable_sort` go off for
+//! the search and back on right after it, pipelined with it in one round trip, so the rest of
+//! the transaction plans normally.
 //!
-//! The count that picks the path and the settings are one statement (an index-only count on
-//! `embeddings_farm`), the search a second: two round trips.
+//! JIT compilation is off for the transaction: the steering makes the plan's cost look huge
+//! (the disabled node types are charged `disable_cost`), which would otherwise trigger ~90 ms
+//! of LLVM compilation for a sub-millisecond query (measured in section 3).
+//!
+//! Two round trips: the counts of both parts (each stopping at [`EXACT_LIMIT`] + 1 rows) with
+//! the HNSW settings, then the search.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -64,52 +72,84 @@ pub trait Retriever: Send + Sync {
     async fn retrieve(&self, tx: &TenantTx, query: &str, k: usize) -> Result<Vec<Passage>>;
 }
 
-/// Visible rows (farm + global) up to which retrieval is a brute-force exact sort.
-pub const EXACT_LIMIT: i64 = 20_000;
+/// Rows of one part (the farm's own, or the global base) up to which that part is searched by
+/// a brute-force exact sort; above it, by HNSW.
+pub const EXACT_LIMIT: i64 = 2_000;
 
 /// pgvector retrieval with an [`Embedder`] for the query text.
 pub struct PgRetriever {
     pub embedder: Arc<dyn Embedder>,
 }
 
-/// `$3`: the most visible rows the exact path takes; above it the planner is steered onto
-/// the HNSW index (see the module doc).
-const PLAN_SQL: &str = "SELECT n,
+/// Counts the two parts, each only up to `$3` = [`EXACT_LIMIT`] + 1 rows (enough to pick its
+/// path, and bounded whatever the part's size), and sets the search's
+/// transaction-local settings. `$3`: `'off'` when a part takes the HNSW path, which steers the
+/// planner onto the index (see the module doc); restored by [`RESTORE_SQL`].
+const PLAN_SQL: &str = "SELECT
+        (SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE farm_id = $1 LIMIT $3) f),
+        (SELECT count(*) FROM (SELECT 1 FROM embeddings WHERE farm_id = global_farm_id() LIMIT $3) g),
         set_config('hnsw.iterative_scan', 'strict_order', true),
         set_config('hnsw.ef_search', $2::text, true),
-        set_config('enable_bitmapscan', CASE WHEN n > $3 THEN 'off' ELSE 'on' END, true),
-        set_config('enable_seqscan', CASE WHEN n > $3 THEN 'off' ELSE 'on' END, true),
-        set_config('enable_sort', CASE WHEN n > $3 THEN 'off' ELSE 'on' END, true)
-   FROM (SELECT count(*) AS n FROM embeddings WHERE farm_id IN ($1, global_farm_id())) c";
+        set_config('jit', 'off', true)";
 
-/// After the index path's search, in the same round trip.
+const STEER_SQL: &str = "SELECT set_config('enable_bitmapscan', 'off', true),
+        set_config('enable_seqscan', 'off', true),
+        set_config('enable_sort', 'off', true)";
+
+/// After a search that took the HNSW path, in the same round trip.
 const RESTORE_SQL: &str = "SELECT set_config('enable_bitmapscan', 'on', true),
         set_config('enable_seqscan', 'on', true),
         set_config('enable_sort', 'on', true)";
 
-const EXACT_SQL: &str = "SELECT farm_id, document_id, chunk_index, memory_id, conversation_id,
-        content, (embedding <=> $2::text::vector)::float8 AS distance
-   FROM embeddings WHERE farm_id IN ($1, global_farm_id())
-  ORDER BY (embedding <=> $2::text::vector) + 0, id
-  LIMIT $3";
+const COLUMNS: &str = "farm_id, document_id, chunk_index, memory_id, conversation_id, content, \
+        (embedding <=> $2::text::vector)::float8 AS distance, id";
 
-const INDEX_SQL: &str = "SELECT farm_id, document_id, chunk_index, memory_id, conversation_id,
-        content, (embedding <=> $2::text::vector)::float8 AS distance
-   FROM embeddings WHERE farm_id IN ($1, global_farm_id())
-  ORDER BY embedding <=> $2::text::vector
-  LIMIT $3";
+/// One part's top k: `farm` is `$1` or `global_farm_id()`. The exact part sorts a fenced
+/// subquery's `distance` column (`OFFSET 0`): an ordering no index can serve (so PostgreSQL
+/// reads the part through the btree `embeddings_farm` and sorts it), with each row's distance
+/// computed once. The index part orders by the operator itself, served by `embeddings_hnsw`
+/// (the farm's part, iterative scan past the other farms' rows) or `embeddings_global_hnsw`
+/// (the global part, migration 0011: a graph of the global rows only).
+fn part_sql(farm: &str, exact: bool) -> String {
+    if exact {
+        format!(
+            "(SELECT * FROM (SELECT {COLUMNS} FROM embeddings WHERE farm_id = {farm} OFFSET 0) p
+              ORDER BY distance, id LIMIT $3)"
+        )
+    } else {
+        format!(
+            "(SELECT {COLUMNS} FROM embeddings WHERE farm_id = {farm}
+              ORDER BY embedding <=> $2::text::vector LIMIT $3)"
+        )
+    }
+}
+
+/// Both parts merged: the k nearest of the farm's top k and the global top k.
+fn search_sql(farm_exact: bool, global_exact: bool) -> String {
+    format!(
+        "SELECT farm_id, document_id, chunk_index, memory_id, conversation_id, content, distance
+           FROM ({} UNION ALL {}) parts
+          ORDER BY distance, id LIMIT $3",
+        part_sql("$1", farm_exact),
+        part_sql("global_farm_id()", global_exact)
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchPath {
-    /// Exact up to [`EXACT_LIMIT`] visible rows, iterative HNSW above.
+    /// Per part: exact up to [`EXACT_LIMIT`] rows, HNSW above.
     Auto,
     Exact,
     Index,
 }
 
-/// Which query a farm with `visible` rows gets ([`SearchPath::Auto`]). Pure.
-pub fn use_exact_path(visible: i64) -> bool {
-    visible <= EXACT_LIMIT
+/// Which search a part with `rows` rows gets under `path`: `true` = exact sort. Pure.
+pub fn use_exact_path(path: SearchPath, rows: i64) -> bool {
+    match path {
+        SearchPath::Auto => rows <= EXACT_LIMIT,
+        SearchPath::Exact => true,
+        SearchPath::Index => false,
+    }
 }
 
 impl PgRetriever {
@@ -137,31 +177,34 @@ impl PgRetriever {
         let farm_id = tx.farm_id();
         let k = k.min(1000) as i64;
         let ef = (2 * k).max(100).to_string();
-        let limit = match path {
-            SearchPath::Auto => EXACT_LIMIT,
-            SearchPath::Exact => i64::MAX,
-            SearchPath::Index => -1,
-        };
-        let visible: i64 = tx
+        let enough = EXACT_LIMIT + 1;
+        let counts = tx
             .query_one(
                 PLAN_SQL,
                 &[
                     (&farm_id, Type::UUID),
                     (&ef, Type::TEXT),
-                    (&limit, Type::INT8),
+                    (&enough, Type::INT8),
                 ],
             )
-            .await?
-            .get(0);
-        let exact = visible <= limit;
+            .await?;
+        let (farm_rows, global_rows): (i64, i64) = (counts.get(0), counts.get(1));
+        let farm_exact = use_exact_path(path, farm_rows);
+        let global_exact = use_exact_path(path, global_rows);
         let q = vector_text(vector);
         let params: [crate::db::Param<'_>; 3] =
             [(&farm_id, Type::UUID), (&q, Type::TEXT), (&k, Type::INT8)];
-        let rows = if exact {
-            tx.query(EXACT_SQL, &params).await?
+        let sql = search_sql(farm_exact, global_exact);
+        let rows = if farm_exact && global_exact {
+            tx.query(&sql, &params).await?
         } else {
-            let (rows, restored) =
-                futures::join!(tx.query(INDEX_SQL, &params), tx.query(RESTORE_SQL, &[]));
+            // steer, search, restore: one round trip (pipelined)
+            let (steered, rows, restored) = futures::join!(
+                tx.query(STEER_SQL, &[]),
+                tx.query(&sql, &params),
+                tx.query(RESTORE_SQL, &[])
+            );
+            steered?;
             restored?;
             rows?
         };
@@ -217,10 +260,38 @@ impl Retriever for NoRetrieval {
 
 #[cfg(test)]
 mod tests {
+    use super::{EXACT_LIMIT, SearchPath, use_exact_path};
+
     #[test]
     fn path_choice() {
-        assert!(super::use_exact_path(8));
-        assert!(super::use_exact_path(super::EXACT_LIMIT));
-        assert!(!super::use_exact_path(super::EXACT_LIMIT + 1));
+        let cases = [
+            (SearchPath::Auto, 0, true),
+            (SearchPath::Auto, 8, true),
+            (SearchPath::Auto, EXACT_LIMIT, true),
+            (SearchPath::Auto, EXACT_LIMIT + 1, false),
+            (SearchPath::Auto, 200_000, false),
+            (SearchPath::Exact, 200_000, true),
+            (SearchPath::Index, 3, false),
+        ];
+        for (path, rows, exact) in cases {
+            assert_eq!(use_exact_path(path, rows), exact, "{path:?} {rows}");
+        }
+    }
+
+    #[test]
+    fn both_parts_are_bounded_and_merged() {
+        let sql = super::search_sql(true, false);
+        assert_eq!(sql.matches("LIMIT $3").count(), 3, "{sql}");
+        let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("WHERE farm_id = $1 OFFSET 0) p ORDER BY distance, id LIMIT $3"),
+            "{flat}"
+        );
+        assert!(
+            flat.contains(
+                "WHERE farm_id = global_farm_id() ORDER BY embedding <=> $2::text::vector LIMIT $3"
+            ),
+            "{flat}"
+        );
     }
 }
