@@ -97,20 +97,30 @@ END $$;
 REVOKE ALL ON FUNCTION checkpoint_credit_ledger(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION checkpoint_credit_ledger(uuid) TO farmops_app;
 
--- The reconcile job learns which farms have at least `min_rows` ledger rows past their last
--- checkpoint (ids only, no data), then checkpoints each.
-CREATE FUNCTION farms_due_ledger_checkpoint(min_rows bigint) RETURNS SETOF uuid
+-- The reconcile job learns which farms are due a checkpoint (ids only, no data): at least
+-- `min_rows` ledger rows past their last checkpoint, or any new row when their last checkpoint
+-- (or their first row, without one) is older than `max_age`. The age rule keeps a quiet farm's
+-- checkpoint recent too, so the rows after any farm's checkpoint are a recent slice of the
+-- ledger, which the planner reads by index.
+CREATE FUNCTION farms_due_ledger_checkpoint(min_rows bigint, max_age interval) RETURNS SETOF uuid
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
-  SELECT f.id FROM farms f
+  SELECT f.id
+    FROM farms f
+    LEFT JOIN LATERAL (
+      SELECT c.through_id, c.created_at FROM credit_ledger_checkpoints c
+       WHERE c.farm_id = f.id ORDER BY c.through_id DESC LIMIT 1) cp ON true
    WHERE (SELECT count(*) FROM (
             SELECT 1 FROM credit_ledger l
-             WHERE l.farm_id = f.id
-               AND l.id > coalesce((SELECT max(c.through_id) FROM credit_ledger_checkpoints c
-                                     WHERE c.farm_id = f.id), 0)
+             WHERE l.farm_id = f.id AND l.id > coalesce(cp.through_id, 0)
              LIMIT greatest(min_rows, 1)) due) >= greatest(min_rows, 1)
+      OR (EXISTS (SELECT 1 FROM credit_ledger l
+                   WHERE l.farm_id = f.id AND l.id > coalesce(cp.through_id, 0))
+          AND coalesce(cp.created_at,
+                       (SELECT l.created_at FROM credit_ledger l
+                         WHERE l.farm_id = f.id ORDER BY l.id LIMIT 1)) < now() - max_age)
 $$;
-REVOKE ALL ON FUNCTION farms_due_ledger_checkpoint(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION farms_due_ledger_checkpoint(bigint) TO farmops_app;
+REVOKE ALL ON FUNCTION farms_due_ledger_checkpoint(bigint, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION farms_due_ledger_checkpoint(bigint, interval) TO farmops_app;
 
 -- Open reservations of one farm (the evidence and credits totals), without walking the
 -- farm's closed runs.

@@ -559,14 +559,19 @@ pub async fn checkpoint_ledger(tx: &TenantTx) -> Result<i64> {
     Ok(row.get(0))
 }
 
-/// Farms with at least `min_rows` ledger rows past their last checkpoint (ids only; no tenant
-/// needed).
-pub async fn farms_due_ledger_checkpoint(db: &Db, min_rows: i64) -> Result<Vec<Uuid>> {
+/// Farms due a ledger checkpoint: at least `min_rows` rows past their last checkpoint, or any
+/// new row when their last checkpoint is older than `max_age` (ids only; no tenant needed).
+pub async fn farms_due_ledger_checkpoint(
+    db: &Db,
+    min_rows: i64,
+    max_age: std::time::Duration,
+) -> Result<Vec<Uuid>> {
     let client = db.client().await?;
+    let secs = max_age.as_secs_f64();
     let rows = client
         .query_typed(
-            "SELECT farms_due_ledger_checkpoint($1)",
-            &[(&min_rows, Type::INT8)],
+            "SELECT farms_due_ledger_checkpoint($1, make_interval(secs => $2))",
+            &[(&min_rows, Type::INT8), (&secs, Type::FLOAT8)],
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())

@@ -17,6 +17,7 @@
 //! |---|---|---|
 //! | `FARMOPS_MAX_RUN_SECS` | `900` | the longest a run can last. Must exceed the longest function timeout (API Gateway caps HTTP at 30 s; Lambda at 900 s), so a run still in progress is never expired. A reservation older than this is abandoned. |
 //! | `FARMOPS_CHECKPOINT_MIN_ROWS` | `500` | a farm's ledger is checkpointed once it has at least this many rows past its last checkpoint (at least 1). |
+//! | `FARMOPS_CHECKPOINT_MAX_AGE_SECS` | `86400` | ... or any new row once its last checkpoint is older than this (at least 60). |
 
 use std::time::Duration;
 
@@ -37,11 +38,14 @@ pub struct ReconcileConfig {
     pub max_run: Duration,
     /// Ledger rows past a farm's last checkpoint that make the job checkpoint it.
     pub checkpoint_min_rows: i64,
+    /// A farm with any new ledger row whose last checkpoint is older than this is checkpointed.
+    pub checkpoint_max_age: Duration,
 }
 
 impl ReconcileConfig {
     pub const DEFAULT_MAX_RUN_SECS: u64 = 900;
     pub const DEFAULT_CHECKPOINT_MIN_ROWS: i64 = 500;
+    pub const DEFAULT_CHECKPOINT_MAX_AGE_SECS: u64 = 86_400;
 
     pub fn from_env() -> std::result::Result<Self, ConfigError> {
         Self::from_lookup(|v| std::env::var(v).ok())
@@ -68,9 +72,20 @@ impl ReconcileConfig {
                 reason: format!("{checkpoint_min_rows}: must be at least 1"),
             });
         }
+        let max_age: u64 = env.parsed(
+            "FARMOPS_CHECKPOINT_MAX_AGE_SECS",
+            Self::DEFAULT_CHECKPOINT_MAX_AGE_SECS,
+        )?;
+        if max_age < 60 {
+            return Err(ConfigError::Invalid {
+                var: "FARMOPS_CHECKPOINT_MAX_AGE_SECS",
+                reason: format!("{max_age}: must be at least 60"),
+            });
+        }
         Ok(ReconcileConfig {
             max_run: Duration::from_secs(secs),
             checkpoint_min_rows,
+            checkpoint_max_age: Duration::from_secs(max_age),
         })
     }
 }
@@ -104,8 +119,12 @@ pub async fn run_once(state: &ReconcileState) -> Result<ReconcileOutcome> {
     let max_run = chrono::Duration::from_std(state.config.max_run)
         .map_err(|e| crate::Error::unexpected(format!("max run: {e}")))?;
     let mut outcome = run_at(&state.db, Utc::now() - max_run).await?;
-    let (farms, rows, failed) =
-        checkpoint_ledgers(&state.db, state.config.checkpoint_min_rows).await?;
+    let (farms, rows, failed) = checkpoint_ledgers(
+        &state.db,
+        state.config.checkpoint_min_rows,
+        state.config.checkpoint_max_age,
+    )
+    .await?;
     outcome.ledgers_checkpointed = farms;
     outcome.ledger_rows_checkpointed = rows;
     outcome.farms_failed += failed;
@@ -117,11 +136,15 @@ pub async fn run_once(state: &ReconcileState) -> Result<ReconcileOutcome> {
     Ok(outcome)
 }
 
-/// Checkpoints the ledger of every farm with at least `min_rows` rows past its last
-/// checkpoint, each in its own transaction: (farms checkpointed, rows folded, farms failed).
-pub async fn checkpoint_ledgers(db: &Db, min_rows: i64) -> Result<(usize, i64, usize)> {
+/// Checkpoints the ledger of every farm due one (`credits::farms_due_ledger_checkpoint`), each
+/// in its own transaction: (farms checkpointed, rows folded, farms failed).
+pub async fn checkpoint_ledgers(
+    db: &Db,
+    min_rows: i64,
+    max_age: Duration,
+) -> Result<(usize, i64, usize)> {
     let mut done = (0, 0, 0);
-    for farm_id in credits::farms_due_ledger_checkpoint(db, min_rows).await? {
+    for farm_id in credits::farms_due_ledger_checkpoint(db, min_rows, max_age).await? {
         let folded = async {
             let tx = db.tenant(farm_id).await?;
             let folded = credits::checkpoint_ledger(&tx).await?;

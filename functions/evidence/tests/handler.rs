@@ -1011,7 +1011,11 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
     let rows = app
         .query_typed(
             &format!("EXPLAIN (FORMAT JSON) {}", ev::LEDGER_SQL),
-            &[(&big, Type::UUID), (&cp.through_id, Type::INT8)],
+            &[
+                (&big, Type::UUID),
+                (&cp.through_id, Type::INT8),
+                (&Some(0i64), Type::INT8),
+            ],
         )
         .await?;
     let plan: Value = rows[0].get(0);

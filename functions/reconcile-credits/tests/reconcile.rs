@@ -89,6 +89,7 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
         config: ReconcileConfig {
             max_run: Duration::ZERO,
             checkpoint_min_rows: 1,
+            checkpoint_max_age: Duration::from_secs(86_400),
         },
     };
     tokio::time::sleep(Duration::from_millis(5)).await;

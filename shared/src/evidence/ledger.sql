@@ -3,10 +3,10 @@
 -- what open reservations hold. The checkpoint's through_id comes in as a parameter (read by
 -- the statement before) so the planner sees how few rows follow it and walks
 -- credit_ledger_farm_last, never the whole history.
--- $1 farm, $2 through_id of the latest checkpoint (0 when there is none)
+-- $1 farm, $2 through_id of the latest checkpoint (0 when there is none), $3 its balance_after
 SELECT f.credit_balance,
-       coalesce((SELECT balance_after FROM credit_ledger
-                  WHERE farm_id = $1 ORDER BY id DESC LIMIT 1), 0),
+       -- the last balance_after: the tail's last row (by primary key) or the checkpoint's
+       coalesce((SELECT balance_after FROM credit_ledger WHERE id = t.through_id), $3, 0),
        t.sum_delta, t.entries, t.negative_balances,
        t.granted, t.adjusted, t.reserved, t.refunded, t.expired,
        (SELECT coalesce(sum(credits_reserved), 0) FROM ai_runs

@@ -30,6 +30,15 @@ pub const MAX_LIMIT: i64 = 200;
 pub const PAGE_SQL: &str = include_str!("page.sql");
 /// The farm ledger statement of [`farm_ledger`] (public so tests can EXPLAIN it).
 pub const LEDGER_SQL: &str = include_str!("ledger.sql");
+/// Run right before [`LEDGER_SQL`] (transaction-local). The rows after a checkpoint are found
+/// by an index range scan whatever the planner guesses, never a sequential scan of the whole
+/// ledger: its estimate of `id > through_id` assumes the farm's rows spread evenly over the
+/// table. The checkpoint policy (reconcile-credits: by rows, and by age for quiet farms) keeps
+/// the rows after any farm's checkpoint a recent slice of the ledger.
+pub const LEDGER_STEER_SQL: &str = "SELECT set_config('enable_seqscan', 'off', true),
+        set_config('enable_bitmapscan', 'off', true), set_config('jit', 'off', true)";
+const LEDGER_RESTORE_SQL: &str = "SELECT set_config('enable_seqscan', 'on', true),
+        set_config('enable_bitmapscan', 'on', true)";
 
 // ---------------------------------------------------------------- the query (pure parsing)
 
@@ -488,20 +497,28 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
     let cp = tx
         .query_opt(
             "SELECT through_id, created_at, entries, sum_delta, negative_balances, granted,
-                    adjusted, reserved, refunded, expired
+                    adjusted, reserved, refunded, expired, balance_after
                FROM credit_ledger_checkpoints WHERE farm_id = $1
               ORDER BY through_id DESC LIMIT 1",
             &[(&farm_id, Type::UUID)],
         )
         .await?;
     let through_id: i64 = cp.as_ref().map_or(0, |r| r.get(0));
-    let row = tx
-        .query_opt(
-            LEDGER_SQL,
-            &[(&farm_id, Type::UUID), (&through_id, Type::INT8)],
-        )
-        .await?
-        .ok_or(Error::NotFound("farm"))?;
+    // steer, sum the tail, restore: one round trip (pipelined)
+    let cp_balance: Option<i64> = cp.as_ref().map(|r| r.get(10));
+    let params: [crate::db::Param<'_>; 3] = [
+        (&farm_id, Type::UUID),
+        (&through_id, Type::INT8),
+        (&cp_balance, Type::INT8),
+    ];
+    let (steered, row, restored) = futures::join!(
+        tx.query(LEDGER_STEER_SQL, &[]),
+        tx.query_opt(LEDGER_SQL, &params),
+        tx.query(LEDGER_RESTORE_SQL, &[])
+    );
+    steered?;
+    restored?;
+    let row = row?.ok_or(Error::NotFound("farm"))?;
     // [sum_delta, entries, negative_balances, granted, adjusted, reserved, refunded, expired]
     let tail: [i64; 8] = std::array::from_fn(|i| row.get(2 + i));
     let folded: [i64; 8] = match &cp {

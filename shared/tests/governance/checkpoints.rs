@@ -255,6 +255,7 @@ async fn the_reconcile_job_checkpoints_farms_with_enough_new_rows() {
         config: reconcile::ReconcileConfig {
             max_run: std::time::Duration::from_secs(900),
             checkpoint_min_rows: 4,
+            checkpoint_max_age: std::time::Duration::from_secs(86_400),
         },
     };
     let out = reconcile::run_once(&state).await.unwrap();
@@ -269,4 +270,12 @@ async fn the_reconcile_job_checkpoints_farms_with_enough_new_rows() {
     assert!(audit.checkpoint.is_none());
     let again = reconcile::run_once(&state).await.unwrap();
     assert_eq!(again.ledgers_checkpointed, 0);
+    // the age rule: a quiet farm (1 row, below 4) whose last checkpoint, or first row, is older
+    // than the maximum age is checkpointed too; busy has nothing new and is left alone
+    let aged = reconcile::checkpoint_ledgers(&db.app, 4, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(aged, (1, 1, 0));
+    let (_, audit, _) = ledger_view(&db.app, quiet).await;
+    assert_eq!(audit.checkpoint.unwrap().entries_after, 0);
 }
