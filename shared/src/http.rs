@@ -51,6 +51,26 @@ impl IdentitySource {
     }
 }
 
+/// What an HTTP function that needs only the database and the caller's identity builds once
+/// at cold start (confirm-draft, discard-draft, evidence).
+pub struct DbState {
+    pub db: crate::db::Db,
+    pub identity: IdentitySource,
+}
+
+impl DbState {
+    /// The pool from `FARMOPS_DATABASE_URL` and the pool variables of [`crate::config`] (IAM
+    /// authentication and TLS through RDS Proxy when configured), and the identity source.
+    pub async fn from_env() -> Result<DbState> {
+        let config =
+            crate::config::Config::from_env().map_err(|e| Error::unexpected(e.to_string()))?;
+        Ok(DbState {
+            db: crate::db::connect_from_config(&config.database).await?,
+            identity: IdentitySource::from_env(),
+        })
+    }
+}
+
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

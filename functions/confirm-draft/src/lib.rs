@@ -5,31 +5,13 @@
 //! [`farmops::decisions::decide`]; this crate only parses the request.
 
 use farmops::{
-    config::Config,
-    db::Db,
     decisions::{self, Decision, DecisionRequest},
-    http::{self, IdentitySource},
-    idempotency,
+    http, idempotency,
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
 /// Built once at cold start.
-pub struct State {
-    pub db: Db,
-    pub identity: IdentitySource,
-}
-
-impl State {
-    /// The pool from `FARMOPS_DATABASE_URL` (see [`farmops::config`]).
-    pub async fn from_env() -> farmops::Result<State> {
-        let config = Config::from_env().map_err(|e| farmops::Error::unexpected(e.to_string()))?;
-        let db = farmops::db::connect_from_config(&config.database).await?;
-        Ok(State {
-            db,
-            identity: IdentitySource::from_env(),
-        })
-    }
-}
+pub use farmops::http::DbState as State;
 
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
     decisions::response(route(state, &req).await)

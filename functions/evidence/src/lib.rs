@@ -4,31 +4,14 @@
 //! [`farmops::evidence`]; this crate parses the request and picks the representation.
 
 use farmops::{
-    config::Config,
-    db::Db,
     evidence::{self, EvidenceQuery, Format},
-    http::{self, IdentitySource},
+    http,
     membership::{self, Role},
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
 /// Built once at cold start.
-pub struct State {
-    pub db: Db,
-    pub identity: IdentitySource,
-}
-
-impl State {
-    /// The pool from `FARMOPS_DATABASE_URL` and the pool variables of [`farmops::config`]
-    /// (IAM authentication and TLS through RDS Proxy when configured).
-    pub async fn from_env() -> farmops::Result<State> {
-        let config = Config::from_env().map_err(|e| farmops::Error::unexpected(e.to_string()))?;
-        Ok(State {
-            db: farmops::db::connect_from_config(&config.database).await?,
-            identity: IdentitySource::from_env(),
-        })
-    }
-}
+pub use farmops::http::DbState as State;
 
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
     match route(state, &req).await {

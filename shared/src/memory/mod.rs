@@ -206,87 +206,9 @@ pub async fn relevant_memories_for_text(
     relevant_memories(tx, &vectors[0], k).await
 }
 
-/// A deterministic local embedder: hashed word features (and word bigrams), L2-normalised.
-/// The stand-in the distill-memories binary uses offline until the shared embedder is
-/// adapted to [`TextEmbedder`]; texts sharing words are close, unrelated texts are not.
-#[derive(Debug, Clone, Default)]
-pub struct HashedWordEmbedder;
-
-impl HashedWordEmbedder {
-    pub const MODEL: &'static str = "offline-embedder";
-
-    pub fn vector(text: &str) -> Vec<f32> {
-        let mut v = vec![0f32; EMBEDDING_DIMS];
-        let words: Vec<String> = text
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
-            .collect();
-        let mut add = |feature: &str, weight: f32| {
-            let h = Sha256::digest(feature.as_bytes());
-            let idx = u16::from_le_bytes([h[0], h[1]]) as usize % EMBEDDING_DIMS;
-            let sign = if h[2] & 1 == 0 { 1.0 } else { -1.0 };
-            v[idx] += sign * weight;
-        };
-        for w in &words {
-            add(w, 1.0);
-        }
-        for pair in words.windows(2) {
-            add(&format!("{} {}", pair[0], pair[1]), 0.5);
-        }
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            v.iter_mut().for_each(|x| *x /= norm);
-        } else {
-            v[0] = 1.0;
-        }
-        v
-    }
-}
-
-#[async_trait]
-impl TextEmbedder for HashedWordEmbedder {
-    fn model_id(&self) -> &str {
-        Self::MODEL
-    }
-
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        Ok(texts.iter().map(|t| Self::vector(t)).collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cosine(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
-
-    #[test]
-    fn hashed_word_embedder_is_deterministic_normalised_and_word_sensitive() {
-        let a = HashedWordEmbedder::vector("We vaccinate on Mondays.");
-        assert_eq!(a, HashedWordEmbedder::vector("We vaccinate on Mondays."));
-        assert_eq!(a.len(), EMBEDDING_DIMS);
-        assert!((cosine(&a, &a) - 1.0).abs() < 1e-5);
-        let close = HashedWordEmbedder::vector("we vaccinate on mondays");
-        let near = HashedWordEmbedder::vector("We vaccinate on Thursdays.");
-        let far = HashedWordEmbedder::vector("The layers are in house B.");
-        assert!(
-            (cosine(&a, &close) - 1.0).abs() < 1e-5,
-            "case and punctuation ignored"
-        );
-        assert!(cosine(&a, &near) > cosine(&a, &far));
-        assert!(
-            cosine(&a, &near) < 0.92,
-            "a contradiction is not a near-duplicate"
-        );
-        assert_eq!(
-            HashedWordEmbedder::vector("")[0],
-            1.0,
-            "empty text still has a unit vector"
-        );
-    }
 
     #[test]
     fn vectors_are_checked() {
