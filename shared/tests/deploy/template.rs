@@ -75,6 +75,15 @@ fn routes(t: &Value) -> BTreeMap<(String, String), String> {
     out
 }
 
+/// Routes the design names that open issues have still to build (the grants issue: grants and
+/// the Paystack webhook; the tamper-evidence issue: the signed export). Each must be absent
+/// from the template: when one lands, it moves to [`DESIGN_ROUTES`].
+const NOT_YET_BUILT: &[(&str, &str)] = &[
+    ("GET", "/farms/{farm_id}/grants"),
+    ("GET", "/farms/{farm_id}/evidence/export"),
+    ("POST", "/payments/paystack"),
+];
+
 /// The design's routes (../shared/DESIGN.md table) plus the ones the issues added.
 const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/farms/{farm_id}/chat", "chat"),
@@ -187,10 +196,15 @@ fn every_design_route_is_mapped_to_its_function() {
             if let (Some(m @ ("GET" | "POST" | "DELETE" | "PUT" | "PATCH")), Some(p), None) =
                 (parts.next(), parts.next(), parts.next())
             {
-                assert!(
-                    routes.contains_key(&(m.to_string(), p.to_string())),
-                    "DESIGN.md route {m} {p} missing from template.yaml"
-                );
+                let built = routes.contains_key(&(m.to_string(), p.to_string()));
+                if NOT_YET_BUILT.contains(&(m, p)) {
+                    assert!(
+                        !built,
+                        "{m} {p} is in template.yaml now: take it out of NOT_YET_BUILT"
+                    );
+                } else {
+                    assert!(built, "DESIGN.md route {m} {p} missing from template.yaml");
+                }
                 checked += 1;
             }
         }
