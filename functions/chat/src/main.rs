@@ -1,6 +1,6 @@
 //! chat: cold start builds the pool, the model and the retriever once, then serves.
-//! `FARMOPS_CHAT_PROVIDER=bedrock` uses Bedrock Converse (`FARMOPS_CHAT_MODEL_ID`), anything
-//! else the offline model. See `farmops::chat::ChatLimits` and `farmops::aws` for the rest.
+//! `FARMOPS_CHAT_PROVIDER=bedrock` uses Bedrock Converse (`FARMOPS_CHAT_MODEL_ID`), `offline`
+//! or unset the offline model, any other value stops the cold start (`farmops::model::from_env`). See `farmops::chat::ChatLimits` and `farmops::aws` for the rest.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use farmops::{
     chat::ChatLimits,
     config::{Config, Env},
     http::IdentitySource,
-    model::{ChatModel, bedrock::BedrockChat, offline::OfflineChat},
+    model::{ChatModel, ConfiguredModel, offline::OfflineChat},
     rag::PgRetriever,
 };
 use lambda_http::{Error, service_fn};
@@ -21,21 +21,12 @@ async fn main() -> Result<(), Error> {
     let env = Env(|k: &str| std::env::var(k).ok());
     let limits = ChatLimits::from_env(&env)?;
     let db = farmops::db::connect_from_config(&config.database).await?;
-    let model: Arc<dyn ChatModel> = match env.optional("FARMOPS_CHAT_PROVIDER").as_deref() {
-        Some("bedrock") => {
-            let model_id = env
-                .optional("FARMOPS_CHAT_MODEL_ID")
-                .unwrap_or_else(|| farmops::model::DEFAULT_BEDROCK_MODEL_ID.into());
-            if farmops::credits::price_for(&model_id).is_none() {
-                return Err(format!("FARMOPS_CHAT_MODEL_ID {model_id} has no price").into());
-            }
-            let settings = farmops::aws::BedrockSettings::from_env(&env)?;
-            Arc::new(BedrockChat::new(
-                farmops::aws::bedrock_client(&settings).await,
-                model_id,
-            ))
-        }
-        _ => Arc::new(OfflineChat),
+    let model_id = env
+        .optional("FARMOPS_CHAT_MODEL_ID")
+        .unwrap_or_else(|| farmops::model::DEFAULT_BEDROCK_MODEL_ID.into());
+    let model: Arc<dyn ChatModel> = match farmops::model::from_env(&env, &model_id).await? {
+        ConfiguredModel::Bedrock(model) => model,
+        ConfiguredModel::Offline => Arc::new(OfflineChat),
     };
     let state = Arc::new(State {
         db,

@@ -5,7 +5,8 @@
 //! The extractor comes from `farmops::memory::model_extract::extractor_from_env`:
 //! `FARMOPS_CHAT_PROVIDER=bedrock` -> the model extractor over Bedrock Converse
 //! (`FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`; a model without a price is refused
-//! here), anything else -> the deterministic offline one. The embedder is the one named by
+//! here), `offline` or unset -> the deterministic offline one, any other value stops the cold
+//! start naming the variable. The embedder is the one named by
 //! `FARMOPS_EMBEDDER` (`farmops::embed::embedder_from_env`, default `offline`), the same model
 //! documents and retrieval use.
 

@@ -61,7 +61,7 @@ pub const MAX_MESSAGE_CHARS: usize = 4000;
 ///
 /// | variable | default | meaning |
 /// |---|---|---|
-/// | `FARMOPS_CHAT_PROVIDER` | `offline` | `offline` or `bedrock` (read by the chat function) |
+/// | `FARMOPS_CHAT_PROVIDER` | `offline` | `offline` or `bedrock`; anything else stops the cold start (`crate::model::from_env`) |
 /// | `FARMOPS_CHAT_MODEL_ID` | `anthropic.claude-3-5-haiku-20241022-v1:0` | Bedrock model id (must have a price) |
 /// | `FARMOPS_CHAT_MAX_TOKENS` | `1024` | `maxTokens` of every model call (1..=4096) |
 /// | `FARMOPS_CHAT_MAX_INPUT_TOKENS` | `32000` | input bound of every call (history is trimmed to fit) |

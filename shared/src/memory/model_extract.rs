@@ -303,28 +303,20 @@ impl FactExtractor for ModelFactExtractor {
 /// The distill-memories extractor for this environment, built once at cold start:
 /// `FARMOPS_CHAT_PROVIDER=bedrock` -> [`ModelFactExtractor`] over Bedrock Converse with the
 /// model `FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`, else
-/// [`crate::model::DEFAULT_BEDROCK_MODEL_ID`] (refused without a price); anything else -> the
-/// deterministic [`super::extract::OfflineFactExtractor`].
+/// [`crate::model::DEFAULT_BEDROCK_MODEL_ID`] (refused without a price); `offline` or unset ->
+/// the deterministic [`super::extract::OfflineFactExtractor`]; any other value is refused
+/// ([`crate::model::from_env`]).
 pub async fn extractor_from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<Arc<dyn FactExtractor>> {
-    if env.optional("FARMOPS_CHAT_PROVIDER").as_deref() != Some("bedrock") {
-        return Ok(Arc::new(super::extract::OfflineFactExtractor::default()));
-    }
-    let model_id = bedrock_model_id(env);
-    if crate::credits::price_for(&model_id).is_none() {
-        return Err(Error::unexpected(format!(
-            "distill model {model_id} has no price"
-        )));
-    }
-    let settings =
-        crate::aws::BedrockSettings::from_env(env).map_err(|e| Error::unexpected(e.to_string()))?;
-    let model = crate::model::bedrock::BedrockChat::new(
-        crate::aws::bedrock_client(&settings).await,
-        model_id,
-    );
+    let model = match crate::model::from_env(env, &bedrock_model_id(env)).await? {
+        crate::model::ConfiguredModel::Offline => {
+            return Ok(Arc::new(super::extract::OfflineFactExtractor::default()));
+        }
+        crate::model::ConfiguredModel::Bedrock(model) => model,
+    };
     Ok(Arc::new(ModelFactExtractor::new(
-        Arc::new(model),
+        model,
         DEFAULT_MAX_OUTPUT_TOKENS,
     )?))
 }
@@ -611,5 +603,20 @@ mod tests {
         }))
         .await;
         assert!(unpriced.is_err());
+    }
+
+    #[tokio::test]
+    async fn extractor_from_env_refuses_a_misspelt_provider_naming_the_variable() {
+        let misspelt = extractor_from_env(&Env(|k: &str| match k {
+            "FARMOPS_CHAT_PROVIDER" => Some("bedrok".into()),
+            _ => None,
+        }))
+        .await;
+        let message = misspelt
+            .err()
+            .expect("a misspelt provider must stop the cold start")
+            .to_string();
+        assert!(message.contains("FARMOPS_CHAT_PROVIDER"), "{message}");
+        assert!(message.contains("bedrok"), "{message}");
     }
 }

@@ -7,6 +7,9 @@
 
 pub mod bedrock;
 pub mod offline;
+pub mod provider;
+
+pub use provider::{ConfiguredModel, Provider, from_env};
 
 use async_trait::async_trait;
 use serde::Serialize;
