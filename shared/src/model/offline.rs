@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use super::{Block, ChatModel, ChatRequest, ChatResponse, Message, Role, StopReason, Usage};
 use crate::error::Result;
 
+mod money;
+
 pub const OFFLINE_MODEL_ID: &str = "offline-farm-assistant";
 /// The marker under which the chat turn lists retrieved passages in the system prompt.
 pub const KNOWLEDGE_MARKER: &str = "## Farm knowledge";
@@ -97,6 +99,26 @@ fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
     d
 }
 
+/// What an expense was for: what was bought ("bought 2 bags of layer mash for ..."), else the
+/// text after "for" or "on" ("paid 12,500 for vaccines"), never the amount itself.
+fn expense_description<'a>(original: &'a str, lower: &str, verb: &str) -> Option<&'a str> {
+    let not_amount = |text: &&str| {
+        let lower = text.to_ascii_lowercase();
+        !money::is_only_amount(&lower.split_whitespace().collect::<Vec<_>>())
+    };
+    if verb == "bought" {
+        let bought = after(original, lower, "bought")?;
+        let bought_lower = format!(" {}", bought.to_ascii_lowercase());
+        let item = bought_lower
+            .find(" for ")
+            .map_or(bought, |j| bought[..j].trim());
+        return Some(item).filter(|t| !t.is_empty()).filter(not_amount);
+    }
+    after(original, lower, "for")
+        .or_else(|| after(original, lower, "on"))
+        .filter(not_amount)
+}
+
 fn expense_category(lower: &str) -> &'static str {
     let has = |k: &[&str]| k.iter().any(|w| lower.contains(w));
     if has(&["vaccin"]) {
@@ -105,7 +127,7 @@ fn expense_category(lower: &str) -> &'static str {
         "veterinary"
     } else if has(&["drug", "medic", "antibiotic", "dewormer"]) {
         "medication"
-    } else if has(&["feed", "maize", "soya"]) {
+    } else if has(&["feed", "maize", "soya", "mash", "pellet"]) {
         "feed"
     } else if has(&["labour", "labor", "worker", "salary", "wage"]) {
         "labour"
@@ -206,26 +228,23 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
                 l.find(" for ").map_or(s, |j| &s[..j]).trim().to_string()
             })
             .unwrap_or_else(|| unit.clone());
-        let f = w.iter().position(|x| *x == "for")?;
-        let naira = w.get(f + 1).and_then(|x| number(x))?;
+        let amount_kobo = money::price_kobo(&w, i)?;
         return call(
             "sale",
             json!({ "item": item, "quantity": quantity, "unit": unit,
-                    "amount_kobo": (naira * 100.0).round() as i64 }),
+                    "amount_kobo": amount_kobo }),
         );
     }
     if lower.contains(" paid ") || lower.contains(" spent ") || lower.contains(" bought ") {
         let i = w
             .iter()
             .position(|x| ["paid", "spent", "bought"].contains(x))?;
-        let naira = w[i + 1..].iter().find_map(|x| number(x))?;
-        let description = after(&original, &lower, "for")
-            .or_else(|| after(&original, &lower, "on"))
-            .unwrap_or(clause.trim());
+        let amount_kobo = money::price_kobo(&w, i)?;
+        let description = expense_description(&original, &lower, w[i]).unwrap_or(clause.trim());
         return call(
             "expense",
             json!({ "category": expense_category(&lower),
-                    "amount_kobo": (naira * 100.0).round() as i64,
+                    "amount_kobo": amount_kobo,
                     "description": description }),
         );
     }
@@ -537,6 +556,31 @@ mod tests {
                 "paid 12,500 for vaccines",
                 "record_expense",
                 json!({"category": "vaccine", "amount_kobo": 1_250_000, "description": "vaccines"}),
+            ),
+            (
+                "Bought 2 bags of layer mash for 18000 naira",
+                "record_expense",
+                json!({"category": "feed", "amount_kobo": 1_800_000, "description": "2 bags of layer mash"}),
+            ),
+            (
+                "bought 2 bags of layer mash for N18,000",
+                "record_expense",
+                json!({"category": "feed", "amount_kobo": 1_800_000, "description": "2 bags of layer mash"}),
+            ),
+            (
+                "bought 2 bags of layer mash for ₦18,000",
+                "record_expense",
+                json!({"category": "feed", "amount_kobo": 1_800_000, "description": "2 bags of layer mash"}),
+            ),
+            (
+                "bought 2 bags of layer mash for 18k naira",
+                "record_expense",
+                json!({"category": "feed", "amount_kobo": 1_800_000, "description": "2 bags of layer mash"}),
+            ),
+            (
+                "sold 20 crates of eggs for ₦45,000",
+                "record_sale",
+                json!({"item": "eggs", "quantity": 20.0, "unit": "crate", "amount_kobo": 4_500_000}),
             ),
             (
                 "pond 3 weights average 350 g",
