@@ -26,7 +26,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use crate::{
-    credits::{self, Feature, NewRun, Settlement},
+    credits::{self, Feature, MeteredRun, NextCall, RunEnd, RunSpec},
     db::{Db, TenantTx},
     embed::{Embedder, estimate_tokens},
     error::{Error, FieldError, Result},
@@ -129,34 +129,64 @@ fn validate(doc: &NewDocument) -> Result<()> {
     }
 }
 
-fn worst_case(model: &str, texts: &[String]) -> Result<i64> {
-    let price = credits::price_for(model)
-        .ok_or_else(|| Error::unexpected(format!("no price for embedding model {model}")))?;
+/// Opens the embedding run of `texts` in `tx`, holding exactly what their token bound costs
+/// (an embedding is one call; its output is not metered).
+async fn open_embedding(
+    db: &Db,
+    tx: TenantTx,
+    feature: Feature,
+    model: &str,
+    user_id: Option<&str>,
+    summary: &str,
+    texts: &[String],
+) -> Result<MeteredRun> {
+    let spec = RunSpec {
+        feature,
+        model,
+        price: credits::priced(model)?,
+        user_id,
+        request_summary: Some(summary),
+    };
     let tokens: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
-    Ok(credits::worst_case_cost(price, tokens, 0, 1))
+    let (run, _) = MeteredRun::open(db, tx, spec, NextCall::input_only(tokens)).await?;
+    Ok(run)
 }
 
-fn actual_cost(model: &str, tokens: u64, reserved: i64) -> i64 {
-    credits::price_for(model)
-        .map(|p| credits::cost(p, tokens, 0))
-        .unwrap_or(reserved)
-        .min(reserved)
+/// Embeds `texts`: one vector per text, or [`Error::ModelFailed`].
+async fn embed_checked(
+    embedder: &dyn Embedder,
+    texts: &[String],
+) -> Result<crate::embed::Embedded> {
+    let embedded = embedder.embed(texts).await?;
+    if embedded.vectors.len() != texts.len() {
+        return Err(Error::ModelFailed(
+            "embedder returned the wrong number of vectors".into(),
+        ));
+    }
+    Ok(embedded)
 }
 
-async fn settle_failed(db: &Db, farm_id: Uuid, run_id: Uuid, error: &Error) -> Result<()> {
-    let tx = db.tenant(farm_id).await?;
-    let message = error.to_string();
-    credits::settle_run(
-        &tx,
-        run_id,
-        &Settlement {
-            failed: true,
-            error: Some(&message),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await
+/// Embeds `texts` within `run`: the usage is recorded; a failure (or the wrong number of
+/// vectors) settles the run as failed.
+async fn embed_metered(
+    db: &Db,
+    embedder: &dyn Embedder,
+    run: &mut MeteredRun,
+    texts: &[String],
+) -> Result<crate::embed::Embedded> {
+    match embed_checked(embedder, texts).await {
+        Ok(e) => {
+            run.record(crate::model::Usage {
+                input_tokens: e.input_tokens,
+                output_tokens: 0,
+            });
+            Ok(e)
+        }
+        Err(e) => {
+            run.settle_failed(db, &e.to_string()).await?;
+            Err(e)
+        }
+    }
 }
 
 /// Adds a document for `user_id` (role worker or above), embedded and metered.
@@ -170,35 +200,19 @@ pub async fn add_document(
     validate(doc)?;
     let chunks = chunk(&doc.body);
     let model = embedder.model_id().to_string();
-    let reserve = worst_case(&model, &chunks)?;
     let tx = db.tenant(farm_id).await?;
     require_role(&tx, user_id, "add documents", |r| r >= Role::Worker).await?;
-    let reservation = credits::reserve_credits_committed(
+    let mut run = open_embedding(
+        db,
         tx,
-        &NewRun {
-            feature: Feature::Embed,
-            model: &model,
-            user_id: Some(user_id),
-            credits: reserve,
-            request_summary: Some("add document"),
-        },
+        Feature::Embed,
+        &model,
+        Some(user_id),
+        "add document",
+        &chunks,
     )
     .await?;
-    let run_id = reservation.run_id;
-    let started = std::time::Instant::now();
-    let embedded = match embedder.embed(&chunks).await {
-        Ok(e) if e.vectors.len() == chunks.len() => e,
-        Ok(_) => {
-            let e = Error::ModelFailed("embedder returned the wrong number of vectors".into());
-            settle_failed(db, farm_id, run_id, &e).await?;
-            return Err(e);
-        }
-        Err(e) => {
-            settle_failed(db, farm_id, run_id, &e).await?;
-            return Err(e);
-        }
-    };
-    let charged = actual_cost(&model, embedded.input_tokens, reserve);
+    let embedded = embed_metered(db, embedder, &mut run, &chunks).await?;
     let tx = db.tenant(farm_id).await?;
     let id: Uuid = tx
         .query_one(
@@ -232,23 +246,13 @@ pub async fn add_document(
         ],
     )
     .await?;
-    credits::settle_run(
-        &tx,
-        run_id,
-        &Settlement {
-            credits_charged: charged,
-            input_tokens: embedded.input_tokens.min(i32::MAX as u64) as i32,
-            latency_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
-            ..Default::default()
-        },
-    )
-    .await?;
+    run.settle(&tx, RunEnd::Succeeded { summary: None }).await?;
     tx.commit().await?;
     Ok(AddedDocument {
         id,
         chunks: chunks.len(),
-        run_id,
-        credits_charged: charged,
+        run_id: run.run_id(),
+        credits_charged: run.charge(),
     })
 }
 
@@ -351,39 +355,24 @@ async fn reembed_batch(db: &Db, embedder: &dyn Embedder, farm_id: Uuid, batch: i
     }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let texts: Vec<String> = rows.iter().map(|r| r.get(1)).collect();
-    let metered = farm_id != GLOBAL_FARM_ID;
-    let reservation = if metered {
-        let reserve = worst_case(&model, &texts)?;
-        let run = credits::reserve_credits_committed(
-            db.tenant(farm_id).await?,
-            &NewRun {
-                feature: Feature::Reembed,
-                model: &model,
-                user_id: None,
-                credits: reserve,
-                request_summary: Some("reembed sweep"),
-            },
-        )
-        .await?;
-        Some((run.run_id, reserve))
-    } else {
-        None
-    };
-    let started = std::time::Instant::now();
-    let embedded = match embedder.embed(&texts).await {
-        Ok(e) if e.vectors.len() == texts.len() => Ok(e),
-        Ok(_) => Err(Error::ModelFailed("wrong number of vectors".into())),
-        Err(e) => Err(e),
-    };
-    let embedded = match embedded {
-        Ok(e) => e,
-        Err(e) => {
-            drop(tx);
-            if let Some((run_id, _)) = reservation {
-                settle_failed(db, farm_id, run_id, &e).await?;
-            }
-            return Err(e);
-        }
+    // The shared knowledge base is the operator's: its sweep is not metered.
+    let mut metered = None;
+    if farm_id != GLOBAL_FARM_ID {
+        let tenant = db.tenant(farm_id).await?;
+        let run = open_embedding(
+            db,
+            tenant,
+            Feature::Reembed,
+            &model,
+            None,
+            "reembed sweep",
+            &texts,
+        );
+        metered = Some(run.await?);
+    }
+    let embedded = match &mut metered {
+        Some(run) => embed_metered(db, embedder, run, &texts).await?,
+        None => embed_checked(embedder, &texts).await?,
     };
     let hashes: Vec<String> = texts.iter().map(|c| content_hash(c)).collect();
     let vectors: Vec<String> = embedded.vectors.iter().map(|v| vector_text(v)).collect();
@@ -401,18 +390,8 @@ async fn reembed_batch(db: &Db, embedder: &dyn Embedder, farm_id: Uuid, batch: i
         ],
     )
     .await?;
-    if let Some((run_id, reserved)) = reservation {
-        credits::settle_run(
-            &tx,
-            run_id,
-            &Settlement {
-                credits_charged: actual_cost(&model, embedded.input_tokens, reserved),
-                input_tokens: embedded.input_tokens.min(i32::MAX as u64) as i32,
-                latency_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
-                ..Default::default()
-            },
-        )
-        .await?;
+    if let Some(run) = &metered {
+        run.settle(&tx, RunEnd::Succeeded { summary: None }).await?;
     }
     tx.commit().await?;
     Ok(ids.len() as u64)

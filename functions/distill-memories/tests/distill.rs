@@ -551,13 +551,15 @@ mod model_extractor {
 
     /// Credits of one stubbed extraction (1200 in, 80 out) plus embedding `texts` offline.
     fn expected_charge(texts: &[&str]) -> i64 {
+        // one run: both models' exact prices added up, rounded up once
         let bytes: usize = texts.iter().map(|t| t.len()).sum();
-        credits::cost(credits::price_for(HAIKU).unwrap(), 1200, 80)
-            + credits::cost(
+        let millis = credits::metered::millicredits(credits::price_for(HAIKU).unwrap(), 1200, 80)
+            + credits::metered::millicredits(
                 credits::price_for("offline-embedder").unwrap(),
                 estimate_tokens(bytes),
                 0,
-            )
+            );
+        i64::try_from((millis + 999) / 1000).unwrap()
     }
 
     /// (distilled_through, last message id, summary, summary embeddings) of a conversation.

@@ -169,8 +169,11 @@ impl Cursor {
 /// A run's ledger legs, matched to it by `ai_run_id`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MatchedLegs {
-    /// Debited when the run opened (the `reserve` leg, as a positive amount).
+    /// Held for the run: its `reserve` (hold) legs added up, as a positive amount. A run holds
+    /// before each model call that needs more, so it may have several.
     pub reserved: i64,
+    /// How many hold legs it has (at least 1).
+    pub holds: i64,
     /// What the run actually cost: reserved minus the settle refund (0 if expired or open).
     pub charged: i64,
     /// Given back at settlement (the `settle` leg).
@@ -218,7 +221,7 @@ pub fn match_legs(
         0
     };
     let open = if closed == 0 { reserved } else { 0 };
-    let consistent = count("reserve") == 1
+    let consistent = count("reserve") >= 1
         && closed <= 1
         && legs
             .iter()
@@ -231,6 +234,7 @@ pub fn match_legs(
         };
     MatchedLegs {
         reserved,
+        holds: count("reserve") as i64,
         charged,
         refunded,
         expired,

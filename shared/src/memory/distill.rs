@@ -4,9 +4,11 @@
 //! 1. lists conversations idle since `now - idle` with messages past their `distilled_through`
 //!    watermark, oldest first, at most `batch` (SECURITY DEFINER `conversations_to_distill`:
 //!    ids only);
-//! 2. per farm, reserves the worst-case cost of its conversations first (feature `distill`,
-//!    committed before any model call); a farm that cannot pay for even one is skipped and
-//!    reported;
+//! 2. per farm, one metered run (feature `distill`, [`MeteredRun`]) that holds, before each
+//!    model call, what that call can cost (the extraction of this transcript at the output
+//!    cap, then the embedding of what it found) and commits the hold before the call; a farm
+//!    that cannot pay for its first conversation is skipped and reported, one that runs out
+//!    later stops there (the rest wait for the next invocation, nothing lost);
 //! 3. per conversation: reads the undistilled messages (short read transaction), extracts facts
 //!    and a summary, embeds them (no lock held across the model calls), then in ONE transaction:
 //!    locks the conversation row and re-checks the watermark (another invocation may have done
@@ -15,7 +17,7 @@
 //!    memories with their embeddings, supersedes contradicted ones, replaces the summary and its
 //!    embedding and advances the watermark. Running twice creates nothing new; a crash loses
 //!    nothing (the watermark did not move) and duplicates nothing (it moved with the inserts);
-//! 4. settles the farm's run with what was actually consumed (never more than reserved).
+//! 4. settles the farm's run with what was actually consumed (never more than it held).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -35,7 +37,7 @@ use super::{
 };
 use crate::{
     config::{ConfigError, Env},
-    credits::{self, Feature, NewRun, Settlement},
+    credits::{self, Feature, MeteredRun, ModelPrice, NextCall, RunEnd, RunSpec},
     db::{Db, TenantTx, Type},
     error::{Error, Result},
 };
@@ -210,18 +212,35 @@ async fn conversations_to_distill(
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 
-/// Worst-case credits of one conversation: one extraction at the caps, plus embedding its
-/// output (facts + summary are at most `max_output_tokens`).
-fn per_conversation_cost(state: &DistillState) -> Result<i64> {
-    let unpriced = |m: &str| Error::unexpected(format!("no price for model {m}"));
-    let ex = credits::price_for(state.extractor.model_id())
-        .ok_or_else(|| unpriced(state.extractor.model_id()))?;
-    let em = credits::price_for(state.embedder.model_id())
-        .ok_or_else(|| unpriced(state.embedder.model_id()))?;
-    let max_in = state.extractor.max_input_tokens();
-    let max_out = state.extractor.max_output_tokens();
-    Ok(credits::worst_case_cost(ex, max_in, max_out, 1)
-        + credits::worst_case_cost(em, max_out, 0, 1))
+/// The farm's distill run, opened at its first model call.
+struct FarmRun<'a> {
+    farm_id: Uuid,
+    extractor: ModelPrice,
+    embedder: ModelPrice,
+    spec: RunSpec<'a>,
+    run: Option<MeteredRun>,
+}
+
+impl FarmRun<'_> {
+    /// Holds for one call (opening the run at the first).
+    async fn hold(&mut self, db: &Db, price: ModelPrice, next: NextCall) -> Result<()> {
+        match &mut self.run {
+            Some(run) => run.hold_for_priced(db, price, next).await.map(drop),
+            None => {
+                let spec = RunSpec { price, ..self.spec };
+                let (run, _) =
+                    MeteredRun::open(db, db.tenant(self.farm_id).await?, spec, next).await?;
+                self.run = Some(run);
+                Ok(())
+            }
+        }
+    }
+
+    fn record(&mut self, price: ModelPrice, usage: crate::model::Usage) {
+        if let Some(run) = &mut self.run {
+            run.record_priced(price, usage);
+        }
+    }
 }
 
 #[tracing::instrument(skip(state, conversations, idle_before, outcome), fields(%farm_id, conversations = conversations.len()))]
@@ -232,47 +251,25 @@ async fn distill_farm(
     idle_before: DateTime<Utc>,
     outcome: &mut DistillOutcome,
 ) -> Result<()> {
-    let per = per_conversation_cost(state)?;
-    // Reserve first; if the farm cannot pay for all, reserve for as many as it can.
-    let mut count = conversations.len() as i64;
-    let reservation = loop {
-        let tx = state.db.tenant(farm_id).await?;
-        let run = NewRun {
+    let extractor = credits::priced(state.extractor.model_id())?;
+    let mut farm = FarmRun {
+        farm_id,
+        extractor,
+        embedder: credits::priced(state.embedder.model_id())?,
+        spec: RunSpec {
             feature: Feature::Distill,
             model: state.extractor.model_id(),
+            price: extractor,
             user_id: None,
-            credits: per * count,
             request_summary: Some("distill-memories"),
-        };
-        match credits::reserve_credits(&tx, &run).await {
-            Ok(r) => {
-                tx.commit().await?;
-                break r;
-            }
-            Err(Error::InsufficientCredits { balance, .. })
-                if balance / per >= 1 && balance / per < count =>
-            {
-                count = balance / per;
-            }
-            Err(Error::InsufficientCredits { balance, needed }) => {
-                tracing::warn!(%farm_id, balance, needed, "farm skipped: not enough credits to distill");
-                outcome.farms_skipped_for_credits.push(farm_id);
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        }
+        },
+        run: None,
     };
-
-    let started = std::time::Instant::now();
-    let (mut charged, mut tokens_in, mut tokens_out) = (0i64, 0u64, 0u64);
     let (mut processed, mut failed) = (0usize, 0usize);
     let mut last_error = None;
-    for &conversation_id in &conversations[..count as usize] {
-        match distill_conversation(state, farm_id, conversation_id, idle_before).await {
+    for &conversation_id in conversations {
+        match distill_conversation(state, &mut farm, conversation_id, idle_before).await {
             Ok(Some(done)) => {
-                charged += done.cost.min(per);
-                tokens_in += done.input_tokens;
-                tokens_out += done.output_tokens;
                 if done.written {
                     processed += 1;
                     outcome.conversations_processed += 1;
@@ -284,6 +281,13 @@ async fn distill_farm(
                 }
             }
             Ok(None) => outcome.conversations_skipped += 1,
+            Err(Error::InsufficientCredits { balance, needed }) => {
+                tracing::warn!(%farm_id, balance, needed, "not enough credits to distill: the farm's other conversations wait");
+                if farm.run.is_none() {
+                    outcome.farms_skipped_for_credits.push(farm_id);
+                }
+                break;
+            }
             Err(e) => {
                 failed += 1;
                 outcome.conversations_failed += 1;
@@ -292,25 +296,22 @@ async fn distill_farm(
             }
         }
     }
-    let charged = charged.min(reservation.credits_reserved);
+    let Some(run) = farm.run else {
+        return Ok(());
+    };
     let summary = format!("{processed} conversations distilled, {failed} failed");
-    let tx = state.db.tenant(farm_id).await?;
-    credits::settle_run(
-        &tx,
-        reservation.run_id,
-        &Settlement {
-            failed: processed == 0 && failed > 0,
-            credits_charged: charged,
-            input_tokens: i32::try_from(tokens_in).unwrap_or(i32::MAX),
-            output_tokens: i32::try_from(tokens_out).unwrap_or(i32::MAX),
-            latency_ms: i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX),
-            response_summary: Some(&summary),
-            error: last_error.as_deref(),
+    let end = match &last_error {
+        Some(error) if processed == 0 => RunEnd::Failed { error },
+        _ => RunEnd::Succeeded {
+            summary: Some(&summary),
         },
-    )
-    .await?;
+    };
+    let mut settlement = run.settlement(end);
+    settlement.error = last_error.as_deref();
+    let tx = state.db.tenant(farm_id).await?;
+    credits::settle_run(&tx, run.run_id(), &settlement).await?;
     tx.commit().await?;
-    outcome.credits_used += charged;
+    outcome.credits_used += settlement.credits_charged;
     Ok(())
 }
 
@@ -319,19 +320,17 @@ struct Distilled {
     added: usize,
     duplicates: usize,
     superseded: usize,
-    cost: i64,
-    input_tokens: u64,
-    output_tokens: u64,
 }
 
 /// Distils one conversation. `None`: nothing to do (no longer idle, or already distilled).
-#[tracing::instrument(skip(state, idle_before), fields(%farm_id, %conversation_id))]
+#[tracing::instrument(skip(state, farm, idle_before), fields(farm_id = %farm.farm_id, %conversation_id))]
 async fn distill_conversation(
     state: &DistillState,
-    farm_id: Uuid,
+    farm: &mut FarmRun<'_>,
     conversation_id: Uuid,
     idle_before: DateTime<Utc>,
 ) -> Result<Option<Distilled>> {
+    let farm_id = farm.farm_id;
     // 1. read what is not yet distilled (short read-only transaction)
     let tx = state.db.tenant(farm_id).await?;
     let Some(head) = tx
@@ -382,7 +381,16 @@ async fn distill_conversation(
         return Ok(None);
     }
 
-    // 2. model calls, no lock held
+    // 2. model calls, each held for first, no lock held
+    let max_output = state.extractor.max_output_tokens();
+    let extraction = NextCall {
+        input_tokens: state
+            .extractor
+            .input_token_bound(previous_summary.as_deref(), &transcript),
+        max_output_tokens: max_output,
+        min_output_tokens: max_output,
+    };
+    farm.hold(&state.db, farm.extractor, extraction).await?;
     let Extraction {
         facts,
         summary,
@@ -391,6 +399,11 @@ async fn distill_conversation(
         .extractor
         .extract(previous_summary.as_deref(), &transcript)
         .await?;
+    let usage = crate::model::Usage {
+        input_tokens: usage.input_tokens,
+        output_tokens: usage.output_tokens,
+    };
+    farm.record(farm.extractor, usage);
     let summary = if summary.trim().is_empty() {
         format!("{} messages.", transcript.len())
     } else {
@@ -406,24 +419,23 @@ async fn distill_conversation(
         .collect();
     let mut texts: Vec<String> = facts.iter().map(|f| f.content.clone()).collect();
     texts.push(summary.clone());
+    let embed_tokens = estimate_tokens(texts.iter().map(String::len).sum());
+    let embedding = NextCall::input_only(embed_tokens);
+    farm.hold(&state.db, farm.embedder, embedding).await?;
     let vectors = state.embedder.embed(&texts).await?;
     check_vectors(&vectors, texts.len())?;
-    let embed_tokens = estimate_tokens(texts.iter().map(String::len).sum());
-    let cost = {
-        let ex = credits::price_for(state.extractor.model_id());
-        let em = credits::price_for(state.embedder.model_id());
-        ex.map_or(0, |p| {
-            credits::cost(p, usage.input_tokens, usage.output_tokens)
-        }) + em.map_or(0, |p| credits::cost(p, embed_tokens, 0))
-    };
+    farm.record(
+        farm.embedder,
+        crate::model::Usage {
+            input_tokens: embed_tokens,
+            output_tokens: 0,
+        },
+    );
     let mut done = Distilled {
         written: false,
         added: 0,
         duplicates: 0,
         superseded: 0,
-        cost,
-        input_tokens: usage.input_tokens + embed_tokens,
-        output_tokens: usage.output_tokens,
     };
 
     // 3. write everything, or nothing, in one transaction

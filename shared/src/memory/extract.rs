@@ -67,6 +67,15 @@ impl FactExtractor for OfflineFactExtractor {
         self.max_output_tokens
     }
 
+    /// Exact: the count [`extract`] reports.
+    fn input_token_bound(
+        &self,
+        previous_summary: Option<&str>,
+        transcript: &[TranscriptMessage],
+    ) -> u64 {
+        input_tokens(previous_summary, transcript)
+    }
+
     async fn extract(
         &self,
         previous_summary: Option<&str>,
@@ -109,16 +118,21 @@ pub fn extract(
         used += f.content.len();
         kept.push(f);
     }
-    let input: usize = transcript.iter().map(|m| m.content.len()).sum::<usize>()
-        + previous_summary.map_or(0, str::len);
     Extraction {
         facts: kept,
         summary,
         usage: Usage {
-            input_tokens: estimate_tokens(input),
+            input_tokens: input_tokens(previous_summary, transcript),
             output_tokens: estimate_tokens(used),
         },
     }
+}
+
+fn input_tokens(previous_summary: Option<&str>, transcript: &[TranscriptMessage]) -> u64 {
+    estimate_tokens(
+        transcript.iter().map(|m| m.content.len()).sum::<usize>()
+            + previous_summary.map_or(0, str::len),
+    )
 }
 
 fn sentences(text: &str) -> impl Iterator<Item = &str> {

@@ -73,6 +73,15 @@ pub trait FactExtractor: Send + Sync {
     fn max_input_tokens(&self) -> u64 {
         estimate_tokens(distill::MAX_TRANSCRIPT_BYTES + 2000)
     }
+    /// A guaranteed bound on the input tokens of the call for this transcript: what the run
+    /// holds for before it. The static bound unless the extractor measures the request.
+    fn input_token_bound(
+        &self,
+        _previous_summary: Option<&str>,
+        _transcript: &[TranscriptMessage],
+    ) -> u64 {
+        self.max_input_tokens()
+    }
     /// Facts stated in `transcript` (the messages not yet distilled) and a summary of the
     /// conversation, folding in `previous_summary` when there is one.
     async fn extract(

@@ -280,6 +280,16 @@ impl FactExtractor for ModelFactExtractor {
         self.max_input_tokens
     }
 
+    /// The model's bound of the request as built for this transcript.
+    fn input_token_bound(
+        &self,
+        previous_summary: Option<&str>,
+        transcript: &[TranscriptMessage],
+    ) -> u64 {
+        let request = request(previous_summary, transcript, self.max_output_tokens);
+        self.model.input_token_bound(&request)
+    }
+
     #[tracing::instrument(skip_all, fields(model = %self.model.model_id(), messages = transcript.len()))]
     async fn extract(
         &self,

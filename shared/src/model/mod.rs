@@ -141,5 +141,11 @@ pub struct ChatResponse {
 pub trait ChatModel: Send + Sync {
     /// The model id the run is priced under (must be in [`crate::credits::price_for`]).
     fn model_id(&self) -> &str;
+    /// A guaranteed upper bound on the input tokens `request` will be charged for: what the run
+    /// holds for before the call. The byte bound of the request unless the provider counts
+    /// exactly.
+    fn input_token_bound(&self, request: &ChatRequest) -> u64 {
+        request.input_token_bound()
+    }
     async fn converse(&self, request: &ChatRequest) -> Result<ChatResponse>;
 }

@@ -427,21 +427,32 @@ fn estimate_tokens(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
+/// The offline tokeniser's count of a request: words of the system prompt and of every message
+/// as JSON, 40 per tool, never above the request's byte bound.
+fn input_tokens(request: &ChatRequest) -> u64 {
+    (estimate_tokens(&request.system)
+        + request
+            .messages
+            .iter()
+            .map(|m| estimate_tokens(&serde_json::to_string(&m.content).unwrap_or_default()))
+            .sum::<u64>()
+        + request.tools.len() as u64 * 40)
+        .min(request.input_token_bound())
+}
+
 #[async_trait]
 impl ChatModel for OfflineChat {
     fn model_id(&self) -> &str {
         OFFLINE_MODEL_ID
     }
 
+    /// Exact: the count [`ChatModel::converse`] reports (its own tokeniser).
+    fn input_token_bound(&self, request: &ChatRequest) -> u64 {
+        input_tokens(request)
+    }
+
     async fn converse(&self, request: &ChatRequest) -> Result<ChatResponse> {
-        let input_tokens = (estimate_tokens(&request.system)
-            + request
-                .messages
-                .iter()
-                .map(|m| estimate_tokens(&serde_json::to_string(&m.content).unwrap_or_default()))
-                .sum::<u64>()
-            + request.tools.len() as u64 * 40)
-            .min(request.input_token_bound());
+        let input_tokens = input_tokens(request);
         let last = request.messages.last();
         let results: Vec<(&Value, bool)> = last
             .map(|m| {

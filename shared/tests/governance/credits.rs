@@ -266,7 +266,7 @@ async fn random_concurrent_mix_keeps_every_farms_ledger_consistent() {
     let farms = Arc::new(farms);
     let tasks: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let (pool, farms) = (pool.clone(), farms.clone());
+            let (pool, owner, farms) = (pool.clone(), db.owner.clone(), farms.clone());
             tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(w as u64);
                 let mut open: Vec<(Uuid, Uuid, i64)> = Vec::new();
@@ -294,7 +294,8 @@ async fn random_concurrent_mix_keeps_every_farms_ledger_consistent() {
                             None => "already closed",
                         }
                     } else if op < 86 {
-                        let tx = pool.tenant(farm).await.unwrap();
+                        // grants are the owner's (the app role cannot write them)
+                        let tx = owner.tenant(farm).await.unwrap();
                         credits::grant_credits(&tx, rng.random_range(1..=5), "test", "top-up")
                             .await
                             .unwrap();

@@ -38,13 +38,20 @@ async fn reserved_run(db: &TestDb, farm: uuid::Uuid) -> uuid::Uuid {
 async fn balance_cannot_go_negative_or_change_without_a_ledger_row() {
     let db = TestDb::new().await.unwrap();
     let farm = db.farm("A", 10).await.unwrap();
+    // the application role cannot write the balance at all (migration 0060) ...
+    for sql in [
+        "UPDATE farms SET credit_balance = -1",
+        "UPDATE farms SET credit_balance = 1000",
+    ] {
+        assert_eq!(sqlstate(exec(&db.app, farm, sql).await), PRIVILEGE, "{sql}");
+    }
+    // ... and the owner cannot make it negative or raise it without a ledger row (at commit)
     assert_eq!(
-        sqlstate(exec(&db.app, farm, "UPDATE farms SET credit_balance = -1").await),
+        sqlstate(exec(&db.owner, farm, "UPDATE farms SET credit_balance = -1").await),
         CHECK
     );
-    // a raise with no ledger row is refused at commit
     assert_eq!(
-        sqlstate(exec(&db.app, farm, "UPDATE farms SET credit_balance = 1000").await),
+        sqlstate(exec(&db.owner, farm, "UPDATE farms SET credit_balance = 1000").await),
         CHECK
     );
     // a ledger row whose balance_after does not continue the chain is refused
@@ -59,7 +66,8 @@ async fn balance_cannot_go_negative_or_change_without_a_ledger_row() {
         "INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, actor, reason)
          VALUES ('{farm}', 'adjust', -11, -1, 'x', 'y')"
     );
-    assert_eq!(sqlstate(exec(&db.app, farm, &negative).await), CHECK);
+    assert_eq!(sqlstate(exec(&db.app, farm, &negative).await), PRIVILEGE);
+    assert_eq!(sqlstate(exec(&db.owner, farm, &negative).await), CHECK);
     let tx = db.app.tenant(farm).await.unwrap();
     let audit = credits::audit_ledger(&tx).await.unwrap();
     assert!(audit.holds && audit.credit_balance == 10, "{audit:?}");
@@ -255,14 +263,8 @@ async fn tenants_see_and_write_only_their_own_farm() {
         sqlstate(exec(&db.app, a, "UPDATE farms SET ai_autonomy = 'auto'").await),
         PRIVILEGE
     );
-    let rows = exec(
-        &db.app,
-        a,
-        &format!("UPDATE farms SET credit_balance = 0 WHERE id = '{b}' RETURNING id"),
-    )
-    .await
-    .unwrap();
-    assert!(rows.is_empty());
+    let raise = format!("UPDATE farms SET credit_balance = 0 WHERE id = '{b}' RETURNING id");
+    assert_eq!(sqlstate(exec(&db.app, a, &raise).await), PRIVILEGE);
     let write = format!(
         "INSERT INTO notes (farm_id, source, created_by, body) VALUES ('{b}', 'manual', 'mallory', 'x')"
     );

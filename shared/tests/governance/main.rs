@@ -4,6 +4,7 @@ mod checkpoints;
 mod credits;
 mod decisions;
 mod drafts;
+mod holds;
 mod invariants;
 mod knowledge;
 

@@ -111,9 +111,9 @@ async fn bad_requests_are_refused_with_their_status_and_cost_nothing() -> Result
 }
 
 #[tokio::test]
-async fn a_farm_that_cannot_pay_gets_402_before_any_model_call() -> Result<()> {
+async fn a_farm_that_cannot_pay_the_minimum_call_gets_402_before_any_model_call() -> Result<()> {
     let db = TestDb::new().await?;
-    let (farm, owner) = farm(&db, "poor", 3).await?;
+    let (farm, owner) = farm(&db, "poor", 1).await?;
     let state = offline_state(&db);
     let (status, body) = chat(
         &state,
@@ -123,7 +123,10 @@ async fn a_farm_that_cannot_pay_gets_402_before_any_model_call() -> Result<()> {
     )
     .await;
     assert_eq!(status, 402, "{body}");
-    assert_eq!(body["error"]["balance"], 3);
+    assert_eq!(body["error"]["balance"], 1);
+    // the minimum call: the request as built and the smallest maxTokens
+    let needed = body["error"]["needed"].as_i64().unwrap();
+    assert!((2..=3).contains(&needed), "{body}");
     assert_eq!(written(&db, farm).await?, 0);
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod bedrock_stub;
 mod concurrency;
+mod holds;
 mod offline_turns;
 mod openapi;
 mod support;

@@ -70,8 +70,8 @@ async fn draft_writes_only_drafts() -> Result<()> {
     let (status, body) = chat(&state, farm, &owner, json!({"message": MESSAGE})).await;
     assert_eq!(
         state.db.round_trips() - before,
-        4,
-        "context, reserve+commit, pipelined writes+settle, commit"
+        5,
+        "context, open+first hold+commit, the second call's top-up, pipelined writes+settle, commit"
     );
     assert_eq!(status, 200, "{body}");
     let types: Vec<&str> = body["drafts"]

@@ -231,7 +231,7 @@ async fn documents_and_reembed_conform_to_the_openapi_document() -> R {
         (json!(1), json!(null))
     );
     // Drained to zero, the farm's next sweep stops at the reservation and says why.
-    let tx = db.app.tenant(farm).await?;
+    let tx = db.owner.tenant(farm).await?;
     let balance = credits::audit_ledger(&tx).await?.credit_balance;
     credits::adjust_credits(&tx, -balance, "operator", "drained for the test").await?;
     tx.commit().await?;

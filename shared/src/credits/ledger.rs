@@ -1,0 +1,246 @@
+//! The operator's side of the ledger (grants, adjustments: the owner role only, migration
+//! 0060) and the audits and checkpoints that prove it adds up.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    db::{Db, TenantTx, Type},
+    error::{Error, Result},
+};
+
+/// Adds credits (a purchase, a promotion): one statement. Returns the new balance.
+#[tracing::instrument(skip(tx), fields(farm_id = %tx.farm_id()))]
+pub async fn grant_credits(tx: &TenantTx, amount: i64, actor: &str, reason: &str) -> Result<i64> {
+    if amount <= 0 {
+        return Err(Error::invalid("amount", "a grant must be positive"));
+    }
+    change_balance(tx, "grant", amount, actor, reason).await
+}
+
+/// Corrects a balance up or down with a reason; never below zero (422 if it would be).
+#[tracing::instrument(skip(tx), fields(farm_id = %tx.farm_id()))]
+pub async fn adjust_credits(tx: &TenantTx, delta: i64, actor: &str, reason: &str) -> Result<i64> {
+    if delta == 0 {
+        return Err(Error::invalid("delta", "an adjustment must not be zero"));
+    }
+    change_balance(tx, "adjust", delta, actor, reason).await
+}
+
+async fn change_balance(
+    tx: &TenantTx,
+    entry_type: &str,
+    delta: i64,
+    actor: &str,
+    reason: &str,
+) -> Result<i64> {
+    if reason.trim().is_empty() || reason.chars().count() > 500 {
+        return Err(Error::invalid("reason", "must be 1 to 500 characters"));
+    }
+    let farm_id = tx.farm_id();
+    let row = tx
+        .query_opt(
+            "WITH credit AS (
+               UPDATE farms SET credit_balance = credit_balance + $2
+                WHERE id = $1 AND credit_balance + $2 >= 0
+               RETURNING id, credit_balance)
+             INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, actor, reason)
+             SELECT id, $3, $2, credit_balance, $4, $5 FROM credit
+             RETURNING balance_after",
+            &[
+                (&farm_id, Type::UUID),
+                (&delta, Type::INT8),
+                (&entry_type, Type::TEXT),
+                (&actor, Type::TEXT),
+                (&reason, Type::TEXT),
+            ],
+        )
+        .await?;
+    match row {
+        Some(r) => Ok(r.get(0)),
+        None if delta < 0 => Err(Error::invalid("delta", "the balance cannot go below zero")),
+        None => Err(Error::NotFound("farm")),
+    }
+}
+
+/// Farms that hold reservations opened before `older_than` (ids only; no tenant needed).
+pub async fn farms_with_open_reservations(db: &Db, older_than: DateTime<Utc>) -> Result<Vec<Uuid>> {
+    let client = db.client().await?;
+    let rows = client
+        .query_typed(
+            "SELECT farms_with_open_reservations($1)",
+            &[(&older_than, Type::TIMESTAMPTZ)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// The ledger invariant for one farm, as read from the database.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerAudit {
+    pub farm_id: Uuid,
+    pub credit_balance: i64,
+    pub last_balance_after: i64,
+    pub sum_of_deltas: i64,
+    pub entries: i64,
+    pub negative_balances: i64,
+    /// How the sums were read: every ledger row now, or the latest checkpoint plus the rows
+    /// after it.
+    pub method: AuditMethod,
+    /// The farm's latest ledger checkpoint, if it has one.
+    pub checkpoint: Option<CheckpointUse>,
+    pub holds: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditMethod {
+    /// Every ledger row of the farm summed by this audit ([`audit_ledger`]).
+    Full,
+    /// The latest checkpoint plus the rows written after it ([`crate::evidence::farm_ledger`]).
+    Checkpoint,
+}
+
+/// A checkpoint as an audit used or checked it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckpointUse {
+    /// The last ledger row the checkpoint folds in.
+    pub through_id: i64,
+    pub taken_at: DateTime<Utc>,
+    /// Ledger rows written after it, summed by this audit.
+    pub entries_after: i64,
+    /// A full audit re-sums the rows the checkpoint covers: `Some(true)` when they agree.
+    /// A checkpoint audit trusts it (`None`).
+    pub verified: Option<bool>,
+}
+
+/// The invariant, from what an audit read (pure).
+pub fn invariant_holds(
+    credit_balance: i64,
+    last_balance_after: i64,
+    sum_of_deltas: i64,
+    negative_balances: i64,
+    checkpoint_verified: Option<bool>,
+) -> bool {
+    credit_balance == last_balance_after
+        && credit_balance == sum_of_deltas
+        && negative_balances == 0
+        && checkpoint_verified != Some(false)
+}
+
+/// The full audit (operators, `farmops audit`): sums every ledger row of the farm now and
+/// checks `credit_balance = last balance_after = sum(delta)`, that no recorded balance was ever
+/// negative, and that the farm's latest checkpoint agrees with the rows it covers. Reads the
+/// whole ledger of the farm; the evidence and credits pages use
+/// [`crate::evidence::farm_ledger`].
+pub async fn audit_ledger(tx: &TenantTx) -> Result<LedgerAudit> {
+    let farm_id = tx.farm_id();
+    let row = tx
+        .query_opt(
+            "WITH cp AS (
+               SELECT through_id, created_at, entries, sum_delta, balance_after
+                 FROM credit_ledger_checkpoints WHERE farm_id = $1
+                ORDER BY through_id DESC LIMIT 1)
+             SELECT f.credit_balance,
+                    coalesce((SELECT balance_after FROM credit_ledger WHERE farm_id = f.id ORDER BY id DESC LIMIT 1), 0),
+                    coalesce(sum(l.delta), 0)::bigint,
+                    count(l.id),
+                    count(l.id) FILTER (WHERE l.balance_after < 0),
+                    cp.through_id, cp.created_at,
+                    count(l.id) FILTER (WHERE l.id > cp.through_id),
+                    (count(l.id) FILTER (WHERE l.id <= cp.through_id) = cp.entries
+                     AND coalesce(sum(l.delta) FILTER (WHERE l.id <= cp.through_id), 0) = cp.sum_delta
+                     AND (SELECT balance_after FROM credit_ledger
+                           WHERE farm_id = f.id AND id = cp.through_id) = cp.balance_after)
+               FROM farms f
+               LEFT JOIN credit_ledger l ON l.farm_id = f.id
+               LEFT JOIN cp ON true
+              WHERE f.id = $1
+              GROUP BY f.id, f.credit_balance, cp.through_id, cp.created_at, cp.entries,
+                       cp.sum_delta, cp.balance_after",
+            &[(&farm_id, Type::UUID)],
+        )
+        .await?
+        .ok_or(Error::NotFound("farm"))?;
+    let checkpoint = row
+        .get::<_, Option<i64>>(5)
+        .map(|through_id| CheckpointUse {
+            through_id,
+            taken_at: row.get(6),
+            entries_after: row.get(7),
+            verified: Some(row.get::<_, Option<bool>>(8).unwrap_or(false)),
+        });
+    Ok(audit_of(
+        farm_id,
+        [row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)],
+        AuditMethod::Full,
+        checkpoint,
+    ))
+}
+
+/// `[credit_balance, last_balance_after, sum_of_deltas, entries, negative_balances]` read by
+/// an audit, as a [`LedgerAudit`].
+pub fn audit_of(
+    farm_id: Uuid,
+    [
+        credit_balance,
+        last_balance_after,
+        sum_of_deltas,
+        entries,
+        negative_balances,
+    ]: [i64; 5],
+    method: AuditMethod,
+    checkpoint: Option<CheckpointUse>,
+) -> LedgerAudit {
+    let verified = checkpoint.as_ref().and_then(|c| c.verified);
+    LedgerAudit {
+        farm_id,
+        credit_balance,
+        last_balance_after,
+        sum_of_deltas,
+        entries,
+        negative_balances,
+        method,
+        holds: invariant_holds(
+            credit_balance,
+            last_balance_after,
+            sum_of_deltas,
+            negative_balances,
+            verified,
+        ),
+        checkpoint,
+    }
+}
+
+/// Folds the tenant farm's ledger rows written since its last checkpoint into a new
+/// checkpoint (computed by the database, `checkpoint_credit_ledger`); returns how many rows
+/// it folded (0: nothing new). Briefly holds the farm's new ledger writers back while it sums.
+pub async fn checkpoint_ledger(tx: &TenantTx) -> Result<i64> {
+    let farm_id = tx.farm_id();
+    let row = tx
+        .query_one(
+            "SELECT checkpoint_credit_ledger($1)",
+            &[(&farm_id, Type::UUID)],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Farms due a ledger checkpoint: at least `min_rows` rows past their last checkpoint, or any
+/// new row when their last checkpoint is older than `max_age` (ids only; no tenant needed).
+pub async fn farms_due_ledger_checkpoint(
+    db: &Db,
+    min_rows: i64,
+    max_age: std::time::Duration,
+) -> Result<Vec<Uuid>> {
+    let client = db.client().await?;
+    let secs = max_age.as_secs_f64();
+    let rows = client
+        .query_typed(
+            "SELECT farms_due_ledger_checkpoint($1, make_interval(secs => $2))",
+            &[(&min_rows, Type::INT8), (&secs, Type::FLOAT8)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
