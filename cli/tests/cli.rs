@@ -226,7 +226,14 @@ async fn operator_commands_against_a_real_database() -> anyhow::Result<()> {
     fails(
         &farmops(
             Some(&db),
-            &["set-autonomy", &id, "--tier", "auto", "--auto-categories", "feed_use,sale"],
+            &[
+                "set-autonomy",
+                &id,
+                "--tier",
+                "auto",
+                "--auto-categories",
+                "feed_use,sale",
+            ],
         ),
         "floor",
     );
