@@ -36,6 +36,12 @@ CHECK[evidence]='length == 3
   and (.[1] | tostring | contains($SALE) and contains($MORTALITY))
   and ([.[2] | .. | objects | .balance? | numbers] | length) > 0
   and ([.[2] | .. | objects | .holds? | booleans] | all)'
+CHECK[conversations]='(.conversations | length) >= 1
+  and all(.conversations[]; .message_count >= 2 and (.started_by | type) == "string")'
+# Two JSON documents (the change, the refusal), slurped.
+CHECK[autonomy]='length == 2
+  and .[0].autonomy.tier == "auto" and .[0].effective.feed_use == "auto" and .[0].effective.sale == "draft"
+  and .[1].error.code == "invalid_payload" and (.[1].error.fields[0].message | contains("floor"))'
 
 # ---- the blocks
 steps=()
@@ -96,7 +102,7 @@ script="$out/walkthrough.sh"
       args+=" --arg $var \"\$$var\""
     done
     printf "jq -es%s %q '%s' >/dev/null || { echo 'smoke: step %s: answer fails its check' >&2; exit 1; }\n" \
-      "$args" "$( [ "$step" = evidence ] && echo '.' || echo '.[0]' ) | (${CHECK[$step]})" \
+      "$args" "$( [ "$step" = evidence ] || [ "$step" = autonomy ] && echo '.' || echo '.[0]' ) | (${CHECK[$step]})" \
       "$out/$step.json" "$step"
   done
 } >"$script"

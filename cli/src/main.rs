@@ -11,7 +11,6 @@ use farmops::{
     autonomy,
     config::{DatabaseConfig, Env},
     credits,
-    records::RecordType,
 };
 use uuid::Uuid;
 
@@ -237,31 +236,33 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
+/// The flags as an [`autonomy::AutonomyChange`], validated by the same rules as the API's
+/// `PUT /farms/{farm_id}/settings/autonomy` (known names; the floor cannot be lifted).
 fn parse_autonomy(
     tier: &str,
     categories: &[String],
     overrides: &[String],
 ) -> Result<autonomy::AutonomySettings> {
-    let record_type =
-        |s: &str| RecordType::parse(s.trim()).with_context(|| format!("unknown record type {s:?}"));
-    let tier_of = |s: &str| {
-        autonomy::Tier::parse(s.trim())
-            .with_context(|| format!("unknown tier {s:?} (suggest, draft, auto)"))
-    };
-    let mut settings = autonomy::AutonomySettings {
-        tier: tier_of(tier)?,
-        ..Default::default()
-    };
-    for c in categories.iter().filter(|c| !c.trim().is_empty()) {
-        settings.auto_categories.insert(record_type(c)?);
-    }
+    let mut pairs = std::collections::BTreeMap::new();
     for o in overrides {
         let (t, tier) = o
             .split_once('=')
             .with_context(|| format!("--override takes type=tier, got {o:?}"))?;
-        settings.overrides.insert(record_type(t)?, tier_of(tier)?);
+        pairs.insert(t.trim().to_string(), tier.trim().to_string());
     }
-    Ok(settings)
+    let change = autonomy::AutonomyChange {
+        tier: Some(tier.to_string()),
+        auto_categories: Some(
+            categories
+                .iter()
+                .filter(|c| !c.trim().is_empty())
+                .cloned()
+                .collect(),
+        ),
+        overrides: Some(pairs),
+    };
+    let valid = change.validate().map_err(explain)?;
+    Ok(valid.apply(&autonomy::AutonomySettings::default()))
 }
 
 /// The shared crate's error with its cause chain, for an operator's eyes.

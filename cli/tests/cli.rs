@@ -222,6 +222,21 @@ async fn operator_commands_against_a_real_database() -> anyhow::Result<()> {
         &farmops(Some(&db), &["set-autonomy", &id, "--tier", "yolo"]),
         "unknown tier \"yolo\"",
     );
+    // the API's rules: the floor cannot be lifted from the CLI either
+    fails(
+        &farmops(
+            Some(&db),
+            &[
+                "set-autonomy",
+                &id,
+                "--tier",
+                "auto",
+                "--auto-categories",
+                "feed_use,sale",
+            ],
+        ),
+        "floor",
+    );
     fails(
         &farmops(
             Some(&db),

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     db::{TenantTx, Type},
-    error::{Error, Result},
+    error::{Error, FieldError, Result},
     records::RecordType,
 };
 
@@ -105,6 +105,115 @@ impl AutonomySettings {
             auto_categories,
             overrides,
         })
+    }
+}
+
+/// The record types no setting lets the AI write directly (financial or destructive): always
+/// drafts. The schema refuses `source = 'ai_auto'` on their tables too.
+pub const FLOOR: [RecordType; 3] = [RecordType::Mortality, RecordType::Sale, RecordType::Expense];
+
+/// A requested change of a farm's autonomy, as names (the API's body; the operator CLI builds
+/// the same from its flags). A field left out keeps its current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutonomyChange {
+    pub tier: Option<String>,
+    pub auto_categories: Option<Vec<String>>,
+    pub overrides: Option<BTreeMap<String, String>>,
+}
+
+/// An [`AutonomyChange`] that passed [`AutonomyChange::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidChange {
+    pub tier: Option<Tier>,
+    pub auto_categories: Option<BTreeSet<RecordType>>,
+    pub overrides: Option<BTreeMap<RecordType, Tier>>,
+}
+
+impl ValidChange {
+    /// The change applied to `current`.
+    pub fn apply(&self, current: &AutonomySettings) -> AutonomySettings {
+        AutonomySettings {
+            tier: self.tier.unwrap_or(current.tier),
+            auto_categories: self
+                .auto_categories
+                .clone()
+                .unwrap_or_else(|| current.auto_categories.clone()),
+            overrides: self
+                .overrides
+                .clone()
+                .unwrap_or_else(|| current.overrides.clone()),
+        }
+    }
+}
+
+fn floor_message(t: RecordType) -> String {
+    format!(
+        "{t} is under the floor: sale, expense and mortality are never written directly by the AI (always drafts)"
+    )
+}
+
+impl AutonomyChange {
+    /// The rules every change obeys, wherever it comes from (API or CLI): known tiers and
+    /// record types, and the floor ([`FLOOR`]) never lifted: naming one of its types as an
+    /// auto category, or overriding one to `auto`, is refused. Every bad field is a 422.
+    pub fn validate(&self) -> Result<ValidChange> {
+        let mut errors = Vec::new();
+        let tier_of = |field: &str, s: &str, errors: &mut Vec<FieldError>| {
+            let t = Tier::parse(s.trim());
+            if t.is_none() {
+                errors.push(FieldError::new(
+                    field,
+                    format!("unknown tier {s:?} (suggest, draft, auto)"),
+                ));
+            }
+            t
+        };
+        let type_of = |field: &str, s: &str, errors: &mut Vec<FieldError>| {
+            let t = RecordType::parse(s.trim());
+            if t.is_none() {
+                errors.push(FieldError::new(field, format!("unknown record type {s:?}")));
+            }
+            t
+        };
+        let mut change = ValidChange {
+            tier: self
+                .tier
+                .as_deref()
+                .and_then(|s| tier_of("tier", s, &mut errors)),
+            ..Default::default()
+        };
+        if let Some(categories) = &self.auto_categories {
+            let mut set = BTreeSet::new();
+            for c in categories {
+                if let Some(t) = type_of("auto_categories", c, &mut errors) {
+                    if FLOOR.contains(&t) {
+                        errors.push(FieldError::new("auto_categories", floor_message(t)));
+                    }
+                    set.insert(t);
+                }
+            }
+            change.auto_categories = Some(set);
+        }
+        if let Some(overrides) = &self.overrides {
+            let mut map = BTreeMap::new();
+            for (k, v) in overrides {
+                let t = type_of("overrides", k, &mut errors);
+                let tier = tier_of("overrides", v, &mut errors);
+                if let (Some(t), Some(tier)) = (t, tier) {
+                    if FLOOR.contains(&t) && tier == Tier::Auto {
+                        errors.push(FieldError::new("overrides", floor_message(t)));
+                    }
+                    map.insert(t, tier);
+                }
+            }
+            change.overrides = Some(map);
+        }
+        if errors.is_empty() {
+            Ok(change)
+        } else {
+            Err(Error::Invalid(errors))
+        }
     }
 }
 
@@ -251,6 +360,66 @@ mod tests {
             resolve_autonomy(&AutonomySettings::default(), RecordType::Note),
             Tier::Draft
         );
+    }
+
+    #[test]
+    fn changes_are_validated_and_the_floor_cannot_be_lifted() {
+        let change = |json: serde_json::Value| {
+            serde_json::from_value::<AutonomyChange>(json)
+                .unwrap()
+                .validate()
+        };
+        let ok = change(
+            serde_json::json!({"tier": "auto", "auto_categories": ["feed_use", "water"],
+                                           "overrides": {"note": "suggest", "sale": "draft"}}),
+        )
+        .unwrap();
+        assert_eq!(ok.tier, Some(Tier::Auto));
+        assert_eq!(
+            ok.auto_categories,
+            Some([RecordType::FeedUse, RecordType::Water].into())
+        );
+        let applied = ok.apply(&AutonomySettings::default());
+        assert_eq!(resolve_autonomy(&applied, RecordType::FeedUse), Tier::Auto);
+        // nothing given: nothing changes
+        let none = change(serde_json::json!({})).unwrap();
+        assert_eq!(
+            none.apply(&AutonomySettings::default()),
+            AutonomySettings::default()
+        );
+        for t in FLOOR {
+            for body in [
+                serde_json::json!({"auto_categories": [t.as_str()]}),
+                serde_json::json!({"overrides": {t.as_str(): "auto"}}),
+            ] {
+                match change(body.clone()) {
+                    Err(Error::Invalid(f)) => {
+                        assert!(f[0].message.contains("floor"), "{body}: {f:?}")
+                    }
+                    other => panic!("{body}: {other:?}"),
+                }
+            }
+        }
+        for (body, field) in [
+            (serde_json::json!({"tier": "yolo"}), "tier"),
+            (
+                serde_json::json!({"auto_categories": ["harvest"]}),
+                "auto_categories",
+            ),
+            (
+                serde_json::json!({"overrides": {"note": "maybe"}}),
+                "overrides",
+            ),
+            (
+                serde_json::json!({"overrides": {"harvest": "auto"}}),
+                "overrides",
+            ),
+        ] {
+            match change(body.clone()) {
+                Err(Error::Invalid(f)) => assert_eq!(f[0].field, field, "{body}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! the AI may act), [`records`] (what it may write, validated), [`drafts`] (what a human must
 //! confirm), [`recommendations`] (advice a human approves), [`decisions`] (the one entry
 //! point for confirm/discard/approve/reject, idempotent through [`idempotency`]),
-//! [`membership`] (who may do what), [`db`] (pool, tenant transactions, migrations),
+//! [`membership`] (who may do what), [`farm`] (the app's API over a farm), [`db`] (pool, tenant transactions, migrations),
 //! [`config`] and the one [`error::Error`] mapped to HTTP.
 //!
 //! The database enforces every invariant that matters (see `migrations/`); this crate is the
@@ -22,6 +22,7 @@ pub mod drafts;
 pub mod embed;
 pub mod error;
 pub mod evidence;
+pub mod farm;
 pub mod http;
 pub mod idempotency;
 pub mod membership;

@@ -57,6 +57,42 @@ impl Role {
     pub fn may_read_evidence(self) -> bool {
         self >= Role::Manager
     }
+
+    /// Read every member's conversations (a worker or viewer reads only their own).
+    pub fn may_read_all_conversations(self) -> bool {
+        self >= Role::Manager
+    }
+
+    /// See and forget what the assistant remembers about the farm: owner and manager.
+    pub fn may_manage_memories(self) -> bool {
+        self >= Role::Manager
+    }
+
+    /// Change the farm's AI autonomy: the owner only.
+    pub fn may_set_autonomy(self) -> bool {
+        self == Role::Owner
+    }
+
+    /// See the farm's members and change them at all (what each may change: below).
+    pub fn may_manage_members(self) -> bool {
+        self >= Role::Manager
+    }
+
+    /// Give `member` (currently `current`, `None` if not a member yet) the role `new`: an
+    /// owner any; a manager adds workers and viewers and moves them between those two roles.
+    /// (The database's `set_member_role` enforces the same.)
+    pub fn may_assign_role(self, current: Option<Role>, new: Role) -> bool {
+        match self {
+            Role::Owner => true,
+            Role::Manager => current.is_none_or(|c| c <= Role::Worker) && new <= Role::Worker,
+            Role::Worker | Role::Viewer => false,
+        }
+    }
+
+    /// Remove a member: the owner only.
+    pub fn may_remove_member(self) -> bool {
+        self == Role::Owner
+    }
 }
 
 /// The caller's role on the tenant's farm, or 404 if they are not a member.
@@ -115,6 +151,35 @@ mod tests {
         assert_eq!(chat, [true, true, true, false]);
         let evidence: Vec<bool> = Role::ALL.iter().map(|r| r.may_read_evidence()).collect();
         assert_eq!(evidence, [true, true, false, false]);
+    }
+
+    #[test]
+    fn api_rights_by_role() {
+        let by = |f: fn(Role) -> bool| Role::ALL.iter().map(|r| f(*r)).collect::<Vec<_>>();
+        assert_eq!(
+            by(Role::may_read_all_conversations),
+            [true, true, false, false]
+        );
+        assert_eq!(by(Role::may_manage_memories), [true, true, false, false]);
+        assert_eq!(by(Role::may_set_autonomy), [true, false, false, false]);
+        assert_eq!(by(Role::may_remove_member), [true, false, false, false]);
+        assert_eq!(by(Role::may_manage_members), [true, true, false, false]);
+        for current in [None, Some(Role::Worker), Some(Role::Viewer)] {
+            for new in [Role::Worker, Role::Viewer] {
+                assert!(Role::Manager.may_assign_role(current, new));
+            }
+            for new in [Role::Manager, Role::Owner] {
+                assert!(!Role::Manager.may_assign_role(current, new));
+            }
+        }
+        for current in [Some(Role::Manager), Some(Role::Owner)] {
+            assert!(!Role::Manager.may_assign_role(current, Role::Viewer));
+        }
+        for r in Role::ALL {
+            assert!(Role::Owner.may_assign_role(Some(r), Role::Viewer));
+            assert!(!Role::Worker.may_assign_role(None, r));
+            assert!(!Role::Viewer.may_assign_role(None, r));
+        }
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! evidence: `GET /farms/{farm_id}/evidence` (JSON, HTML or CSV by `Accept`; owner and
 //! manager), `GET /farms/{farm_id}/credits` (owner and manager) and
-//! `GET /farms/{farm_id}/drafts?status=` (every member). The work is in
-//! [`farmops::evidence`]; this crate parses the request and picks the representation.
+//! `GET /farms/{farm_id}/drafts?status=` (every member), and the app's reads of a farm
+//! ([`farmops::farm`]): `conversations`, `conversations/{id}/messages`, `recommendations`,
+//! `records`, `memories`, `settings`, `members`. The work is in the shared crate; this crate
+//! parses the request and picks the representation.
 
 use farmops::{
     evidence::{self, EvidenceQuery, Format},
-    http,
+    farm, http,
     membership::{self, Role},
 };
 use lambda_http::{Body, Request, Response, http::Method};
@@ -22,9 +24,14 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> {
     let caller = http::caller(req, state.identity)?;
-    let (farm, what) = match (req.method(), http::segments(req).as_slice()) {
+    let segments = http::segments(req);
+    let (farm, what) = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["farms", farm, what @ ("evidence" | "credits" | "drafts")]) => {
             (http::path_id(farm, "farm")?, *what)
+        }
+        (&Method::GET, ["farms", farm, rest @ ..]) => {
+            let tx = state.db.tenant(http::path_id(farm, "farm")?).await?;
+            return farm_read(tx, req, &caller.user_id, rest).await;
         }
         _ => return Err(http::no_route()),
     };
@@ -69,6 +76,35 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
     };
     tx.commit().await?;
     Ok(response)
+}
+
+/// The app's reads of a farm: one shared function each, JSON 200.
+async fn farm_read(
+    tx: farmops::db::TenantTx,
+    req: &Request,
+    user: &str,
+    rest: &[&str],
+) -> farmops::Result<Response<Body>> {
+    let param = |k: &str| http::query_param(req, k);
+    let body = match rest {
+        ["conversations"] => json(farm::conversations::list(&tx, user, param).await?),
+        ["conversations", id, "messages"] => {
+            let id = http::path_id(id, "conversation")?;
+            json(farm::conversations::messages(&tx, user, id, param).await?)
+        }
+        ["recommendations"] => json(farm::recommendations::list(&tx, user, param).await?),
+        ["records"] => json(farm::records::list(&tx, user, param).await?),
+        ["memories"] => json(farm::memories::list(&tx, user, param).await?),
+        ["settings"] => json(farm::settings::get(&tx, user).await?),
+        ["members"] => json(farm::members::list(&tx, user).await?),
+        _ => return Err(http::no_route()),
+    };
+    tx.commit().await?;
+    Ok(body)
+}
+
+fn json(body: impl serde::Serialize) -> Response<Body> {
+    http::json_response(200, &body)
 }
 
 #[derive(serde::Serialize)]

@@ -387,6 +387,9 @@ pub struct EvidencePage {
     pub page_totals: PageTotals,
     pub farm_totals: FarmTotals,
     pub ledger: LedgerAudit,
+    /// The farm's latest governance acts done through the API (autonomy changes, forgotten
+    /// memories, membership changes), newest first, whatever the page's filters.
+    pub farm_events: Vec<crate::farm::FarmEvent>,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
@@ -459,6 +462,7 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
     };
     let page_totals = page_totals(&runs);
     let (farm_totals, ledger) = farm_ledger(tx).await?;
+    let farm_events = crate::farm::recent_events(tx, crate::farm::EVENTS_IN_EVIDENCE).await?;
     Ok(EvidencePage {
         farm_id,
         generated_at: Utc::now(),
@@ -474,6 +478,7 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
         page_totals,
         farm_totals,
         ledger,
+        farm_events,
     })
 }
 

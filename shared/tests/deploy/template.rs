@@ -114,6 +114,22 @@ const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/farms/{farm_id}/evidence", "evidence"),
     ("GET", "/farms/{farm_id}/drafts", "evidence"),
     ("GET", "/farms/{farm_id}/credits", "evidence"),
+    // issue 21: the API an app is built on (reads in evidence, writes in farm)
+    ("GET", "/farms/{farm_id}/conversations", "evidence"),
+    (
+        "GET",
+        "/farms/{farm_id}/conversations/{id}/messages",
+        "evidence",
+    ),
+    ("GET", "/farms/{farm_id}/recommendations", "evidence"),
+    ("GET", "/farms/{farm_id}/records", "evidence"),
+    ("GET", "/farms/{farm_id}/memories", "evidence"),
+    ("GET", "/farms/{farm_id}/settings", "evidence"),
+    ("GET", "/farms/{farm_id}/members", "evidence"),
+    ("PUT", "/farms/{farm_id}/settings/autonomy", "farm"),
+    ("PUT", "/farms/{farm_id}/members/{user_id}", "farm"),
+    ("DELETE", "/farms/{farm_id}/members/{user_id}", "farm"),
+    ("DELETE", "/farms/{farm_id}/memories/{id}", "farm"),
 ];
 
 const FUNCTIONS: &[&str] = &[
@@ -122,6 +138,7 @@ const FUNCTIONS: &[&str] = &[
     "discard-draft",
     "reembed",
     "evidence",
+    "farm",
     "distill-memories",
     "reconcile-credits",
     "migrate",
