@@ -5,7 +5,8 @@
 //! confirm), [`recommendations`] (advice a human approves), [`decisions`] (the one entry
 //! point for confirm/discard/approve/reject, idempotent through [`idempotency`]),
 //! [`membership`] (who may do what), [`db`] (pool, tenant transactions, migrations),
-//! [`config`] and the one [`error::Error`] mapped to HTTP.
+//! [`clinical`] (the clinical-safety rules every reply, recommendation and AI-written record
+//! passes), [`config`] and the one [`error::Error`] mapped to HTTP.
 //!
 //! The database enforces every invariant that matters (see `migrations/`); this crate is the
 //! thin, tested layer over it.
@@ -13,6 +14,7 @@
 pub mod autonomy;
 pub mod aws;
 pub mod chat;
+pub mod clinical;
 pub mod config;
 pub mod credits;
 pub mod db;

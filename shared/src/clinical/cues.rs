@@ -1,0 +1,443 @@
+//! The cue phrases the rules look for, as case-insensitive patterns: who acts (the farmer, the
+//! vet), whether a clause forbids, defers, records or reports, and the words of each concern.
+//! `VET` and `ACT` are spliced into the patterns that need them.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+/// Words for a veterinarian (or the animal-health staff who stand in for one).
+const VET: &str = r"(?:vets?|vet['’]s|veterinarians?|veterinarian['’]s|veterinary (?:doctor|officer|surgeon|clinic|service|services|hospital|team)|animal health (?:worker|officer|technician|professional)s?|livestock (?:officer|doctor)s?|para-?vets?|para-?veterinarians?|animal doctor|vet doctor|dr\.? [a-z]+)";
+
+/// Verbs of giving or using something (the negated action of a prohibition).
+const ACT: &str = r"(?:give|giving|given|use|using|used|add|adding|added|mix|mixing|inject|injecting|injected|dose|dosing|drench|drenching|put|putting|apply|applying|applied|administer|administering|treat|treating|spray|spraying|dip|dipping|rub|rubbing|pour|pouring|buy|buying|try|trying|combine|double|increase|exceed|go above|change|feed|feeding|medicate|self-medicate|rely|reach for|leave|store|keep|let|allow|place|sprinkle|dust|smear|self-treat|guess|experiment)";
+
+fn build(parts: &[&str]) -> Regex {
+    let joined = parts
+        .iter()
+        .map(|p| p.replace("VET", VET).replace("ACT", ACT))
+        .collect::<Vec<_>>()
+        .join("|");
+    Regex::new(&format!("(?i){joined}")).expect("static pattern")
+}
+
+macro_rules! cue {
+    ($(#[$doc:meta])* $name:ident = [$($part:expr),+ $(,)?]) => {
+        $(#[$doc])*
+        pub static $name: LazyLock<Regex> = LazyLock::new(|| build(&[$($part),+]));
+    };
+}
+
+cue!(
+    /// A prohibition of the action: "do not give", "never use", "should not be used".
+    NEG_ACT = [
+        r"\b(?:do not|don['’]?t|dont|never|avoid|stop|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|can not|no longer|refrain from|not to|will not|won['’]?t|is not to be|not be|nobody should|no one should|nor)\s+(?:\w+\s+){0,3}?ACT\b",
+        r"\bnever\b",
+    ]
+);
+
+cue!(
+    /// A prohibition of selling or eating: "do not sell", "never eat".
+    NEG_MARKET = [
+        r"\b(?:do not|don['’]?t|dont|never|avoid|stop|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|can not|not to|will not|won['’]?t|not be|nobody should|no one should|keep)\s+(?:\w+\s+){0,4}?(?:sell|selling|sold|market|eat|eating|eaten|consume|consumed|cook|drink|drinking|slaughter|slaughtered|supply|serve|kill|use the|give the|send|take)\b",
+        r"\b(?:not|never)\s+(?:\w+\s+)?(?:for sale|fit for|safe to|suitable for)\b",
+        r"\bunsafe\b",
+    ]
+);
+
+cue!(
+    /// The substance is named as banned.
+    BAN = [
+        r"\b(?:banned|ban|bans|illegal|illegally|prohibited|prohibits|forbidden|outlawed|not allowed|not permitted|unlawful|against the law|not approved|unapproved|not legal|not licensed|unlicensed|no longer (?:allowed|permitted|legal|approved))\b",
+    ]
+);
+
+cue!(
+    /// A warning: the substance is described as harmful.
+    DANGER = [
+        r"\b(?:toxic|poisonous|poisons?|dangerous|harmful|deadly|unsafe|cancers?|carcinogen\w*|residues?|resistance|resistant|kills? (?:bees|fish|birds|animals|people)|can kill|side effects?|risky|a risk)\b",
+    ]
+);
+
+cue!(
+    /// The words just before a substance negate it: "no antibiotics", "instead of dewormers".
+    NEG_BEFORE = [
+        r"\b(?:avoid|avoiding|no|never|without|instead of|stop|stopping|not|free of|free from|ban on|banned|refuse|rather than|other than|nor|neither|against|except)\s+(?:\w+\s+){0,2}$",
+    ]
+);
+
+cue!(
+    /// It won't help: "antibiotics do not work on viruses".
+    NO_EFFECT = [
+        r"\b(?:won['’]?t|will not|don['’]?t|do not|doesn['’]?t|does not|cannot|can['’]?t|can not|never|not)\s+(?:\w+\s+)?(?:help|work|cure|treat|fix|kill|needed|necessary|stop)\b",
+        r"\b(?:useless|no use|pointless|not needed|unnecessary|not necessary)\b",
+    ]
+);
+
+cue!(
+    /// The farmer is sent to a vet: "ask your vet", "call the veterinarian".
+    DEFER_ASK = [
+        r"\b(?:ask|call|consult|contact|see|phone|ring|visit|check with|talk to|talk with|speak to|speak with|get|involve|bring|bring in|take \w+ to|show \w+ to|invite|send for|reach|reach out to|book|wait for|call in|have|let|go to|seek|get advice from|confirm with|work with|follow|hire|engage|needs?|requires?|with|through|from|by|under|report to|notify)\s+(?:\w+\s+){0,3}?VET",
+    ]
+);
+
+cue!(
+    /// A vet decides: "as your vet prescribes", "the vet may give", "prescribed by the vet".
+    DEFER_AUTHORITY = [
+        r"\bVET\s+(?:\w+\s+){0,2}?(?:prescrib\w*|recommend\w*|advis\w*|direct\w*|decid\w*|confirm\w*|approv\w*|say|says|said|gave|give|gives|giving|inject\w*|administer\w*|examin\w*|check\w*|treat\w*|dosed|doses|diagnos\w*|instruct\w*|order\w*|supervis\w*|clear\w*|chose|choose|picks?|works? out|sets?|calculat\w*|agree\w*|will|can|may|might|should|must|is the one|knows|started|put|wrote|left|visited|came|comes|only|alone|first|before|is needed|is required|is necessary|is essential|decision|judgement|judgment|approval|prescription|advice|instructions?|dose|dosage|guidance|directions?|orders?|plan|okay|ok)\b",
+        r"\b(?:prescribed|recommended|advised|directed|given|supervised|approved|ordered|administered|injected|chosen|set|confirmed|agreed|dosed|calculated|started|done)\s+by\s+(?:a |the |your |our |an )?VET",
+        r"\b(?:on|with|under|by|needs?|requires?|need|require|get|only with|only on|without a|a valid|written)\s+(?:a |an |the |your )?(?:veterinary |vet['’]?s? |valid |written )?prescriptions?\b",
+        r"\bprescription[- ]only\b",
+        r"\bprescriptions? (?:is |are )?(?:needed|required|necessary)\b",
+        r"\bunder (?:veterinary|vet|professional) (?:supervision|care|guidance|direction|advice)\b",
+        r"\bveterinary (?:advice|prescription|supervision|guidance|direction|care|input|approval|examination)\b",
+        r"\bas (?:prescribed|directed|advised|instructed|ordered|recommended)\b",
+        r"\bonly (?:a |the |your )?VET",
+        r"\b(?:leave|let) (?:it|that|dosing|the dose|the dosing|treatment|the treatment|the choice|this|that decision|the decision|those decisions) (?:to|for) (?:a |the |your )?VET",
+        r"\b(?:if|once|when|after|unless|until) (?:the |your |a )?VET",
+        r"\bvet-(?:prescribed|approved|directed|recommended)\b",
+    ]
+);
+
+cue!(
+    /// Pronoun authority: "as he said" (counts only when the text names a vet).
+    DEFER_PRONOUN = [
+        r"\b(?:as|what|the dose) (?:he|she|they|the doctor) (?:said|prescribed|advised|directed|instructed|recommended|wrote|showed|gave)\b",
+    ]
+);
+
+cue!(
+    /// Advice to do without a vet, on its own unsafe.
+    DISMISS = [
+        r"\bno need (?:for|to|of)\s+(?:\w+\s+){0,3}?VET",
+        r"\b(?:don['’]?t|do not|dont|won['’]?t|will not|doesn['’]?t|does not|never|not|needn['’]?t)\s+(?:really\s+|even\s+|actually\s+)?(?:need|require|have to (?:call|see|pay|get|involve|consult|wait for|bring)|bother (?:with|calling|paying|to call)|waste (?:money|time|your money)? ?on|spend (?:money )?on)\s+(?:\w+\s+){0,2}?VET",
+        r"\b(?:skip|bypass|ignore|forget|forget about|dodge|sack|fire|cut out|stop calling|stop paying|stop using|stop seeing|save (?:\w+\s+){0,3}?on|avoid paying)\s+(?:the |a |your |any |paying (?:the |a )?)?VET",
+        r"\binstead of (?:\w+\s+){0,2}?VET",
+        r"\bVET\s+(?:is|are|fees?|bills?|charges?|visits?|costs?)\s+(?:\w+\s+){0,2}?(?:expensive|costly|too much|unnecessary|not necessary|not needed|a waste|waste|overrated|useless|pointless|a scam|rip-?offs?|for big farms|not worth|optional|only for|just for)",
+        r"\b(?:waste|wasting) (?:of )?(?:your )?(?:money|time|cash) (?:on|with|calling|paying|to call) (?:a |the )?VET",
+        r"\b(?:be|become|act as|you are|you['’]re) (?:your own|the) VET",
+        r"\bVET\s+(?:don['’]?t|do not|won['’]?t|never|only)\s+(?:\w+\s+)?(?:know|help|care|understand|want your money|want money|make money|charge)",
+        r"\b(?:agro[- ]?dealers?|feed (?:sellers?|dealers?|stores?|shops?|mills?)|drug (?:sellers?|dealers?|shops?|stores?|vendors?|hawkers?)|chemists?|pharmacists?|chemical sellers?|medicine (?:sellers?|shops?|stores?|vendors?)|input dealers?|poultry shops?|patent medicine (?:stores?|shops?|dealers?|vendors?)|market (?:sellers?|women|woman|man|men)|neighbou?rs?|other farmers|youtube|whatsapp groups?|facebook groups?)\s+(?:\w+\s+){0,4}?(?:can|will|should|could|knows?|would)\s+(?:\w+\s+){0,2}?(?:tell|advise|recommend|give|sell|show|mix|prescribe|choose|pick|suggest|decide|treat|inject|better)\b",
+        r"\b(?:ask|see|go to|check with|consult|visit)\s+(?:the |a |your )?(?:agro[- ]?dealer|feed (?:seller|dealer|store|shop)|drug (?:seller|dealer|shop|store|vendor)|chemist|chemical seller|medicine (?:seller|shop|vendor)|input dealer|poultry shop|patent medicine (?:store|shop|dealer|vendor)|market seller)\s+(?:\w+\s+){0,4}?(?:what|which|for|to)\b",
+        r"\b(?:better|cheaper|faster|quicker|easier) than (?:\w+\s+){0,2}?VET",
+    ]
+);
+
+cue!(
+    /// Weaker signs of doing without a vet: unsafe when the sentence treats an animal.
+    DISMISS_WEAK = [
+        r"\bwithout (?:\w+\s+){0,2}?(?:VET|prescriptions?)",
+        r"\b(?:yourself|yourselves|on your own|by yourself|diy|do-it-yourself|home remed(?:y|ies)|self-treat\w*|self-medicat\w*)\b",
+    ]
+);
+
+cue!(
+    /// The vet is only a fallback: cancels deferral in the clause.
+    CANCEL = [
+        r"\b(?:if|when|where|in case|since)\s+(?:\w+\s+){0,3}?(?:can['’]?t|cannot|can not|could not|couldn['’]?t|don['’]?t|do not|are unable to|is no|are no|isn['’]?t|is not|no|have no)\s+(?:\w+\s+){0,3}?VET",
+        r"\b(?:no|without (?:a|any)) VET\s+(?:nearby|around|available|close|near|in (?:your|the) (?:area|village|town))",
+        r"\bVET\s+(?:is|are)\s+(?:not available|unavailable|far|too far|busy|not around|not picking|not answering|away)",
+        r"\bwhile (?:you )?(?:wait|waiting) for (?:the |a )?VET",
+        r"\bbefore (?:the |a )?VET (?:comes|arrives|gets there|reaches|can come)",
+        r"\b(?:meanwhile|in the meantime)\b",
+        r"\bdon['’]?t wait for (?:the |a )?VET",
+        r"\b(?:if|when|should|in case)\s+(?:\w+\s+){0,4}?(?:don['’]?t|do not|doesn['’]?t|does not|didn['’]?t|fail to|not|no longer|still)\s+(?:\w+\s+)?(?:improve|get better|recover|respond|work|clear|stop|heal)",
+        r"\bif (?:there is |there['’]s |you see )?no (?:improvement|change|response)",
+        r"\bas a last resort\b",
+        r"\b(?:only )?(?:call|see|contact) (?:\w+\s+){0,2}?VET (?:only )?(?:if|when) (?:it|they|things|the \w+) (?:get|gets|become|becomes|are|is) (?:worse|very sick|dying)",
+    ]
+);
+
+cue!(
+    /// The clause starts with an instruction.
+    IMPERATIVE = [
+        r"^(?:(?:then|also|now|please|so|and|just|simply|first|next|quickly|today|tomorrow|immediately|finally|again|still|always|only|daily|right away|meanwhile|for now|to be safe|for safety|in the morning|every morning|each morning|after that|afterwards|if so|otherwise|yes|ok|okay|sure|well|instead|for (?:the )?(?:\w+ ){0,3}?\w+|to (?:treat|stop|prevent|cure|clear|fix|control|kill|get rid of|save) (?:\w+ ){0,3}?\w+|when (?:\w+ ){0,4}?\w+|if (?:\w+ ){0,5}?\w+|once (?:\w+ ){0,4}?\w+|after (?:\w+ ){0,4}?\w+|as soon as (?:\w+ ){0,4}?\w+|in (?:\w+ ){0,2}?\w+|on (?:\w+ ){0,2}?\w+)\W*\s*)*(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|dissolve|administer|start|try|buy|get|continue|keep|repeat|double|increase|raise|reduce|halve|extend|dust|bathe|wash|feed|sell|eat|take|drink|cook|slaughter|market|serve|go ahead|squirt|drop|crush|grind|smear|paint|sprinkle|fumigate|supply|deworm|worm|medicate|let|carry on|go on|finish|stretch|bump|top up|switch|change|swap|replace|skip|ignore|forget|stop|kill|send|hawk|deliver|boil|fry|just)\b",
+    ]
+);
+
+cue!(
+    /// Advice that is not an imperative: "you can", "it's fine to", "works well".
+    ADVICE = [
+        r"\b(?:you|farmers|one|we)\s+(?:can|could|should|may|might|must|need to|have to|ought to|will need to|['’]ll need to|['’]ll want to|just|only need to|are free to|can safely|can still|can also|can just|would|are allowed to)\b",
+        r"\b(?:you['’]ll|you will)\s+(?:need|want|have)\b",
+        r"\b(?:i|we)\s+(?:recommend|suggest|advise|would)\b",
+        r"\b(?:it['’]?s|it is|its|that['’]?s|that is)\s+(?:\w+\s+)?(?:ok|okay|fine|safe|good|best|better|alright|all right|wise|advisable|normal|standard|common|no problem|enough)\s+to\b",
+        r"\bbest (?:to|way|option|thing|bet)\b",
+        r"\b(?:why not|how about|what about)\b",
+        r"\bthe (?:best|right|correct|usual|standard|normal|recommended|proper) (?:medicine|drug|treatment|cure|antibiotic|dose|dosage|one|remedy|thing|dewormer|injection)\b",
+        r"\bgo (?:for|with)\b",
+        r"\bworks? (?:well|best|great|fast|wonders|fine|perfectly|like magic|every time)\b",
+        r"\b(?:is|are) (?:very |really |quite )?(?:good|great|effective|best|the best|perfect|ideal|excellent|cheap and effective|what you need|the answer|the solution|the cure) (?:for|against|to|at)\b",
+        r"\b(?:will|should|can|would|usually|always) (?:cure|clear|treat|fix|stop|kill|sort|solve|help|heal|work)\b",
+        r"\b(?:cures?|heals?|remedy|the trick|secret)\b",
+        r"\b(?:is|are) (?:usually |normally |commonly |typically |often )?(?:given|used|dosed|added|injected|mixed)\s+at\b",
+    ]
+);
+
+cue!(
+    /// A giving or using verb anywhere in the clause, or a route into the animal.
+    ADMIN = [
+        r"\b(?:give|giving|add|adding|mix|mixing|inject|injecting|drench|drenching|put|putting|apply|applying|administer|administering|dissolve|dissolving|pour|spray|spraying|dip|dipping|rub|rubbing|dust|dusting|treat|treating|dose|dosing|use|using|start|starting|buy|try|medicate)\b",
+        r"\b(?:in|into|to|through)\s+(?:the |their |its |clean |fresh )?(?:drinking\s+)?(?:water|drinkers?|feed|mash|trough|ration)\b",
+        r"\bper\s+(?:litre|liter|l|kg|kilo|bird|goat|animal|head|pig|cow|fish|gallon|bucket|drinker|\d)",
+    ]
+);
+
+cue!(
+    /// A dose: a number and a unit, a counted tablet or spoon, a frequency or a course.
+    DOSE = [
+        r"\b\d+(?:[.,/]\d+)?\s*(?:-|to)?\s*(?:\d+(?:[.,]\d+)?)?\s*(?:mg|mcg|µg|g|gm|gms|grams?|ml|mls|millilit(?:re|er)s?|cc|iu|units?|tablets?|tabs?|capsules?|caps|sachets?|drops?|teaspoons?|tsp|tablespoons?|tbsp|spoons?|spoonfuls?|capfuls?|cups?|bottles?|scoops?|pills?|vials?)\b",
+        r"\b\d+(?:[.,]\d+)?\s*%",
+        r"\b(?:one|two|three|four|five|half|a|an|quarter|one and a half)\s+(?:full\s+)?(?:tablet|capsule|sachet|teaspoon|tablespoon|spoon|spoonful|capful|cap|cup|bottle|drop|injection|jab|shot|scoop|pill|vial|syringe|milk tin|bottle cap)s?\b",
+        r"\b(?:a|one|the)\s+(?:full |double |half |single |standard |adult )?dose\b",
+        r"\bper\s+(?:kg|kilo|kilogram|litre|liter|l|bird|goat|animal|head|pig|cow|gallon|bucket|drinker|\d+\s?(?:kg|l|litres|liters|birds|animals))\b",
+        r"\b(?:mg|ml|g)\s*/\s*(?:kg|l)\b",
+        r"\b(?:twice|once|three times|thrice|\d+ times)\s+(?:a|per|every|each|daily)\b",
+        r"\bfor\s+(?:\d+|one|two|three|four|five|six|seven|ten|fourteen|a few|several)\s+(?:more\s+)?(?:days|weeks|months)\b",
+        r"\b(?:daily|every day|every \d+ hours|each day|every other day)\b",
+        r"\b(?:by|a|an|the)\s+(?:intramuscular|subcutaneous|im|sc)\b|\b(?:im|sc|iv)\b",
+    ]
+);
+
+cue!(
+    /// A record of what was done (past tense, dates, course progress).
+    RECORD = [
+        r"\b(?:was|were|got|been|had|has|have|is being|are being)\s+(?:\w+\s+)?(?:given|treated|injected|dosed|drenched|vaccinated|dewormed|started on|put on|administered|prescribed|medicated)\b",
+        r"\b(?:gave|injected|administered|treated|dosed|drenched|dewormed|prescribed|vaccinated|applied|added|mixed|started|completed|finished|received|recorded|noted|logged|came|visited|examined|diagnosed)\b",
+        r"\bday \d+ of \d+\b",
+        r"\b(?:yesterday|last (?:week|night|month|year)|this morning|earlier today|on (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
+        r"^(?:record|note|log|entry|history|treatment record|medical record|task|symptoms?)\b",
+    ]
+);
+
+cue!(
+    /// History, statistics, definitions and descriptions of other people's practice.
+    INFO = [
+        r"\d+(?:\.\d+)?\s?%|\bper ?cent\b|\b(?:19|20)\d\d\b",
+        r"\b(?:surveys?|stud(?:y|ies)|research\w*|reports?|reported|statistics|data|according to|found (?:that|in)|were found|was found|detected|on average|histor\w*|decades?|in the past|in the old days|once (?:common|popular|widely)|widely used|regulat\w*|laws?|legislation|means|stands for)\b",
+        r"\bused to (?:be|use|give|add|treat)\b",
+        r"\b(?:many|some|most|few|other|nigerian) (?:farmers|people|producers|hatcheries|countries)\b",
+        r"\bfarmers (?:often|usually|commonly|sometimes|still|who)\b",
+        r"\b(?:is|are) (?:a|an) (?:\w+ )?(?:type|kind|class|group|family|member) of\b",
+        r"\bbelongs? to\b",
+    ]
+);
+
+cue!(
+    /// Selling or eating products.
+    MARKET = [
+        r"\b(?:sell|selling|sold|market|marketing|eat|eating|eaten|consume|consuming|consumed|cook|cooking|slaughter|slaughtering|slaughtered|butcher|butchering|kill (?:them|it|some|the \w+) for|supply|supplying|deliver|delivering|drink|drinking|serve|serving|hawk|hawking|buyers?|customers?|abattoir|market)\b",
+        r"\b(?:use|feed|give) (?:the )?(?:milk|eggs|meat)\b",
+        r"\bto (?:the )?(?:family|children|kids|customers|buyers|people|restaurant|suya)\b",
+    ]
+);
+
+cue!(
+    /// Products and animals that end up as food.
+    PRODUCT = [
+        r"\b(?:eggs?|milk|meat|flesh|carcass(?:es)?|fish|catfish|tilapia|honey|broilers?|birds?|chickens?|hens?|layers?|cockerels?|turkeys?|goats?|sheep|rams?|pigs?|hogs?|porkers?|cattle|cows?|bulls?|calves|animals?|them|it|they|offal|liver|kidneys?|pork|beef|chevon|mutton|suya|kpomo|nono|wara|cheese|yoghurt|crates?|the flock|the herd|the batch|fingerlings)\b",
+    ]
+);
+
+cue!(
+    /// Text that says animals were treated.
+    TREATED = [
+        r"\b(?:treated|treatment|treating|medicated|medication|medicine|drugs?|antibiotics?|injected|injection|injections|jab|dewormed|deworming|dewormer|wormer|dosed|course|withdrawal|on the drug|sprayed|drenched)\b",
+    ]
+);
+
+cue!(
+    /// Too early: "right away", "while they are still on the drug", "no need to wait".
+    EARLY = [
+        r"\b(?:now|immediately|right away|straight away|straightaway|at once|today|tonight|tomorrow|same day|the next day|next day|this week|as usual|as normal|like normal|normally)\b",
+        r"\bduring (?:the )?(?:treatment|course|medication|dosing)\b",
+        r"\bwhile (?:they|it|the \w+|you|she|he)\s+(?:are|is|['’]re|still|remain|remains)\s+(?:\w+\s+)?(?:on|under|being|taking|getting|receiving|treated|medicated|sick)\b",
+        r"\bwhile (?:still )?(?:on|under|taking|receiving|getting|giving|treating) (?:the )?(?:\w+\s+)?(?:treatment|drug|drugs|medicine|antibiotics?|course|medication|injections?|it)\b",
+        r"\bstill on (?:the )?(?:\w+\s+)?(?:treatment|drug|drugs|medicine|antibiotics?|course|medication|injection)\b",
+        r"\bbefore (?:the )?(?:end of the )?withdrawal\b",
+        r"\b(?:without waiting|no need to wait|needn['’]?t wait|no waiting|no wait)\b",
+        r"\b(?:don['’]?t|do not|dont) (?:have to |need to |bother to )?wait\b",
+        r"\b(?:as soon as|soon after|right after|just after|straight after|immediately after|shortly after|the moment|the day after|the day of)\b",
+        r"\bafter (?:the )?(?:last|final|first|second) (?:dose|injection|jab|treatment|drench|day)\b",
+        r"\b(?:a|one|two|2|three|3) days? after\b",
+        r"\bwithin (?:a|one|two|three|\d+) (?:days?|hours?)\b",
+        r"\b(?:once|when|as long as) (?:they|the \w+|it|she|he)\s+(?:\w+\s+)?(?:recover|recovers|look|looks|seem|seems|are well|is well|get better|gets better|stop|stops|start|starts|eat|eats|lay|lays|improve|improves|are fine|is fine|heal|heals)\b",
+        r"\b(?:a|one) day or two\b",
+    ]
+);
+
+cue!(
+    /// The withdrawal period is dismissed, or residues are said not to matter.
+    WITHDRAWAL_DISMISS = [
+        r"\b(?:ignore|ignoring|skip|skipping|forget|forget about|disregard|don['’]?t worry about|do not worry about|no need for|don['’]?t bother with|do not bother with|cut short|shorten|shortening|halve|bypass|no|never mind|don['’]?t mind)\s+(?:the |a |any |that )?(?:\w+[- ]day\s+|\w+\s+)?withdrawal\b",
+        r"\bwithdrawal\s+(?:\w+\s+){0,3}?(?:is not|isn['’]?t|are not|aren['’]?t|not|doesn['’]?t|does not|is just|is only|only)\s+(?:\w+\s+){0,2}?(?:necessary|needed|important|required|matter|apply|a myth|for big|for export|for commercial|for europe|for oyinbo|worth|real|serious|for exporters|for supermarkets)",
+        r"\bwithdrawal\s+(?:\w+\s+)?(?:is|are)\s+(?:a myth|optional|overrated|nonsense|exaggerated|not real)\b",
+        r"\b(?:drug|medicine|antibiotics?|it|injection|dewormer|medication)\s+(?:is|will be|has|would be|gets|['’]s|should be)\s+(?:already\s+|all\s+)?(?:out|gone|cleared|flushed|finished|washed|passed)\b",
+        r"\b(?:safe|fine|ok|okay|no problem|alright|all right|good|harmless)\s+(?:for (?:people |your family |anyone )?)?to\s+(?:eat|sell|drink|consume|market|cook|slaughter)\b",
+        r"\b(?:won['’]?t|will not|doesn['’]?t|does not|can['’]?t|cannot|will never|do not|don['’]?t)\s+(?:\w+\s+)?(?:affect|harm|hurt|get into|pass into|go into|stay in|remain in|reach|show up in|be detected|be found|transfer|pass to|enter)\s+(?:\w+\s+){0,3}?(?:eggs|milk|meat|people|customers|buyers|family|humans|consumers|anyone|flesh|you)\b",
+        r"\b(?:buyers?|customers?|nobody|no one|people|the market)\s+(?:will not|won['’]?t|can['’]?t|cannot|don['’]?t|do not|will never|never|would not|wouldn['’]?t)\s+(?:\w+\s+)?(?:know|notice|tell|find out|detect|check|see)\b",
+        r"\b(?:boil|boiling|boiled|cook|cooking|cooked|fry|frying|fried|roast|roasting)\s+(?:\w+\s+){0,5}?(?:removes?|kills?|destroys?|gets? rid of|takes? away|neutrali[sz]es?|burns?|cleans?|makes? (?:it|them) safe|deals with)\b",
+        r"\b(?:residues?|antibiotics?|drugs?|the medicine)\s+(?:\w+\s+){0,2}?(?:are|is)\s+(?:harmless|not harmful|not dangerous|nothing|no problem|too small|tiny|negligible)\b",
+    ]
+);
+
+cue!(
+    /// The withdrawal is respected: "after the withdrawal period", "discard the milk".
+    WITHDRAWAL_KEPT = [
+        r"\b(?:after|once|when|until|till|unless)\s+(?:the\s+)?(?:full\s+)?(?:\w+[- ]day\s+)?withdrawal\b",
+        r"\b(?:wait|waiting|observe|observing|keep to|respect|follow|stick to|honou?r|complete|completing|finish|count|end of)\s+(?:for\s+)?(?:\w+\s+){0,3}?withdrawal\b",
+        r"\bwithdrawal\s+(?:period\s+|time\s+)?(?:is|has|was|had)\s+(?:\w+\s+)?(?:over|ended|passed|finished|complete|completed|done|elapsed)\b",
+        r"\b(?:discard|throw away|throw out|dump|destroy|pour away|bury|withhold|hold back|keep back|set aside|not for sale)\b",
+        r"\b(?:label|leaflet|pack|vet|veterinarian)\s+(?:\w+\s+){0,3}?(?:says|said|states|confirms|confirmed|clears|cleared|allows|allowed|gives)\b",
+        r"\bwait(?:ing)?\s+(?:\w+\s+){0,3}?(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|four|five|six|eight|28|thirty|two|a few)\s+(?:full\s+|more\s+|clear\s+)?(?:days|weeks)\b",
+        r"\b(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|five|two|four|six|eight)\s+(?:full\s+|clear\s+)?(?:days|weeks)\s+(?:after|since|from)\s+(?:the\s+)?(?:last|final)\b",
+    ]
+);
+
+cue!(
+    /// A product from a treated animal: "eggs from treated hens", "milk of the injected cow".
+    TREATED_PRODUCT = [
+        r"\b(?:treated|medicated|injected|dewormed|drugged|sprayed|drenched)\s+(?:\w+\s+)?(?:eggs?|milk|meat|birds?|hens?|layers?|broilers?|chickens?|goats?|cows?|cattle|pigs?|fish|animals?|sheep|flock|herd)\b",
+        r"\b(?:eggs?|milk|meat|honey|fish)\s+(?:from|of)\s+(?:the\s+)?(?:\w+\s+)?(?:treated|medicated|injected|dewormed|sprayed|sick)\b",
+        r"\b(?:eggs?|milk|meat)\s+(?:laid|produced|collected|taken|milked)\s+(?:\w+\s+){0,2}?(?:during|while|on)\s+(?:the\s+)?(?:treatment|course|medication|drug|antibiotic)",
+    ]
+);
+
+cue!(
+    /// A change to the label: dose, frequency, route, species, duration.
+    EXTRALABEL = [
+        r"\b(?:double|doubling|triple|increase|increasing|raise|up|higher|stronger|bigger|extra|twice the|two times the|three times the|more than the|more of the|half|halve|halving|reduce|lower|cut|decrease|split|bump up|add more)\s+(?:the |your |a |that |this |of the )?(?:\w+\s+)?(?:dose|dosage|doses|amount|quantity|strength|concentration|rate)\b",
+        r"\b(?:dose|dosage|amount|rate)\s+(?:\w+\s+){0,2}?(?:higher|stronger|above|beyond|double|doubled|twice|increased|up|more)\b",
+        r"\b(?:more|higher|stronger|bigger|longer|less|lower|weaker|shorter|extra)\s+(?:\w+\s+)?(?:than|dose than|course than)\s+(?:\w+\s+){0,2}?(?:label|recommended|leaflet|pack|packet|instructions?|insert|manufacturer|bottle|sachet|written|printed|stated)\b",
+        r"\b(?:above|beyond|over|past|exceed\w*)\s+(?:the\s+|what the\s+)?(?:label|labelled|labeled|recommended|stated|printed|written|maximum|leaflet)\b",
+        r"\b(?:label|leaflet|pack|packet|instructions?|insert|bottle|sachet)\s+(?:\w+\s+){0,2}?(?:says?|said|recommends?|states?|shows?)\s+[^,;]{0,60}?\b(?:but|you can|instead|go for|use|give)\b",
+        r"\binstead of\s+(?:once|twice|daily|the label|the recommended|\d+|one|two|three|five|seven|the \d+)\b",
+        r"\b(?:twice|three times|thrice|four times|\d times)\s+(?:a|per|each)\s+day\s+instead\b",
+        r"\b(?:extend|extending|prolong|lengthen|stretch)\s+(?:the\s+)?(?:\w+\s+)?(?:course|treatment|dosing|medication|doses)\b",
+        r"\b(?:keep|continue|carry on|go on)\s+(?:giving|dosing|treating|injecting|with)\s+(?:\w+\s+){0,3}?(?:for|beyond|past|until|another|an extra|longer|more)\s+(?:\w+\s+)?(?:week|weeks|month|months|days|longer|more)\b",
+        r"\b(?:another|an extra|extra|additional|\d+ more|two more|three more|a few more)\s+(?:week|weeks|days|day|months?|doses)\s+(?:of|on)\s+(?:the\s+)?(?:\w+\s+)?(?:drug|antibiotic|treatment|medicine|course|it|injection|dewormer|dosing)\b",
+        r"\b(?:inject|injecting)\s+(?:the\s+)?(?:oral|drinking|water[- ]soluble|soluble|powder|pour[- ]on|tablets?|feed)\b",
+        r"\b(?:give|put|add|mix|pour|dissolve)\s+(?:the\s+)?(?:injectable|injection|pour[- ]on|spray|dip|pessary)\s+(?:\w+\s+){0,2}?(?:in|into|by|orally|to drink|as a drench)\b",
+        r"\b(?:by mouth|orally|in the water|in the feed) instead\b",
+        r"\b(?:drink|swallow|drench with)\s+(?:the\s+)?(?:pour[- ]on|injectable)\b",
+        r"\b(?:cattle|cow|dog|cat|horse|sheep|pig|swine|poultry|chicken|human|people|adult|children|baby|equine|canine|pet)['’]?s?\s+(?:\w+\s+)?(?:product|dewormer|wormer|medicine|drug|formulation|dose|dosage|version|injection|pour[- ]on|tablets?|antibiotic|spray)s?\s+(?:\w+\s+){0,3}?(?:on|for|to|in|into)\s+(?:your |the |their |my )?(?:\w+\s+)?(?:goats?|sheep|pigs?|birds?|chickens?|poultry|fish|rabbits?|cattle|cows?|calves|kids|lambs|piglets|layers|broilers|turkeys?|ducks?|snails|grasscutters?)\b",
+        r"\b(?:labell?ed|made|meant|registered|approved|only|formulated|intended)\s+for\s+(?:cattle|cows|dogs|cats|horses|sheep|pigs|poultry|chickens|humans|people|adults|children|dairy|beef|pets|broilers)\b[^.;]{0,60}?\b(?:but|also|too|works|fine)\b",
+        r"\b(?:works|fine|safe|ok|okay|good)\s+(?:on|for|in)\s+(?:goats?|fish|pigs?|sheep|rabbits?|birds?|chickens?|layers|snails|ducks?|cattle|cows?)\s+too\b",
+        r"\buse (?:the )?same\s+(?:\w+\s+){0,2}?(?:dose|medicine|drug|product|injection|dewormer)\s+(?:for|on)\b",
+        r"\boff[- ]label\b|\bextra[- ]?label\b",
+        r"\b(?:mix|combine|stack)\s+(?:two|2|both|three|different|the|it with another|them with)\s+(?:\w+\s+)?(?:antibiotics|drugs|medicines|dewormers)\b",
+        r"\b(?:until|till)\s+(?:they|the \w+|it|she|he)\s+(?:\w+\s+)?(?:recover|recovers|get better|gets better|look better|looks better|are well|is well|improve|improves|are fine)\b",
+        r"\b(?:as long as|until|till)\s+(?:the\s+)?(?:\w+\s+)?(?:symptoms|signs|cough|coughing|diarrh\w+|scour\w*|sneezing)\s+(?:stop|stops|go|goes|clear|clears|disappear\w*|end|ends)\b",
+    ]
+);
+
+cue!(
+    /// A medicine is in play (what an extralabel change applies to).
+    MEDICINE_WORD = [
+        r"\b(?:dose|dosage|doses|label|leaflet|medicine|medicines|drug|drugs|antibiotics?|dewormer|wormer|injection|course|treatment|product|tablets?|capsules?|pour[- ]on|injectable|vaccine)\b",
+    ]
+);
+
+cue!(
+    /// A human medicine, by where it comes from or whom it is for.
+    HUMAN = [
+        r"\bhuman\s+(?:\w+\s+)?(?:medicines?|drugs?|tablets?|capsules?|antibiotics?|painkillers?|pain killers?|syrups?|version|formulation|dose|products?|pills?|creams?|ointments?|eye drops?)\b",
+        r"\b(?:from|at|in)\s+(?:the |a |any |your )?(?:local\s+)?(?:chemist|pharmacy|patent medicine (?:store|shop|dealer|vendor)|drug ?store|hospital|chemist shop|medicine store)\b",
+        r"\byour own\s+(?:medicine|medicines|drugs|tablets|antibiotics|pills|painkillers|capsules|prescription)\b",
+        r"\b(?:tablets|capsules|syrup|drugs|medicine|pills|antibiotics)\s+(?:that\s+)?(?:you|people|children|kids|your family|humans|adults|we|i)\s+(?:take|use|drink|swallow|took|used)\b",
+        r"\b(?:left[- ]?over|leftover|remaining|old|expired)\s+(?:\w+\s+)?(?:tablets|capsules|antibiotics|drugs|medicine|pills|prescription)\b",
+        r"\b(?:malaria|typhoid|cold|flu|headache|cough|fever|stomach)\s+(?:drugs?|medicines?|tablets?|pills?|syrups?)\b",
+        r"\bpills?\b",
+    ]
+);
+
+cue!(
+    /// The antimicrobial is routine, preventive, for a whole group, or for growth.
+    ROUTINE = [
+        r"\b(?:routine|routinely|regularly|every (?:week|month|batch|flock|day|two weeks|few weeks|\d+ (?:days|weeks))|weekly|monthly|each (?:week|month|batch)|to prevent|prevention|preventive|preventative|prophyla\w*|as a precaution|just in case|to be safe|for safety|on arrival|from day one|from the first day)\b",
+        r"\b(?:all (?:the |your )?(?:birds|chicks|animals|pigs|goats|flock|fish|layers|broilers)|whole (?:flock|herd|house|pen|batch|group|pond|farm)|entire (?:flock|herd|house|pen|batch|group|farm)|day[- ]old chicks|starter (?:antibiotic|pack))\b",
+        r"\binstead of (?:cleaning|biosecurity|vaccinat\w*|good hygiene|disinfect\w*|improving)\b|\bto make up for\b|\bto cover (?:for )?(?:poor|dirty|bad)\b",
+        GROWTH,
+    ]
+);
+
+/// Growth promotion (no antimicrobial for growth: EU 2019/6 art 107(2), FDA GFI #209/#213).
+const GROWTH: &str = r"\bgrowth promot\w*|\bto (?:boost|promote|improve|speed up|increase|help) (?:\w+\s+)?(?:growth|weight|appetite|production|laying|egg production|size)\b|\bmake (?:them|the \w+) (?:grow|big|bigger|fat|fatter|heavy|heavier)\b|\bfatten\w*\b|\bgrow (?:faster|quicker|bigger)\b";
+
+cue!(
+    /// Growth promotion alone.
+    GROWTH_ONLY = [GROWTH]
+);
+
+cue!(
+    /// On or near animals, their water, feed or housing.
+    ON_ANIMAL = [
+        r"\b(?:on|onto|over|into|in|around|near|inside|under|to|through|across|all over|at)\s+(?:the |your |their |his |her |its |each |every |all |a )?(?:\w+\s+)?(?:birds?|chickens?|hens?|layers|broilers|chicks|poultry|cockerels?|turkeys?|ducks?|goats?|kids|sheep|lambs|pigs?|piglets|sows?|cattle|cows?|calves|bulls?|animals?|livestock|fish|fingerlings|ponds?|tanks?|pens?|coop|house|pig ?sty|pigsty|sty|barn|kraal|hutch|cages?|litter|bedding|feeds?|ration|water|drinkers?|troughs?|skin|body|backs?|fur|hair|coat|feathers|wool|ears|wounds?|sores?|udder|teats?|legs|feet|hooves|stream|river|farm|them)\b",
+        r"\b(?:spray|spraying|dip|dipping|dust|dusting|rub|rubbing|smear|bathe|bathing|wash|washing|drench|paint|sprinkle|pour|mix|add|fumigate|fog|treat)\s+(?:\w+\s+){0,3}?(?:birds?|chickens?|hens?|goats?|sheep|pigs?|cattle|cows?|animals?|fish|pen|pens|house|coop|litter|feed|water|them)\b",
+        r"\bto (?:kill|get rid of|remove|treat|control|stop|chase)\s+(?:the\s+)?(?:\w+\s+)?(?:lice|mites?|ticks?|fleas?|flies|worms|maggots|mange|fish|parasites|insects|weevils|bugs)\b",
+        r"\b(?:catch|harvest|kill|stun|poison)\s+(?:the\s+)?(?:\w+\s+)?fish\b",
+    ]
+);
+
+cue!(
+    /// Kept away from animals, or used on an empty house.
+    PROTECT = [
+        r"\b(?:keep|store|lock|place|put)\s+(?:\w+\s+){0,5}?(?:away|out of reach|locked|separately|far from|apart|high up)\b",
+        r"\b(?:away|far) from\b",
+        r"\bempty\b|\bbefore (?:restocking|the (?:new )?(?:birds|chicks|animals|fish) (?:arrive|come))\b",
+        r"\b(?:after|once) (?:\w+\s+){0,3}?(?:removed|moved out|sold off|depopulat\w*)\b",
+        r"\bbetween (?:batches|flocks|cycles)\b",
+    ]
+);
+
+cue!(
+    /// Used as its label says (a registered veterinary product).
+    LABEL_OK = [
+        r"\b(?:labell?ed|approved|registered|licensed|formulated)\s+for\s+(?:use (?:on|in)\s+)?(?:\w+\s+)?(?:cattle|goats|sheep|pigs|poultry|chickens|birds|animals|livestock|fish|veterinary use)\b",
+        r"\b(?:as|exactly as)\s+(?:directed|stated|written|shown|instructed)\s+on\s+(?:the\s+)?(?:label|pack|packet)\b",
+        r"\bfollow(?:ing)?\s+(?:the\s+)?(?:\w+\s+)?label\b|\baccording to (?:the )?label\b",
+        r"\bveterinary (?:product|formulation|acaricide|insecticide|pour[- ]on)\b",
+    ]
+);
+
+cue!(
+    /// A crop or household product (what makes a pyrethroid off-label on animals).
+    CROP_PRODUCT = [
+        r"\b(?:crops?|farm chemicals?|agro|household|mosquito|maize|beans|cowpea|vegetables|tomato\w*|yam|cassava|garden|field|termites?|the one for|meant for)\b",
+    ]
+);
+
+cue!(
+    /// Treating an animal (what makes "yourself" or "without a vet" unsafe).
+    TREATS = [
+        r"\b(?:treat|treating|treatment|cure|medicine|drug|drugs|inject|injection|dose|dosing|deworm|castrat\w*|operate|lance|stitch|remedy|antibiotics?|jab|give|giving|drench|medicate|surgery|cut|assist the birth|pull the calf|pull the kid)\b",
+    ]
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pattern_compiles() {
+        for re in [
+            &NEG_ACT, &NEG_MARKET, &BAN, &DANGER, &NEG_BEFORE, &NO_EFFECT, &DEFER_ASK,
+            &DEFER_AUTHORITY, &DEFER_PRONOUN, &DISMISS, &DISMISS_WEAK, &CANCEL, &IMPERATIVE,
+            &ADVICE, &ADMIN, &DOSE, &RECORD, &INFO, &MARKET, &PRODUCT, &TREATED, &EARLY,
+            &WITHDRAWAL_DISMISS, &WITHDRAWAL_KEPT, &TREATED_PRODUCT, &EXTRALABEL,
+            &MEDICINE_WORD, &HUMAN, &ROUTINE, &GROWTH_ONLY, &ON_ANIMAL, &PROTECT, &LABEL_OK,
+            &CROP_PRODUCT, &TREATS,
+        ] {
+            assert!(!re.is_match("zzzz"), "{}", re.as_str());
+        }
+    }
+
+    #[test]
+    fn the_word_vet_alone_is_no_deferral() {
+        assert!(!DEFER_ASK.is_match("The vet is expensive"));
+        assert!(!DEFER_AUTHORITY.is_match("The vet is expensive"));
+        assert!(DISMISS.is_match("The vet is expensive"));
+        assert!(DEFER_ASK.is_match("ask your vet"));
+        assert!(DEFER_AUTHORITY.is_match("as your vet prescribes"));
+    }
+}

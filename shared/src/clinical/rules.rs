@@ -1,0 +1,278 @@
+//! The rules, clause by clause. Each clause is read once into a [`View`] (which cues it has and
+//! where); each rule is a few lines over views.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{
+    Rule,
+    clauses::{self, Clause},
+    cues::*,
+    mentions::{self, Mention},
+    vocabulary::{Class, Prohibited, Rx},
+};
+
+/// "don't forget to give", "never stop giving": a negation that is not a prohibition.
+static NOT_A_PROHIBITION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\S+(?:\s+not)?\s+(?:\w+\s+)?(?:forget|hesitate|fail|delay|miss|wait|panic|worry|be afraid|stop|neglect|skip)\b")
+        .expect("static pattern")
+});
+
+/// A negation just before a cue: "never skip the vet", "don't ignore the withdrawal".
+static NEGATED_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:do not|don['’]?t|dont|never|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|not|no one should|nobody should|avoid)\s+(?:\w+\s+){0,2}$")
+        .expect("static pattern")
+});
+
+/// Supplements and vaccines counted in tablets or sachets are not medicines to dose.
+static SUPPLEMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:vitamins?|multivitamins?|glucose|electrolytes?|probiotics?|calcium|oyster shell|vaccines?|ors|oral rehydration|salt|sugar|lime|charcoal|minerals?|premix|iodine|disinfectant)\b")
+        .expect("static pattern")
+});
+
+fn first(re: &Regex, text: &str) -> Option<usize> {
+    re.find(text).map(|m| m.start())
+}
+
+/// What one clause says, read once.
+struct View<'a> {
+    clause: Clause<'a>,
+    mentions: Vec<Mention>,
+    imperative: bool,
+    advice: bool,
+    admin: bool,
+    dose: bool,
+    nonadvice: bool,
+    ban: bool,
+    danger: bool,
+    no_effect: bool,
+    prohibitions: Vec<usize>,
+    ask: Option<usize>,
+    authority: bool,
+    pronoun: bool,
+    dismissed: bool,
+    cancelled: bool,
+}
+
+impl<'a> View<'a> {
+    fn new(clause: Clause<'a>, all: &[Mention]) -> View<'a> {
+        let t = clause.text;
+        let end = clause.start + t.len();
+        let mentions = all
+            .iter()
+            .filter(|m| m.start >= clause.start && m.end <= end)
+            .map(|m| Mention {
+                start: m.start - clause.start,
+                end: m.end - clause.start,
+                ..*m
+            })
+            .collect();
+        let imperative = IMPERATIVE.is_match(t);
+        let advice = ADVICE.is_match(t);
+        let prohibitions = NEG_ACT
+            .find_iter(t)
+            .filter(|m| !NOT_A_PROHIBITION.is_match(m.as_str()))
+            .map(|m| m.start())
+            .collect();
+        let dismissed = DISMISS
+            .find_iter(t)
+            .any(|m| !NEGATED_BEFORE.is_match(&t[..m.start()]));
+        View {
+            clause,
+            mentions,
+            imperative,
+            advice,
+            admin: ADMIN.is_match(t),
+            dose: DOSE.is_match(t),
+            nonadvice: (RECORD.is_match(t) || INFO.is_match(t)) && !imperative && !advice,
+            ban: BAN.is_match(t),
+            danger: DANGER.is_match(t),
+            no_effect: NO_EFFECT.is_match(t) && !imperative,
+            prohibitions,
+            ask: first(&DEFER_ASK, t),
+            authority: DEFER_AUTHORITY.is_match(t),
+            pronoun: DEFER_PRONOUN.is_match(t),
+            dismissed,
+            cancelled: CANCEL.is_match(t) || DISMISS_WEAK.is_match(t),
+        }
+    }
+
+    /// The clause forbids what is named at `pos` ("never use X", "no X", "X is banned").
+    fn forbids(&self, pos: usize) -> bool {
+        self.ban
+            || self.no_effect
+            || self.prohibitions.iter().any(|&p| p < pos)
+            || NEG_BEFORE.is_match(&self.clause.text[..pos])
+    }
+
+    /// Advice to act (not a record, not history).
+    fn advises(&self) -> bool {
+        !self.nonadvice && (self.admin || self.dose || self.advice || self.imperative)
+    }
+}
+
+/// The sentence sends the farmer to a vet for what is named at `pos` of clause `i`.
+fn deferred(views: &[View], i: usize, pos: usize, names_vet: bool) -> bool {
+    let v = &views[i];
+    if v.dismissed || v.cancelled || views.iter().any(|w| w.dismissed) {
+        return false;
+    }
+    v.authority
+        || v.ask.is_some_and(|a| a < pos)
+        || (names_vet && v.pronoun)
+        || views[i + 1..]
+            .iter()
+            .any(|w| w.authority && !w.cancelled && w.mentions.is_empty())
+}
+
+/// Every rule that fires on `text`, with the clause it fired on.
+pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
+    let all = mentions::find(text);
+    let names_vet = DEFER_ASK.is_match(text) || DEFER_AUTHORITY.is_match(text);
+    let treated = TREATED.is_match(text) || all.iter().any(|m| !m.class.is_pesticide());
+    let withdrawal_over = WITHDRAWAL_KEPT.is_match(text);
+    let mut fired = Vec::new();
+    // Mentions of the sentence before, for "Buy tylosin. Give 1 g per litre." (with whether
+    // that sentence deferred them to a vet).
+    let mut previous: Vec<(Mention, bool)> = Vec::new();
+    for sentence in clauses::sentences(text) {
+        let views: Vec<View> = sentence
+            .clauses
+            .iter()
+            .map(|c| View::new(*c, &all))
+            .collect();
+        let sentence_ban = views.iter().any(|v| v.ban);
+        let sentence_medicine = MEDICINE_WORD.is_match(sentence.text) || !views.iter().all(|v| v.mentions.is_empty());
+        let mut current: Vec<(Mention, bool)> = Vec::new();
+        for (i, v) in views.iter().enumerate() {
+            let span = v.clause.text;
+            let t = span;
+            let mut hit = |rule: Rule| fired.push((rule, span));
+            let mut mentions: Vec<(Mention, bool)> = v
+                .mentions
+                .iter()
+                .map(|m| (*m, deferred(&views, i, m.start, names_vet)))
+                .collect();
+            if mentions.is_empty() && v.dose && (v.imperative || v.advice) {
+                mentions = previous
+                    .iter()
+                    .map(|(m, d)| (Mention { start: 0, end: 0, ..*m }, *d || deferred(&views, i, 0, names_vet)))
+                    .collect();
+            }
+            for &(m, is_deferred) in &mentions {
+                current.push((m, is_deferred));
+                let forbidden = sentence_ban || v.forbids(m.start);
+                if m.class.is_pesticide() {
+                    let near = ON_ANIMAL.is_match(t) || ON_ANIMAL.is_match(sentence.text);
+                    let refused = forbidden
+                        || v.danger
+                        || !v.prohibitions.is_empty()
+                        || PROTECT.is_match(t)
+                        || (v.nonadvice && !v.imperative);
+                    let labelled = !m.banned() && LABEL_OK.is_match(sentence.text);
+                    let off_label = m.class != Class::Pyrethroid
+                        || CROP_PRODUCT.is_match(sentence.text)
+                        || EXTRALABEL.is_match(t);
+                    if near && !refused && !labelled && off_label {
+                        hit(Rule::PesticideOnAnimals);
+                    }
+                    continue;
+                }
+                if m.banned() {
+                    let refused = forbidden
+                        || v.danger
+                        || !v.prohibitions.is_empty()
+                        || (v.nonadvice && !v.imperative);
+                    if !refused {
+                        hit(Rule::ProhibitedSubstance);
+                    }
+                    continue;
+                }
+                if forbidden {
+                    continue;
+                }
+                if matches!(m.prohibited, Prohibited::Extralabel(_))
+                    && EXTRALABEL.is_match(t)
+                    && !v.nonadvice
+                {
+                    hit(Rule::ProhibitedExtralabel);
+                }
+                if m.class == Class::HumanMedicine {
+                    if v.advises() && !is_deferred {
+                        hit(Rule::HumanMedicine);
+                    }
+                    continue;
+                }
+                match m.rx {
+                    Rx::Always if m.class.is_antimicrobial() => {
+                        if GROWTH_ONLY.is_match(t) && !v.nonadvice {
+                            hit(Rule::RoutineAntimicrobial);
+                        } else if !is_deferred && v.advises() {
+                            hit(if ROUTINE.is_match(t) {
+                                Rule::RoutineAntimicrobial
+                            } else {
+                                Rule::AntimicrobialWithoutVet
+                            });
+                        }
+                    }
+                    Rx::Always | Rx::AtDose => {
+                        let supplement = m.class == Class::Unnamed && SUPPLEMENT.is_match(t);
+                        let unnamed_needs_verb =
+                            m.class != Class::Unnamed || v.imperative || v.advice || v.admin;
+                        if v.dose && v.advises() && !is_deferred && !supplement && unnamed_needs_verb
+                        {
+                            hit(Rule::DoseWithoutVet);
+                        }
+                    }
+                    Rx::No => {}
+                }
+            }
+            if let Some(h) = HUMAN.find(t) {
+                let pos = h.start();
+                if !sentence_ban
+                    && !v.forbids(pos)
+                    && v.advises()
+                    && !deferred(&views, i, pos, names_vet)
+                {
+                    hit(Rule::HumanMedicine);
+                }
+            }
+            if let Some(x) = EXTRALABEL.find(t) {
+                let pos = x.start();
+                if sentence_medicine
+                    && !sentence_ban
+                    && !v.forbids(pos)
+                    && !NEGATED_BEFORE.is_match(&t[..pos])
+                    && !v.nonadvice
+                    && !deferred(&views, i, pos.max(1), names_vet)
+                {
+                    hit(Rule::ExtralabelChange);
+                }
+            }
+            let dismissed_withdrawal = WITHDRAWAL_DISMISS
+                .find_iter(t)
+                .any(|m| !NEGATED_BEFORE.is_match(&t[..m.start()]));
+            let early_sale = treated
+                && MARKET.is_match(t)
+                && PRODUCT.is_match(t)
+                && ((EARLY.is_match(t) && !withdrawal_over) || TREATED_PRODUCT.is_match(t))
+                && !NEG_MARKET.is_match(t)
+                && !WITHDRAWAL_KEPT.is_match(t)
+                && !v.nonadvice
+                && !v.authority;
+            if (dismissed_withdrawal && !v.nonadvice) || early_sale {
+                hit(Rule::WithdrawalIgnored);
+            }
+            let weak = DISMISS_WEAK.find_iter(t).any(|m| {
+                !NEGATED_BEFORE.is_match(&t[..m.start()])
+                    && !v.prohibitions.iter().any(|&p| p < m.start())
+            });
+            if v.dismissed || (weak && TREATS.is_match(sentence.text) && !v.ban && !v.danger) {
+                hit(Rule::VetDismissed);
+            }
+        }
+        previous = current;
+    }
+    fired
+}
