@@ -32,7 +32,7 @@ cue!(
     /// A prohibition of the action: "do not give", "never use", "should not be used".
     NEG_ACT = [
         r"\b(?:do not|don['’]?t|dont|never|avoid|stop|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|can not|no longer|refrain from|not to|will not|won['’]?t|is not to be|not be|nobody should|no one should|nor)\s+(?:\w+\s+){0,3}?ACT\b",
-        r"\bnever\b",
+        r"\b(?:never|avoid)\s+\w+",
     ]
 );
 
@@ -55,7 +55,7 @@ cue!(
 cue!(
     /// A warning: the substance is described as harmful.
     DANGER = [
-        r"\b(?:toxic|poisonous|poisons?|dangerous|harmful|deadly|unsafe|cancers?|carcinogen\w*|residues?|resistance|resistant|kills? (?:bees|fish|birds|animals|people)|can kill|side effects?|risky|a risk)\b",
+        r"\b(?:toxic|poisonous|dangerous|harmful|deadly|unsafe|cancers?|carcinogen\w*|residues?|resistance|resistant|kills? (?:bees|fish|birds|animals|people)|can kill|could kill|side effects?|risky|a risk|worsen\w*|(?:make|makes|making) (?:it|things|them|the \w+) worse)\b",
     ]
 );
 
@@ -152,6 +152,7 @@ cue!(
     /// The clause starts with an instruction.
     IMPERATIVE = [
         r"^(?:(?:then|also|now|please|so|and|just|simply|first|next|quickly|today|tomorrow|immediately|finally|again|still|always|only|daily|right away|meanwhile|for now|to be safe|for safety|in the morning|every morning|each morning|after that|afterwards|if so|otherwise|yes|ok|okay|sure|well|instead|for (?:the )?(?:\w+ ){0,3}?\w+|to (?:treat|stop|prevent|cure|clear|fix|control|kill|get rid of|save) (?:\w+ ){0,3}?\w+|when (?:\w+ ){0,4}?\w+|if (?:\w+ ){0,5}?\w+|once (?:\w+ ){0,4}?\w+|after (?:\w+ ){0,4}?\w+|as soon as (?:\w+ ){0,4}?\w+|in (?:\w+ ){0,2}?\w+|on (?:\w+ ){0,2}?\w+)\W*\s*)*(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|dissolve|administer|start|try|buy|get|continue|keep|repeat|double|increase|raise|reduce|halve|extend|dust|bathe|wash|feed|sell|eat|take|drink|cook|slaughter|market|serve|go ahead|squirt|drop|crush|grind|smear|paint|sprinkle|fumigate|supply|deworm|worm|medicate|let|carry on|go on|finish|stretch|bump|top up|switch|change|swap|replace|skip|ignore|forget|stop|kill|send|hawk|deliver|boil|fry|just)\b",
+        r"(?:,\s*|\bso\s+|\bthen\s+|\band\s+)(?:just\s+|simply\s+|also\s+)?(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|sell|eat|slaughter|kill|harvest|buy|try|keep|continue|start|cook|drink|take|market|deliver|supply|send|dissolve|crush)\b",
     ]
 );
 
@@ -171,6 +172,11 @@ cue!(
         r"\b(?:will|should|can|would|usually|always) (?:cure|clear|treat|fix|stop|kill|sort|solve|help|heal|work)\b",
         r"\b(?:cures?|heals?|remedy|the trick|secret)\b",
         r"\b(?:is|are) (?:usually |normally |commonly |typically |often )?(?:given|used|dosed|added|injected|mixed)\s+at\b",
+        r"\b(?:can|could|may|should) (?:also |safely |still |easily )?(?:be|go) (?:used|given|added|mixed|injected|applied|sprayed|fed|sold|eaten|put|dissolved|to)\b",
+        r"\b(?:is|are) (?:very |really |quite |perfectly |completely |also )?(?:ok|okay|fine|safe|good|alright|all right) (?:to use|to give|for|to)\b",
+        r"\bworks? (?:on|against|for)\b",
+        r"\bwhat (?:they|it|the \w+|you|she|he) (?:need|needs)\b",
+        r"\b(?:prevents|protects|stops|clears|treats|kills|fixes)\b",
     ]
 );
 
@@ -194,7 +200,8 @@ cue!(
         r"\b(?:mg|ml|g)\s*/\s*(?:kg|l)\b",
         r"\b(?:twice|once|three times|thrice|\d+ times)\s+(?:a|per|every|each|daily)\b",
         r"\bfor\s+(?:\d+|one|two|three|four|five|six|seven|ten|fourteen|a few|several)\s+(?:more\s+)?(?:days|weeks|months)\b",
-        r"\b(?:daily|every day|every \d+ hours|each day|every other day)\b",
+        r"\b(?:daily|every day|every \d+ hours|each day|every other day|morning and (?:evening|night))\b",
+        r"\ba (?:full |short |long |\w+-day )?course of\b",
         r"\b(?:by|a|an|the)\s+(?:intramuscular|subcutaneous|im|sc)\b|\b(?:im|sc|iv)\b",
     ]
 );
@@ -203,7 +210,8 @@ cue!(
     /// A record of what was done (past tense, dates, course progress).
     RECORD = [
         r"\b(?:was|were|got|been|had|has|have|is being|are being)\s+(?:\w+\s+)?(?:given|treated|injected|dosed|drenched|vaccinated|dewormed|started on|put on|administered|prescribed|medicated)\b",
-        r"\b(?:gave|injected|administered|treated|dosed|drenched|dewormed|prescribed|vaccinated|applied|added|mixed|started|completed|finished|received|recorded|noted|logged|came|visited|examined|diagnosed)\b",
+        r"\b(?:gave|injected|administered|dosed|drenched|dewormed|prescribed|vaccinated|completed|finished|received|recorded|noted|logged|came|visited|examined|diagnosed)\b",
+        r"\btreated (?:with|by|for|on|at|yesterday|last|this|today)\b|\bstarted (?:on|the|treatment|yesterday|today)\b",
         r"\bday \d+ of \d+\b",
         r"\b(?:yesterday|last (?:week|night|month|year)|this morning|earlier today|on (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
         r"^(?:record|note|log|entry|history|treatment record|medical record|task|symptoms?)\b",
@@ -220,13 +228,14 @@ cue!(
         r"\bfarmers (?:often|usually|commonly|sometimes|still|who)\b",
         r"\b(?:is|are) (?:a|an) (?:\w+ )?(?:type|kind|class|group|family|member) of\b",
         r"\bbelongs? to\b",
+        r"\b(?:so that|in order that|exists?|the reason|that is why|this is why|that['’]s why)\b",
     ]
 );
 
 cue!(
     /// Selling or eating products.
     MARKET = [
-        r"\b(?:sell|selling|sold|market|marketing|eat|eating|eaten|consume|consuming|consumed|cook|cooking|slaughter|slaughtering|slaughtered|butcher|butchering|kill (?:them|it|some|the \w+) for|supply|supplying|deliver|delivering|drink|drinking|serve|serving|hawk|hawking|buyers?|customers?|abattoir|market)\b",
+        r"\b(?:sell|selling|sold|market|marketing|eat|eating|eaten|consume|consuming|consumed|cook|cooking|slaughter|slaughtering|slaughtered|butcher|butchering|kill (?:them|it|some|the \w+) for|supply|supplying|deliver|delivering|drink|drinking|serve|serving|hawk|hawking|buyers?|customers?|abattoir|market|sellers?|harvest|harvesting|crate|crating)\b",
         r"\b(?:use|feed|give) (?:the )?(?:milk|eggs|meat)\b",
         r"\bto (?:the )?(?:family|children|kids|customers|buyers|people|restaurant|suya)\b",
     ]
@@ -263,6 +272,7 @@ cue!(
         r"\bwithin (?:a|one|two|three|\d+) (?:days?|hours?)\b",
         r"\b(?:once|when|as long as) (?:they|the \w+|it|she|he)\s+(?:\w+\s+)?(?:recover|recovers|look|looks|seem|seems|are well|is well|get better|gets better|stop|stops|start|starts|eat|eats|lay|lays|improve|improves|are fine|is fine|heal|heals)\b",
         r"\b(?:a|one) day or two\b",
+        r"\b(?:this weekend|next week|the weekend|in a few days|soon|just (?:been )?(?:injected|treated|dosed|given|drenched)|before (?:it|they|she|he) (?:gets? worse|dies?|die))\b",
     ]
 );
 
@@ -287,7 +297,7 @@ cue!(
         r"\b(?:after|once|when|until|till|unless)\s+(?:the\s+)?(?:full\s+)?(?:\w+[- ]day\s+)?withdrawal\b",
         r"\b(?:wait|waiting|observe|observing|keep to|respect|follow|stick to|honou?r|complete|completing|finish|count|end of)\s+(?:for\s+)?(?:\w+\s+){0,3}?withdrawal\b",
         r"\bwithdrawal\s+(?:period\s+|time\s+)?(?:is|has|was|had)\s+(?:\w+\s+)?(?:over|ended|passed|finished|complete|completed|done|elapsed)\b",
-        r"\b(?:discard|throw away|throw out|dump|destroy|pour away|bury|withhold|hold back|keep back|set aside|not for sale)\b",
+        r"\b(?:discard\w*|throw\w* away|throw\w* out|dump\w*|destroy\w*|pour\w* away|bur(?:y|ied)|withh[oe]ld\w*|hold\w* back|keep\w* back|set aside|not for sale)\b",
         r"\b(?:label|leaflet|pack|vet|veterinarian)\s+(?:\w+\s+){0,3}?(?:says|said|states|confirms|confirmed|clears|cleared|allows|allowed|gives)\b",
         r"\bwait(?:ing)?\s+(?:\w+\s+){0,3}?(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|four|five|six|eight|28|thirty|two|a few)\s+(?:full\s+|more\s+|clear\s+)?(?:days|weeks)\b",
         r"\b(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|five|two|four|six|eight)\s+(?:full\s+|clear\s+)?(?:days|weeks)\s+(?:after|since|from)\s+(?:the\s+)?(?:last|final)\b",
@@ -298,7 +308,7 @@ cue!(
     /// A product from a treated animal: "eggs from treated hens", "milk of the injected cow".
     TREATED_PRODUCT = [
         r"\b(?:treated|medicated|injected|dewormed|drugged|sprayed|drenched)\s+(?:\w+\s+)?(?:eggs?|milk|meat|birds?|hens?|layers?|broilers?|chickens?|goats?|cows?|cattle|pigs?|fish|animals?|sheep|flock|herd)\b",
-        r"\b(?:eggs?|milk|meat|honey|fish)\s+(?:from|of)\s+(?:the\s+)?(?:\w+\s+)?(?:treated|medicated|injected|dewormed|sprayed|sick)\b",
+        r"\b(?:eggs?|milk|meat|honey|fish)\s+(?:from|of)\s+(?:the\s+)?(?:\w+\s+){0,3}?(?:treated|medicated|injected|dewormed|sprayed|sick)\b",
         r"\b(?:eggs?|milk|meat)\s+(?:laid|produced|collected|taken|milked)\s+(?:\w+\s+){0,2}?(?:during|while|on)\s+(?:the\s+)?(?:treatment|course|medication|drug|antibiotic)",
     ]
 );
@@ -334,7 +344,7 @@ cue!(
 cue!(
     /// A medicine is in play (what an extralabel change applies to).
     MEDICINE_WORD = [
-        r"\b(?:dose|dosage|doses|label|leaflet|medicine|medicines|drug|drugs|antibiotics?|dewormer|wormer|injection|course|treatment|product|tablets?|capsules?|pour[- ]on|injectable|vaccine)\b",
+        r"\b(?:dose|dosage|doses|label|leaflet|medicine|medicines|drug|drugs|antibiotics?|dewormer|wormer|injection|course|treatment|product|tablets?|capsules?|pour[- ]on|injectable|vaccine|bolus|drench|wormers?)\b",
     ]
 );
 
@@ -348,6 +358,7 @@ cue!(
         r"\b(?:left[- ]?over|leftover|remaining|old|expired)\s+(?:\w+\s+)?(?:tablets|capsules|antibiotics|drugs|medicine|pills|prescription)\b",
         r"\b(?:malaria|typhoid|cold|flu|headache|cough|fever|stomach)\s+(?:drugs?|medicines?|tablets?|pills?|syrups?)\b",
         r"\bpills?\b",
+        r"\b(?:meant|made|intended|prescribed) for (?:people|humans|children|adults|you|your (?:wife|husband|child|children|family))\b",
     ]
 );
 
@@ -414,6 +425,36 @@ cue!(
     ]
 );
 
+cue!(
+    /// A later clause saying the vet is worth it ("but it is worth calling one").
+    WORTH = [
+        r"\b(?:worth (?:calling|paying|seeing|getting|the money|it)|still (?:call|see|consult|ask))\b",
+    ]
+);
+
+cue!(
+    /// Recovery as the moment to sell: implies the animals were sick and treated.
+    RECOVERY = [
+        r"\b(?:once|when|as soon as|after)\s+(?:they|the \w+|it|she|he)\s+(?:\w+\s+)?(?:recover\w*|look\w* (?:well|better|fine|healthy)|get better|gets better|are well|is well|heal\w*|improve\w*)",
+    ]
+);
+
+/// Species groups, for a product labelled for one species given to another.
+pub const SPECIES: &[(&str, &[&str])] = &[
+    ("cattle", &["cattle", "cow", "cows", "bull", "bulls", "calf", "calves", "heifer", "heifers"]),
+    ("dog", &["dog", "dogs", "puppy", "puppies"]),
+    ("cat", &["cat", "cats"]),
+    ("horse", &["horse", "horses", "donkey", "donkeys"]),
+    ("sheep", &["sheep", "lamb", "lambs", "ram", "rams", "ewe", "ewes"]),
+    ("pig", &["pig", "pigs", "swine", "piglet", "piglets", "sow", "sows", "boar"]),
+    ("broiler", &["broiler", "broilers", "chicken", "chickens", "poultry", "bird", "birds", "cockerel", "cockerels", "chicks", "turkey", "turkeys", "duck", "ducks"]),
+    ("layer", &["layer", "layers", "hen", "hens"]),
+    ("goat", &["goat", "goats", "kid", "kids", "buck", "bucks", "doe", "does"]),
+    ("fish", &["fish", "catfish", "tilapia", "fingerlings", "pond"]),
+    ("rabbit", &["rabbit", "rabbits"]),
+    ("human", &["human", "humans", "people", "adults", "children"]),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,7 +467,7 @@ mod tests {
             &ADVICE, &ADMIN, &DOSE, &RECORD, &INFO, &MARKET, &PRODUCT, &TREATED, &EARLY,
             &WITHDRAWAL_DISMISS, &WITHDRAWAL_KEPT, &TREATED_PRODUCT, &EXTRALABEL,
             &MEDICINE_WORD, &HUMAN, &ROUTINE, &GROWTH_ONLY, &ON_ANIMAL, &PROTECT, &LABEL_OK,
-            &CROP_PRODUCT, &TREATS,
+            &CROP_PRODUCT, &TREATS, &WORTH, &RECOVERY,
         ] {
             assert!(!re.is_match("zzzz"), "{}", re.as_str());
         }

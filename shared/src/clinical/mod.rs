@@ -37,6 +37,7 @@ pub mod clauses;
 pub mod cues;
 pub mod mentions;
 mod rules;
+pub mod score;
 pub mod vocabulary;
 
 use serde::{Deserialize, Serialize};

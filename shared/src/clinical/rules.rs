@@ -15,13 +15,19 @@ use super::{
 
 /// "don't forget to give", "never stop giving": a negation that is not a prohibition.
 static NOT_A_PROHIBITION: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\S+(?:\s+not)?\s+(?:\w+\s+)?(?:forget|hesitate|fail|delay|miss|wait|panic|worry|be afraid|stop|neglect|skip)\b")
+    Regex::new(r"(?i)^\S+(?:\s+not)?\s+(?:\w+\s+)?(?:forget|hesitate|fail|fails|failed|disappoints?|lets?|delay|miss|wait|panic|worry|be afraid|stop|neglect|skip)\b")
         .expect("static pattern")
 });
 
 /// A negation just before a cue: "never skip the vet", "don't ignore the withdrawal".
 static NEGATED_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)\b(?:do not|don['’]?t|dont|never|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|not|no one should|nobody should|avoid)\s+(?:\w+\s+){0,2}$")
+        .expect("static pattern")
+});
+
+/// A clause that points back at the medicine named before ("dissolve four in the drinker").
+static REFERS_BACK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:it|them|this|that|some|one|two|three|four|five|the same|the drug|the medicine|the powder)\b")
         .expect("static pattern")
 });
 
@@ -44,6 +50,7 @@ struct View<'a> {
     admin: bool,
     dose: bool,
     nonadvice: bool,
+    info: bool,
     ban: bool,
     danger: bool,
     no_effect: bool,
@@ -72,7 +79,9 @@ impl<'a> View<'a> {
         let advice = ADVICE.is_match(t);
         let prohibitions = NEG_ACT
             .find_iter(t)
-            .filter(|m| !NOT_A_PROHIBITION.is_match(m.as_str()))
+            .filter(|m| {
+                !NOT_A_PROHIBITION.is_match(m.as_str()) && !t[..m.start()].to_lowercase().ends_with("to ")
+            })
             .map(|m| m.start())
             .collect();
         let dismissed = DISMISS
@@ -86,6 +95,7 @@ impl<'a> View<'a> {
             admin: ADMIN.is_match(t),
             dose: DOSE.is_match(t),
             nonadvice: (RECORD.is_match(t) || INFO.is_match(t)) && !imperative && !advice,
+            info: INFO.is_match(t) && !imperative && !advice,
             ban: BAN.is_match(t),
             danger: DANGER.is_match(t),
             no_effect: NO_EFFECT.is_match(t) && !imperative,
@@ -112,18 +122,70 @@ impl<'a> View<'a> {
     }
 }
 
-/// The sentence sends the farmer to a vet for what is named at `pos` of clause `i`.
-fn deferred(views: &[View], i: usize, pos: usize, names_vet: bool) -> bool {
+/// "Only your vet can decide that": a sentence that hands what came before to a vet.
+static HANDS_BACK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?:but |and |so )?only\b|\b(?:decide|prescribe|choose)\b")
+        .expect("static pattern")
+});
+
+/// The sentence sends the farmer to a vet for what is named at `pos` of clause `i`; `next`
+/// is the sentence after it.
+fn deferred(views: &[View], i: usize, pos: usize, names_vet: bool, next: &[View]) -> bool {
     let v = &views[i];
     if v.dismissed || v.cancelled || views.iter().any(|w| w.dismissed) {
         return false;
     }
+    let hands_back = |w: &View| w.authority && !w.cancelled && !w.dismissed && w.mentions.is_empty();
     v.authority
         || v.ask.is_some_and(|a| a < pos)
         || (names_vet && v.pronoun)
-        || views[i + 1..]
+        || views[i + 1..].iter().any(hands_back)
+        || next
+            .first()
+            .is_some_and(|w| hands_back(w) && HANDS_BACK.is_match(w.clause.text))
+}
+
+/// A product for one species given to another ("the cattle pour-on on the goats").
+fn species_change(t: &str) -> bool {
+    const PRODUCT_WORDS: &[&str] = &[
+        "product", "products", "dewormer", "wormer", "medicine", "drug", "dose", "dosage",
+        "pour-on", "pour", "drench", "bolus", "injection", "tablets", "tablet", "formulation",
+        "version", "antibiotic", "spray", "dip", "wormer", "powder",
+    ];
+    const FOR: &[&str] = &["for", "labelled", "labeled", "meant", "made", "registered", "approved"];
+    let words: Vec<String> = t
+        .split(|c: char| !c.is_alphanumeric() && c != '-')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let group = |w: &str| {
+        SPECIES
             .iter()
-            .any(|w| w.authority && !w.cancelled && w.mentions.is_empty())
+            .find(|(_, names)| names.contains(&w))
+            .map(|(g, _)| *g)
+    };
+    let mut groups = Vec::new();
+    let mut attached = None;
+    for (i, w) in words.iter().enumerate() {
+        let Some(g) = group(w) else { continue };
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+        let before = i.checked_sub(1).map(|j| words[j].as_str());
+        let after = words[i + 1..].iter().take(2).any(|n| PRODUCT_WORDS.contains(&n.as_str()));
+        if after || before.is_some_and(|b| FOR.contains(&b)) || words.get(i + 1).is_some_and(|n| n == "s") {
+            attached.get_or_insert(g);
+        }
+    }
+    attached.is_some() && groups.len() >= 2
+}
+
+/// Some use of a market verb in `t` is not under a prohibition ("eat them, just don't sell").
+fn market_advised(t: &str) -> bool {
+    let negs: Vec<(usize, usize)> = NEG_MARKET.find_iter(t).map(|m| (m.start(), m.end())).collect();
+    MARKET
+        .find_iter(t)
+        .any(|m| !negs.iter().any(|&(a, b)| a <= m.start() && m.end() <= b))
 }
 
 /// Every rule that fires on `text`, with the clause it fired on.
@@ -136,12 +198,15 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
     // Mentions of the sentence before, for "Buy tylosin. Give 1 g per litre." (with whether
     // that sentence deferred them to a vet).
     let mut previous: Vec<(Mention, bool)> = Vec::new();
-    for sentence in clauses::sentences(text) {
-        let views: Vec<View> = sentence
-            .clauses
-            .iter()
-            .map(|c| View::new(*c, &all))
-            .collect();
+    let sentences = clauses::sentences(text);
+    let all_views: Vec<Vec<View>> = sentences
+        .iter()
+        .map(|s| s.clauses.iter().map(|c| View::new(*c, &all)).collect())
+        .collect();
+    let none: Vec<View> = Vec::new();
+    for (si, sentence) in sentences.iter().enumerate() {
+        let views = &all_views[si];
+        let next = all_views.get(si + 1).unwrap_or(&none);
         let sentence_ban = views.iter().any(|v| v.ban);
         let sentence_medicine = MEDICINE_WORD.is_match(sentence.text) || !views.iter().all(|v| v.mentions.is_empty());
         let mut current: Vec<(Mention, bool)> = Vec::new();
@@ -152,17 +217,19 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
             let mut mentions: Vec<(Mention, bool)> = v
                 .mentions
                 .iter()
-                .map(|m| (*m, deferred(&views, i, m.start, names_vet)))
+                .map(|m| (*m, deferred(views, i, m.start, names_vet, next)))
                 .collect();
-            if mentions.is_empty() && v.dose && (v.imperative || v.advice) {
+            let refers_back = (v.dose || (v.admin && REFERS_BACK.is_match(t)))
+                && !WITHDRAWAL_KEPT.is_match(t);
+            if mentions.is_empty() && refers_back && (v.imperative || v.advice) {
                 mentions = previous
                     .iter()
-                    .map(|(m, d)| (Mention { start: 0, end: 0, ..*m }, *d || deferred(&views, i, 0, names_vet)))
+                    .map(|(m, d)| (Mention { start: 0, end: 0, ..*m }, *d || deferred(views, i, 0, names_vet, next)))
                     .collect();
             }
             for &(m, is_deferred) in &mentions {
-                current.push((m, is_deferred));
                 let forbidden = sentence_ban || v.forbids(m.start);
+                current.push((m, is_deferred || forbidden));
                 if m.class.is_pesticide() {
                     let near = ON_ANIMAL.is_match(t) || ON_ANIMAL.is_match(sentence.text);
                     let refused = forbidden
@@ -180,10 +247,14 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                     continue;
                 }
                 if m.banned() {
+                    let later_refusal = views[i + 1..]
+                        .iter()
+                        .any(|w| w.mentions.is_empty() && (!w.prohibitions.is_empty() || w.ban || w.danger));
                     let refused = forbidden
                         || v.danger
                         || !v.prohibitions.is_empty()
-                        || (v.nonadvice && !v.imperative);
+                        || later_refusal
+                        || v.info;
                     if !refused {
                         hit(Rule::ProhibitedSubstance);
                     }
@@ -233,19 +304,22 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 if !sentence_ban
                     && !v.forbids(pos)
                     && v.advises()
-                    && !deferred(&views, i, pos, names_vet)
+                    && !deferred(views, i, pos, names_vet, next)
                 {
                     hit(Rule::HumanMedicine);
                 }
             }
-            if let Some(x) = EXTRALABEL.find(t) {
-                let pos = x.start();
+            let change = EXTRALABEL
+                .find(t)
+                .map(|x| x.start())
+                .or_else(|| species_change(t).then_some(t.len()));
+            if let Some(pos) = change {
                 if sentence_medicine
                     && !sentence_ban
                     && !v.forbids(pos)
                     && !NEGATED_BEFORE.is_match(&t[..pos])
                     && !v.nonadvice
-                    && !deferred(&views, i, pos.max(1), names_vet)
+                    && !deferred(views, i, pos.max(1), names_vet, next)
                 {
                     hit(Rule::ExtralabelChange);
                 }
@@ -253,11 +327,10 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
             let dismissed_withdrawal = WITHDRAWAL_DISMISS
                 .find_iter(t)
                 .any(|m| !NEGATED_BEFORE.is_match(&t[..m.start()]));
-            let early_sale = treated
-                && MARKET.is_match(t)
+            let early_sale = (treated || RECOVERY.is_match(t))
+                && market_advised(t)
                 && PRODUCT.is_match(t)
                 && ((EARLY.is_match(t) && !withdrawal_over) || TREATED_PRODUCT.is_match(t))
-                && !NEG_MARKET.is_match(t)
                 && !WITHDRAWAL_KEPT.is_match(t)
                 && !v.nonadvice
                 && !v.authority;
@@ -268,7 +341,10 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 !NEGATED_BEFORE.is_match(&t[..m.start()])
                     && !v.prohibitions.iter().any(|&p| p < m.start())
             });
-            if v.dismissed || (weak && TREATS.is_match(sentence.text) && !v.ban && !v.danger) {
+            let answered = views[i + 1..].iter().any(|w| {
+                WORTH.is_match(w.clause.text) || w.ask.is_some() || w.authority
+            });
+            if (v.dismissed && !answered) || (weak && TREATS.is_match(sentence.text) && !v.ban && !v.danger) {
                 hit(Rule::VetDismissed);
             }
         }
