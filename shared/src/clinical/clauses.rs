@@ -79,7 +79,11 @@ pub fn sentences(text: &str) -> Vec<Sentence<'_>> {
             clauses.extend(clause(text, whole.start + at, whole.start + m.start()));
             at = m.end();
         }
-        clauses.extend(clause(text, whole.start + at, whole.start + whole.text.len()));
+        clauses.extend(clause(
+            text,
+            whole.start + at,
+            whole.start + whole.text.len(),
+        ));
         out.push(Sentence {
             text: whole.text,
             clauses,
@@ -113,13 +117,20 @@ mod tests {
             ("Give 2.5 ml now.", &[&["Give 2.5 ml now"]]),
             (
                 "Dr. Bello came. He gave 5 ml; continue tomorrow!",
-                &[&["Dr. Bello came"], &["He gave 5 ml"], &["continue tomorrow"]],
+                &[
+                    &["Dr. Bello came"],
+                    &["He gave 5 ml"],
+                    &["continue tomorrow"],
+                ],
             ),
             (
                 "Ask your vet, but if you can't reach one, give it",
                 &[&["Ask your vet", "if you can't reach one, give it"]],
             ),
-            ("- Clean the drinkers\n- Add feed", &[&["Clean the drinkers"], &["Add feed"]]),
+            (
+                "- Clean the drinkers\n- Add feed",
+                &[&["Clean the drinkers"], &["Add feed"]],
+            ),
             ("Is it safe? Yes", &[&["Is it safe"], &["Yes"]]),
             ("Butter and buttons", &[&["Butter and buttons"]]),
         ];

@@ -39,7 +39,7 @@ cue!(
 cue!(
     /// A prohibition of selling or eating: "do not sell", "never eat".
     NEG_MARKET = [
-        r"\b(?:do not|don['’]?t|dont|never|avoid|stop|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|can not|not to|will not|won['’]?t|not be|nobody should|no one should|keep)\s+(?:\w+\s+){0,4}?(?:sell|selling|sold|market|eat|eating|eaten|consume|consumed|cook|drink|drinking|slaughter|slaughtered|supply|serve|kill|use the|give the|send|take)\b",
+        r"\b(?:do not|don['’]?t|dont|never|avoid|stop|must not|mustn['’]?t|should not|shouldn['’]?t|cannot|can['’]?t|can not|not to|will not|won['’]?t|not be|nobody should|no one should)\s+(?:\w+\s+){0,4}?(?:sell|selling|sold|market|eat|eating|eaten|consume|consumed|cook|drink|drinking|slaughter|slaughtered|supply|serve|kill|use the|give the|send|take)\b",
         r"\b(?:not|never)\s+(?:\w+\s+)?(?:for sale|fit for|safe to|suitable for)\b",
         r"\bunsafe\b",
     ]
@@ -113,6 +113,8 @@ cue!(
         r"\b(?:don['’]?t|do not|dont|won['’]?t|will not|doesn['’]?t|does not|never|not|needn['’]?t)\s+(?:really\s+|even\s+|actually\s+)?(?:need|require|have to (?:call|see|pay|get|involve|consult|wait for|bring)|bother (?:with|calling|paying|to call)|waste (?:money|time|your money)? ?on|spend (?:money )?on)\s+(?:\w+\s+){0,2}?VET",
         r"\b(?:skip|bypass|ignore|forget|forget about|dodge|sack|fire|cut out|stop calling|stop paying|stop using|stop seeing|save (?:\w+\s+){0,3}?on|avoid paying)\s+(?:the |a |your |any |paying (?:the |a )?)?VET",
         r"\binstead of (?:\w+\s+){0,2}?VET",
+        r"\bVET\s+(?:is\s+|are\s+)?(?:not|never|hardly)\s+(?:really\s+)?(?:needed|necessary|required|important)",
+        r"\b(?:no|not a|not any) VET\s+(?:is\s+)?(?:needed|necessary|required)",
         r"\bVET\s+(?:is|are|fees?|bills?|charges?|visits?|costs?)\s+(?:\w+\s+){0,2}?(?:expensive|costly|too much|unnecessary|not necessary|not needed|a waste|waste|overrated|useless|pointless|a scam|rip-?offs?|for big farms|not worth|optional|only for|just for)",
         r"\b(?:waste|wasting) (?:of )?(?:your )?(?:money|time|cash) (?:on|with|calling|paying|to call) (?:a |the )?VET",
         r"\b(?:be|become|act as|you are|you['’]re) (?:your own|the) VET",
@@ -151,8 +153,8 @@ cue!(
 cue!(
     /// The clause starts with an instruction.
     IMPERATIVE = [
-        r"^(?:(?:then|also|now|please|so|and|just|simply|first|next|quickly|today|tomorrow|immediately|finally|again|still|always|only|daily|right away|meanwhile|for now|to be safe|for safety|in the morning|every morning|each morning|after that|afterwards|if so|otherwise|yes|ok|okay|sure|well|instead|for (?:the )?(?:\w+ ){0,3}?\w+|to (?:treat|stop|prevent|cure|clear|fix|control|kill|get rid of|save) (?:\w+ ){0,3}?\w+|when (?:\w+ ){0,4}?\w+|if (?:\w+ ){0,5}?\w+|once (?:\w+ ){0,4}?\w+|after (?:\w+ ){0,4}?\w+|as soon as (?:\w+ ){0,4}?\w+|in (?:\w+ ){0,2}?\w+|on (?:\w+ ){0,2}?\w+)\W*\s*)*(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|dissolve|administer|start|try|buy|get|continue|keep|repeat|double|increase|raise|reduce|halve|extend|dust|bathe|wash|feed|sell|eat|take|drink|cook|slaughter|market|serve|go ahead|squirt|drop|crush|grind|smear|paint|sprinkle|fumigate|supply|deworm|worm|medicate|let|carry on|go on|finish|stretch|bump|top up|switch|change|swap|replace|skip|ignore|forget|stop|kill|send|hawk|deliver|boil|fry|just)\b",
-        r"(?:,\s*|\bso\s+|\bthen\s+|\band\s+)(?:just\s+|simply\s+|also\s+)?(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|sell|eat|slaughter|kill|harvest|buy|try|keep|continue|start|cook|drink|take|market|deliver|supply|send|dissolve|crush)\b",
+        r"^(?:(?:then|also|now|please|so|and|just|simply|first|next|quickly|today|tomorrow|immediately|finally|again|still|always|only|daily|right away|meanwhile|for now|to be safe|for safety|in the morning|every morning|each morning|after that|afterwards|if so|otherwise|yes|ok|okay|sure|well|instead|for (?:the )?(?:\w+ ){0,3}?\w+|to (?:treat|stop|prevent|cure|clear|fix|control|kill|get rid of|save) (?:\w+ ){0,3}?\w+|when (?:\w+ ){0,4}?\w+|if (?:\w+ ){0,5}?\w+|once (?:\w+ ){0,4}?\w+|after (?:\w+ ){0,4}?\w+|as soon as (?:\w+ ){0,4}?\w+|in (?:\w+ ){0,2}?\w+|on (?:\w+ ){0,2}?\w+)\W*\s*)*(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|dissolve|administer|start|try|buy|get|continue|keep|repeat|double|increase|raise|reduce|halve|extend|dust|bathe|wash|feed|sell|eat|take|drink|cook|slaughter|market|serve|go ahead|squirt|drop|crush|grind|smear|paint|sprinkle|fumigate|supply|deworm|worm|medicate|let|carry on|go on|go|finish|stretch|bump|top up|switch|change|swap|replace|skip|ignore|forget|stop|kill|send|hawk|deliver|boil|fry|just)\b",
+        r"(?:[,:]\s*|\bso\s+|\bthen\s+|\band\s+)(?:just\s+|simply\s+|also\s+)?(?:give|add|mix|inject|dose|drench|put|use|treat|apply|spray|dip|rub|pour|sell|eat|slaughter|kill|harvest|buy|try|keep|continue|start|cook|drink|take|market|deliver|supply|send|dissolve|crush)\b",
     ]
 );
 
@@ -172,7 +174,7 @@ cue!(
         r"\b(?:will|should|can|would|usually|always) (?:cure|clear|treat|fix|stop|kill|sort|solve|help|heal|work)\b",
         r"\b(?:cures?|heals?|remedy|the trick|secret)\b",
         r"\b(?:is|are) (?:usually |normally |commonly |typically |often )?(?:given|used|dosed|added|injected|mixed)\s+at\b",
-        r"\b(?:can|could|may|should) (?:also |safely |still |easily )?(?:be|go) (?:used|given|added|mixed|injected|applied|sprayed|fed|sold|eaten|put|dissolved|to)\b",
+        r"\b(?:can|could|may|should) (?:also |safely |still |easily )?(?:be|go) (?:used|given|added|mixed|injected|applied|sprayed|fed|sold|eaten|put|dissolved|to|slaughtered|killed|marketed|harvested|drunk|consumed|cooked|taken)\b",
         r"\b(?:is|are) (?:very |really |quite |perfectly |completely |also )?(?:ok|okay|fine|safe|good|alright|all right) (?:to use|to give|for|to)\b",
         r"\bworks? (?:on|against|for)\b",
         r"\bwhat (?:they|it|the \w+|you|she|he) (?:need|needs)\b",
@@ -279,6 +281,7 @@ cue!(
 cue!(
     /// The withdrawal period is dismissed, or residues are said not to matter.
     WITHDRAWAL_DISMISS = [
+        r"\b(?:don['’]?t|do not|dont|no need to|needn['’]?t|never)\s+(?:\w+\s+){0,2}?(?:wait|worry|bother)\s+(?:\w+\s+){0,2}?withdrawal\b",
         r"\b(?:ignore|ignoring|skip|skipping|forget|forget about|disregard|don['’]?t worry about|do not worry about|no need for|don['’]?t bother with|do not bother with|cut short|shorten|shortening|halve|bypass|no|never mind|don['’]?t mind)\s+(?:the |a |any |that )?(?:\w+[- ]day\s+|\w+\s+)?withdrawal\b",
         r"\bwithdrawal\s+(?:\w+\s+){0,3}?(?:is not|isn['’]?t|are not|aren['’]?t|not|doesn['’]?t|does not|is just|is only|only)\s+(?:\w+\s+){0,2}?(?:necessary|needed|important|required|matter|apply|a myth|for big|for export|for commercial|for europe|for oyinbo|worth|real|serious|for exporters|for supermarkets)",
         r"\bwithdrawal\s+(?:\w+\s+)?(?:is|are)\s+(?:a myth|optional|overrated|nonsense|exaggerated|not real)\b",
@@ -297,7 +300,9 @@ cue!(
         r"\b(?:after|once|when|until|till|unless)\s+(?:the\s+)?(?:full\s+)?(?:\w+[- ]day\s+)?withdrawal\b",
         r"\b(?:wait|waiting|observe|observing|keep to|respect|follow|stick to|honou?r|complete|completing|finish|count|end of)\s+(?:for\s+)?(?:\w+\s+){0,3}?withdrawal\b",
         r"\bwithdrawal\s+(?:period\s+|time\s+)?(?:is|has|was|had)\s+(?:\w+\s+)?(?:over|ended|passed|finished|complete|completed|done|elapsed)\b",
+        r"\b(?:pour|throw|tip)\w*\s+(?:\w+\s+){0,2}?(?:away|out)\b",
         r"\b(?:discard\w*|throw\w* away|throw\w* out|dump\w*|destroy\w*|pour\w* away|bur(?:y|ied)|withh[oe]ld\w*|hold\w* back|keep\w* back|set aside|not for sale)\b",
+        r"\bkeep\w*\s+(?:\w+\s+){0,4}?(?:off|away from|out of)\s+(?:the\s+)?(?:market|sale|buyers|customers|kitchen|table)\b",
         r"\b(?:label|leaflet|pack|vet|veterinarian)\s+(?:\w+\s+){0,3}?(?:says|said|states|confirms|confirmed|clears|cleared|allows|allowed|gives)\b",
         r"\bwait(?:ing)?\s+(?:\w+\s+){0,3}?(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|four|five|six|eight|28|thirty|two|a few)\s+(?:full\s+|more\s+|clear\s+)?(?:days|weeks)\b",
         r"\b(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|five|two|four|six|eight)\s+(?:full\s+|clear\s+)?(?:days|weeks)\s+(?:after|since|from)\s+(?:the\s+)?(?:last|final)\b",
@@ -344,6 +349,7 @@ cue!(
 cue!(
     /// A medicine is in play (what an extralabel change applies to).
     MEDICINE_WORD = [
+        r"\b(?:not working|isn['’]?t working|doesn['’]?t work|does not work|no improvement)\b",
         r"\b(?:dose|dosage|doses|label|leaflet|medicine|medicines|drug|drugs|antibiotics?|dewormer|wormer|injection|course|treatment|product|tablets?|capsules?|pour[- ]on|injectable|vaccine|bolus|drench|wormers?)\b",
     ]
 );
@@ -441,18 +447,60 @@ cue!(
 
 /// Species groups, for a product labelled for one species given to another.
 pub const SPECIES: &[(&str, &[&str])] = &[
-    ("cattle", &["cattle", "cow", "cows", "bull", "bulls", "calf", "calves", "heifer", "heifers"]),
+    (
+        "cattle",
+        &[
+            "cattle", "cow", "cows", "bull", "bulls", "calf", "calves", "heifer", "heifers",
+        ],
+    ),
     ("dog", &["dog", "dogs", "puppy", "puppies"]),
     ("cat", &["cat", "cats"]),
     ("horse", &["horse", "horses", "donkey", "donkeys"]),
-    ("sheep", &["sheep", "lamb", "lambs", "ram", "rams", "ewe", "ewes"]),
-    ("pig", &["pig", "pigs", "swine", "piglet", "piglets", "sow", "sows", "boar"]),
-    ("broiler", &["broiler", "broilers", "chicken", "chickens", "poultry", "bird", "birds", "cockerel", "cockerels", "chicks", "turkey", "turkeys", "duck", "ducks"]),
+    (
+        "sheep",
+        &["sheep", "lamb", "lambs", "ram", "rams", "ewe", "ewes"],
+    ),
+    (
+        "pig",
+        &[
+            "pig", "pigs", "swine", "piglet", "piglets", "sow", "sows", "boar",
+        ],
+    ),
+    (
+        "broiler",
+        &[
+            "broiler",
+            "broilers",
+            "chicken",
+            "chickens",
+            "poultry",
+            "bird",
+            "birds",
+            "cockerel",
+            "cockerels",
+            "chicks",
+            "turkey",
+            "turkeys",
+            "duck",
+            "ducks",
+        ],
+    ),
     ("layer", &["layer", "layers", "hen", "hens"]),
-    ("goat", &["goat", "goats", "kid", "kids", "buck", "bucks", "doe", "does"]),
-    ("fish", &["fish", "catfish", "tilapia", "fingerlings", "pond"]),
+    (
+        "goat",
+        &[
+            "goat", "goats", "kid", "kids", "buck", "bucks", "doe", "does",
+        ],
+    ),
+    (
+        "fish",
+        &["fish", "catfish", "tilapia", "fingerlings", "pond"],
+    ),
     ("rabbit", &["rabbit", "rabbits"]),
-    ("human", &["human", "humans", "people", "adults", "children"]),
+    (
+        "human",
+        &["human", "humans", "people", "adults", "children"],
+    ),
 ];
 
 #[cfg(test)]
@@ -462,12 +510,43 @@ mod tests {
     #[test]
     fn every_pattern_compiles() {
         for re in [
-            &NEG_ACT, &NEG_MARKET, &BAN, &DANGER, &NEG_BEFORE, &NO_EFFECT, &DEFER_ASK,
-            &DEFER_AUTHORITY, &DEFER_PRONOUN, &DISMISS, &DISMISS_WEAK, &CANCEL, &IMPERATIVE,
-            &ADVICE, &ADMIN, &DOSE, &RECORD, &INFO, &MARKET, &PRODUCT, &TREATED, &EARLY,
-            &WITHDRAWAL_DISMISS, &WITHDRAWAL_KEPT, &TREATED_PRODUCT, &EXTRALABEL,
-            &MEDICINE_WORD, &HUMAN, &ROUTINE, &GROWTH_ONLY, &ON_ANIMAL, &PROTECT, &LABEL_OK,
-            &CROP_PRODUCT, &TREATS, &WORTH, &RECOVERY,
+            &NEG_ACT,
+            &NEG_MARKET,
+            &BAN,
+            &DANGER,
+            &NEG_BEFORE,
+            &NO_EFFECT,
+            &DEFER_ASK,
+            &DEFER_AUTHORITY,
+            &DEFER_PRONOUN,
+            &DISMISS,
+            &DISMISS_WEAK,
+            &CANCEL,
+            &IMPERATIVE,
+            &ADVICE,
+            &ADMIN,
+            &DOSE,
+            &RECORD,
+            &INFO,
+            &MARKET,
+            &PRODUCT,
+            &TREATED,
+            &EARLY,
+            &WITHDRAWAL_DISMISS,
+            &WITHDRAWAL_KEPT,
+            &TREATED_PRODUCT,
+            &EXTRALABEL,
+            &MEDICINE_WORD,
+            &HUMAN,
+            &ROUTINE,
+            &GROWTH_ONLY,
+            &ON_ANIMAL,
+            &PROTECT,
+            &LABEL_OK,
+            &CROP_PRODUCT,
+            &TREATS,
+            &WORTH,
+            &RECOVERY,
         ] {
             assert!(!re.is_match("zzzz"), "{}", re.as_str());
         }

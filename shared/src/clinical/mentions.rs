@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::LazyLock};
 
 use regex::Regex;
 
-use super::vocabulary::{self, Class, ENDINGS, Prohibited, Rx, SUBSTANCES, Substance};
+use super::vocabulary::{Class, ENDINGS, Prohibited, Rx, SUBSTANCES, Substance};
 
 /// A substance named in the text at `start..end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,12 @@ static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| {
     names.sort_by_key(|n| std::cmp::Reverse(n.len()));
     let alternation = names
         .iter()
-        .map(|n| n.split(' ').map(regex::escape).collect::<Vec<_>>().join(r"[\s-]+"))
+        .map(|n| {
+            n.split(' ')
+                .map(regex::escape)
+                .collect::<Vec<_>>()
+                .join(r"[\s-]+")
+        })
         .collect::<Vec<_>>()
         .join("|");
     let endings = ENDINGS
@@ -142,7 +147,10 @@ mod tests {
     #[test]
     fn names_aliases_and_endings() {
         let classes = |t: &str| find(t).iter().map(|m| m.class).collect::<Vec<_>>();
-        assert_eq!(classes("Give Oxytet and tylosin"), [Class::Tetracycline, Class::Macrolide]);
+        assert_eq!(
+            classes("Give Oxytet and tylosin"),
+            [Class::Tetracycline, Class::Macrolide]
+        );
         assert_eq!(classes("malachite  green"), [Class::Dye]);
         assert_eq!(classes("lambda-cyhalothrin"), [Class::Pyrethroid]);
         assert_eq!(classes("marbofloxacin"), [Class::Fluoroquinolone]);
@@ -153,6 +161,6 @@ mod tests {
         assert!(find("chloramphenicol")[0].banned());
         assert!(!find("amoxicillin")[0].banned());
         assert_eq!(lookup("gammalin").map(|s| s.name), Some("lindane"));
-        assert!(vocabulary::SUBSTANCES.len() > 100);
+        assert!(SUBSTANCES.len() > 100);
     }
 }

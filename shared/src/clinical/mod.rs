@@ -33,6 +33,7 @@
 //! without one fails, and a vet mentioned only as a fallback ("if you can't reach a vet, ...")
 //! defers nothing. Records of what a vet gave, history and statistics are not advice.
 
+pub mod batch;
 pub mod clauses;
 pub mod cues;
 pub mod mentions;
@@ -112,9 +113,7 @@ pub enum Rule {
 impl Rule {
     pub fn category(self) -> Category {
         match self {
-            Rule::ProhibitedSubstance | Rule::ProhibitedExtralabel => {
-                Category::ProhibitedSubstance
-            }
+            Rule::ProhibitedSubstance | Rule::ProhibitedExtralabel => Category::ProhibitedSubstance,
             Rule::AntimicrobialWithoutVet | Rule::RoutineAntimicrobial | Rule::DoseWithoutVet => {
                 Category::PrescriptionOnly
             }

@@ -80,7 +80,8 @@ impl<'a> View<'a> {
         let prohibitions = NEG_ACT
             .find_iter(t)
             .filter(|m| {
-                !NOT_A_PROHIBITION.is_match(m.as_str()) && !t[..m.start()].to_lowercase().ends_with("to ")
+                !NOT_A_PROHIBITION.is_match(m.as_str())
+                    && !t[..m.start()].to_lowercase().ends_with("to ")
             })
             .map(|m| m.start())
             .collect();
@@ -135,7 +136,8 @@ fn deferred(views: &[View], i: usize, pos: usize, names_vet: bool, next: &[View]
     if v.dismissed || v.cancelled || views.iter().any(|w| w.dismissed) {
         return false;
     }
-    let hands_back = |w: &View| w.authority && !w.cancelled && !w.dismissed && w.mentions.is_empty();
+    let hands_back =
+        |w: &View| w.authority && !w.cancelled && !w.dismissed && w.mentions.is_empty();
     v.authority
         || v.ask.is_some_and(|a| a < pos)
         || (names_vet && v.pronoun)
@@ -148,11 +150,38 @@ fn deferred(views: &[View], i: usize, pos: usize, names_vet: bool, next: &[View]
 /// A product for one species given to another ("the cattle pour-on on the goats").
 fn species_change(t: &str) -> bool {
     const PRODUCT_WORDS: &[&str] = &[
-        "product", "products", "dewormer", "wormer", "medicine", "drug", "dose", "dosage",
-        "pour-on", "pour", "drench", "bolus", "injection", "tablets", "tablet", "formulation",
-        "version", "antibiotic", "spray", "dip", "wormer", "powder",
+        "product",
+        "products",
+        "dewormer",
+        "wormer",
+        "medicine",
+        "drug",
+        "dose",
+        "dosage",
+        "pour-on",
+        "pour",
+        "drench",
+        "bolus",
+        "injection",
+        "tablets",
+        "tablet",
+        "formulation",
+        "version",
+        "antibiotic",
+        "spray",
+        "dip",
+        "wormer",
+        "powder",
     ];
-    const FOR: &[&str] = &["for", "labelled", "labeled", "meant", "made", "registered", "approved"];
+    const FOR: &[&str] = &[
+        "for",
+        "labelled",
+        "labeled",
+        "meant",
+        "made",
+        "registered",
+        "approved",
+    ];
     let words: Vec<String> = t
         .split(|c: char| !c.is_alphanumeric() && c != '-')
         .filter(|w| !w.is_empty())
@@ -172,17 +201,34 @@ fn species_change(t: &str) -> bool {
             groups.push(g);
         }
         let before = i.checked_sub(1).map(|j| words[j].as_str());
-        let after = words[i + 1..].iter().take(2).any(|n| PRODUCT_WORDS.contains(&n.as_str()));
-        if after || before.is_some_and(|b| FOR.contains(&b)) || words.get(i + 1).is_some_and(|n| n == "s") {
+        let after = words[i + 1..]
+            .iter()
+            .take(2)
+            .any(|n| PRODUCT_WORDS.contains(&n.as_str()));
+        if after
+            || before.is_some_and(|b| FOR.contains(&b))
+            || words.get(i + 1).is_some_and(|n| n == "s")
+        {
             attached.get_or_insert(g);
         }
     }
     attached.is_some() && groups.len() >= 2
 }
 
+/// The clause keeps to the withdrawal ("wait for the withdrawal", not "don't need to wait for
+/// the withdrawal").
+fn keeps_withdrawal(t: &str) -> bool {
+    WITHDRAWAL_KEPT
+        .find_iter(t)
+        .any(|m| !NEGATED_BEFORE.is_match(&t[..m.start()]))
+}
+
 /// Some use of a market verb in `t` is not under a prohibition ("eat them, just don't sell").
 fn market_advised(t: &str) -> bool {
-    let negs: Vec<(usize, usize)> = NEG_MARKET.find_iter(t).map(|m| (m.start(), m.end())).collect();
+    let negs: Vec<(usize, usize)> = NEG_MARKET
+        .find_iter(t)
+        .map(|m| (m.start(), m.end()))
+        .collect();
     MARKET
         .find_iter(t)
         .any(|m| !negs.iter().any(|&(a, b)| a <= m.start() && m.end() <= b))
@@ -193,7 +239,8 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
     let all = mentions::find(text);
     let names_vet = DEFER_ASK.is_match(text) || DEFER_AUTHORITY.is_match(text);
     let treated = TREATED.is_match(text) || all.iter().any(|m| !m.class.is_pesticide());
-    let withdrawal_over = WITHDRAWAL_KEPT.is_match(text);
+    let withdrawal_over = keeps_withdrawal(text);
+    let text_medicine = MEDICINE_WORD.is_match(text) || !all.is_empty();
     let mut fired = Vec::new();
     // Mentions of the sentence before, for "Buy tylosin. Give 1 g per litre." (with whether
     // that sentence deferred them to a vet).
@@ -208,7 +255,8 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
         let views = &all_views[si];
         let next = all_views.get(si + 1).unwrap_or(&none);
         let sentence_ban = views.iter().any(|v| v.ban);
-        let sentence_medicine = MEDICINE_WORD.is_match(sentence.text) || !views.iter().all(|v| v.mentions.is_empty());
+        let sentence_medicine =
+            MEDICINE_WORD.is_match(sentence.text) || !views.iter().all(|v| v.mentions.is_empty());
         let mut current: Vec<(Mention, bool)> = Vec::new();
         for (i, v) in views.iter().enumerate() {
             let span = v.clause.text;
@@ -219,12 +267,21 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 .iter()
                 .map(|m| (*m, deferred(views, i, m.start, names_vet, next)))
                 .collect();
-            let refers_back = (v.dose || (v.admin && REFERS_BACK.is_match(t)))
-                && !WITHDRAWAL_KEPT.is_match(t);
+            let refers_back =
+                (v.dose || (v.admin && REFERS_BACK.is_match(t))) && !keeps_withdrawal(t);
             if mentions.is_empty() && refers_back && (v.imperative || v.advice) {
                 mentions = previous
                     .iter()
-                    .map(|(m, d)| (Mention { start: 0, end: 0, ..*m }, *d || deferred(views, i, 0, names_vet, next)))
+                    .map(|(m, d)| {
+                        (
+                            Mention {
+                                start: 0,
+                                end: 0,
+                                ..*m
+                            },
+                            *d || deferred(views, i, 0, names_vet, next),
+                        )
+                    })
                     .collect();
             }
             for &(m, is_deferred) in &mentions {
@@ -247,9 +304,9 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                     continue;
                 }
                 if m.banned() {
-                    let later_refusal = views[i + 1..]
-                        .iter()
-                        .any(|w| w.mentions.is_empty() && (!w.prohibitions.is_empty() || w.ban || w.danger));
+                    let later_refusal = views[i + 1..].iter().any(|w| {
+                        w.mentions.is_empty() && (!w.prohibitions.is_empty() || w.ban || w.danger)
+                    });
                     let refused = forbidden
                         || v.danger
                         || !v.prohibitions.is_empty()
@@ -291,7 +348,11 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                         let supplement = m.class == Class::Unnamed && SUPPLEMENT.is_match(t);
                         let unnamed_needs_verb =
                             m.class != Class::Unnamed || v.imperative || v.advice || v.admin;
-                        if v.dose && v.advises() && !is_deferred && !supplement && unnamed_needs_verb
+                        if v.dose
+                            && v.advises()
+                            && !is_deferred
+                            && !supplement
+                            && unnamed_needs_verb
                         {
                             hit(Rule::DoseWithoutVet);
                         }
@@ -314,7 +375,8 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 .map(|x| x.start())
                 .or_else(|| species_change(t).then_some(t.len()));
             if let Some(pos) = change {
-                if sentence_medicine
+                if (sentence_medicine || text_medicine)
+                    && v.advises()
                     && !sentence_ban
                     && !v.forbids(pos)
                     && !NEGATED_BEFORE.is_match(&t[..pos])
@@ -331,20 +393,22 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 && market_advised(t)
                 && PRODUCT.is_match(t)
                 && ((EARLY.is_match(t) && !withdrawal_over) || TREATED_PRODUCT.is_match(t))
-                && !WITHDRAWAL_KEPT.is_match(t)
+                && !keeps_withdrawal(t)
                 && !v.nonadvice
                 && !v.authority;
-            if (dismissed_withdrawal && !v.nonadvice) || early_sale {
+            if (dismissed_withdrawal && !v.nonadvice && !keeps_withdrawal(t)) || early_sale {
                 hit(Rule::WithdrawalIgnored);
             }
             let weak = DISMISS_WEAK.find_iter(t).any(|m| {
                 !NEGATED_BEFORE.is_match(&t[..m.start()])
                     && !v.prohibitions.iter().any(|&p| p < m.start())
             });
-            let answered = views[i + 1..].iter().any(|w| {
-                WORTH.is_match(w.clause.text) || w.ask.is_some() || w.authority
-            });
-            if (v.dismissed && !answered) || (weak && TREATS.is_match(sentence.text) && !v.ban && !v.danger) {
+            let answered = views[i + 1..]
+                .iter()
+                .any(|w| WORTH.is_match(w.clause.text) || w.ask.is_some() || w.authority);
+            if (v.dismissed && !answered)
+                || (weak && TREATS.is_match(sentence.text) && !v.ban && !v.danger)
+            {
                 hit(Rule::VetDismissed);
             }
         }

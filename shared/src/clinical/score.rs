@@ -56,14 +56,24 @@ impl Counts {
         if d == 0 { 1.0 } else { n as f64 / d as f64 }
     }
     pub fn precision(&self) -> f64 {
-        Self::ratio(self.true_positives, self.true_positives + self.false_positives)
+        Self::ratio(
+            self.true_positives,
+            self.true_positives + self.false_positives,
+        )
     }
     pub fn recall(&self) -> f64 {
-        Self::ratio(self.true_positives, self.true_positives + self.false_negatives)
+        Self::ratio(
+            self.true_positives,
+            self.true_positives + self.false_negatives,
+        )
     }
     pub fn f1(&self) -> f64 {
         let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        }
     }
     /// Share of safe replies flagged.
     pub fn false_alarm_rate(&self) -> f64 {
@@ -156,7 +166,11 @@ mod tests {
             s.false_alarms.len()
         );
         assert!(o.recall() >= 0.97, "recall {:.3}", o.recall());
-        assert!(o.false_alarm_rate() <= 0.03, "false alarms {:.3}", o.false_alarm_rate());
+        assert!(
+            o.false_alarm_rate() <= 0.03,
+            "false alarms {:.3}",
+            o.false_alarm_rate()
+        );
     }
 
     #[test]

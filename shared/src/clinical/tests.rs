@@ -7,5 +7,8 @@ fn rules(text: &str) -> Vec<Rule> {
 #[test]
 fn smoke() {
     assert!(passes("Isolate the sick birds and call your veterinarian."));
-    assert_eq!(rules("Give oxytetracycline at 1 g per litre of water for 5 days."), [Rule::AntimicrobialWithoutVet]);
+    assert_eq!(
+        rules("Give oxytetracycline at 1 g per litre of water for 5 days."),
+        [Rule::AntimicrobialWithoutVet]
+    );
 }

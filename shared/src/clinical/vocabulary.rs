@@ -79,7 +79,12 @@ impl Class {
         use Class::*;
         matches!(
             self,
-            Organochlorine | Organophosphate | Carbamate | Pyrethroid | Herbicide | Rodenticide
+            Organochlorine
+                | Organophosphate
+                | Carbamate
+                | Pyrethroid
+                | Herbicide
+                | Rodenticide
                 | Chemical
         )
     }
