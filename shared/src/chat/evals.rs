@@ -50,6 +50,28 @@ pub fn clinical_eval(subject: &str, text: &str) -> Eval {
     }
 }
 
+/// The `clinical_safety` eval of a turn a Bedrock guardrail stopped: failed, with the
+/// guardrail's assessment and the text it answered with (the farmer gets [`SAFE_REPLY`]; the
+/// rules still run on the reply after it).
+pub fn guardrail_eval(assessment: &Value, blocked_message: &str) -> Eval {
+    Eval {
+        name: CLINICAL_SAFETY.into(),
+        passed: false,
+        details: json!({
+            "subject": "reply",
+            "source": "bedrock_guardrail",
+            "guardrail": assessment,
+            "violations": [],
+            "withheld_text": blocked_message.chars().take(2000).collect::<String>(),
+        }),
+    }
+}
+
+/// True for an eval made by [`guardrail_eval`].
+pub fn is_guardrail_block(eval: &Eval) -> bool {
+    eval.name == CLINICAL_SAFETY && !eval.passed && eval.details["source"] == "bedrock_guardrail"
+}
+
 /// The free text of a tool call the assistant would write (every string field), screened: a
 /// failed `clinical_safety` eval and the message the model gets when it breaks a rule.
 pub fn screen_tool_text(

@@ -431,7 +431,7 @@ pub async fn run_turn(
         reply = "(no reply)".into();
     }
     let clinical = evals::clinical_eval("reply", &reply);
-    let reply_withheld = !clinical.passed;
+    let reply_withheld = !clinical.passed || evals.iter().any(evals::is_guardrail_block);
     if reply_withheld {
         reply = evals::SAFE_REPLY.to_string();
     }
@@ -564,6 +564,9 @@ async fn tool_loop(
         let text = response.message.text();
         if !text.trim().is_empty() {
             turn.reply = text;
+        }
+        if let StopReason::GuardrailIntervened(assessment) = &response.stop_reason {
+            turn.evals.push(evals::guardrail_eval(assessment, &turn.reply));
         }
         let uses: Vec<(String, String, Value)> = response
             .message

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bedrock_stub;
+mod clinical;
 mod concurrency;
 mod offline_turns;
 mod openapi;
