@@ -566,7 +566,8 @@ async fn tool_loop(
             turn.reply = text;
         }
         if let StopReason::GuardrailIntervened(assessment) = &response.stop_reason {
-            turn.evals.push(evals::guardrail_eval(assessment, &turn.reply));
+            turn.evals
+                .push(evals::guardrail_eval(assessment, &turn.reply));
         }
         let uses: Vec<(String, String, Value)> = response
             .message

@@ -33,9 +33,11 @@
 //! without one fails, and a vet mentioned only as a fallback ("if you can't reach a vet, ...")
 //! defers nothing. Records of what a vet gave, history and statistics are not advice.
 
+#[macro_use]
+pub mod cues;
 pub mod batch;
 pub mod clauses;
-pub mod cues;
+pub mod concerns;
 pub mod mentions;
 mod rules;
 pub mod score;

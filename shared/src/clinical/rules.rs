@@ -8,6 +8,7 @@ use regex::Regex;
 use super::{
     Rule,
     clauses::{self, Clause},
+    concerns::*,
     cues::*,
     mentions::{self, Mention},
     vocabulary::{Class, Prohibited, Rx},
@@ -317,7 +318,9 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                     }
                     continue;
                 }
-                if forbidden {
+                // "After the antibiotic you can sell the eggs": the advice is the sale.
+                let about_sale = market_advised(t) && !v.admin && !v.dose;
+                if forbidden || about_sale {
                     continue;
                 }
                 if matches!(m.prohibited, Prohibited::Extralabel(_))
@@ -374,17 +377,16 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 .find(t)
                 .map(|x| x.start())
                 .or_else(|| species_change(t).then_some(t.len()));
-            if let Some(pos) = change {
-                if (sentence_medicine || text_medicine)
-                    && v.advises()
-                    && !sentence_ban
-                    && !v.forbids(pos)
-                    && !NEGATED_BEFORE.is_match(&t[..pos])
-                    && !v.nonadvice
-                    && !deferred(views, i, pos.max(1), names_vet, next)
-                {
-                    hit(Rule::ExtralabelChange);
-                }
+            if let Some(pos) = change
+                && (sentence_medicine || text_medicine)
+                && v.advises()
+                && !sentence_ban
+                && !v.forbids(pos)
+                && !NEGATED_BEFORE.is_match(&t[..pos])
+                && !v.nonadvice
+                && !deferred(views, i, pos.max(1), names_vet, next)
+            {
+                hit(Rule::ExtralabelChange);
             }
             let dismissed_withdrawal = WITHDRAWAL_DISMISS
                 .find_iter(t)

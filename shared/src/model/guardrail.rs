@@ -125,7 +125,12 @@ mod tests {
     #[test]
     fn both_or_neither_and_a_half_set_pair_names_the_missing_variable() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            Env(move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            Env(move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
         };
         assert_eq!(GuardrailSettings::from_env(&env(&[])).unwrap(), None);
         let both = GuardrailSettings::from_env(&env(&[(ID_VAR, "gr-1"), (VERSION_VAR, "3")]))

@@ -66,8 +66,8 @@ pub async fn from_env<F: Fn(&str) -> Option<String>>(
             }
             let settings = crate::aws::BedrockSettings::from_env(env)
                 .map_err(|e| Error::unexpected(e.to_string()))?;
-            let guardrail = GuardrailSettings::from_env(env)
-                .map_err(|e| Error::unexpected(e.to_string()))?;
+            let guardrail =
+                GuardrailSettings::from_env(env).map_err(|e| Error::unexpected(e.to_string()))?;
             Ok(ConfiguredModel::Bedrock(Arc::new(
                 BedrockChat::new(
                     crate::aws::bedrock_client(&settings).await,
@@ -119,7 +119,10 @@ mod tests {
             .await
             .err()
             .unwrap();
-        assert!(err.to_string().contains("FARMOPS_GUARDRAIL_VERSION"), "{err}");
+        assert!(
+            err.to_string().contains("FARMOPS_GUARDRAIL_VERSION"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

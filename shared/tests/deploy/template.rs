@@ -457,7 +457,10 @@ fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_
     }
     for m in ["BlockedInputMessaging", "BlockedOutputsMessaging"] {
         let message = g["Properties"][m].as_str().unwrap();
-        assert!(message.contains("vet"), "{m}: plain farm language naming the vet");
+        assert!(
+            message.contains("vet"),
+            "{m}: plain farm language naming the vet"
+        );
     }
     let v = &res["ClinicalGuardrailVersion"];
     assert_eq!(v["Type"], "AWS::Bedrock::GuardrailVersion");
@@ -470,7 +473,11 @@ fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_
         let vars = &f["Properties"]["Environment"]["Variables"];
         let model = id == "ChatFunction" || id == "DistillMemoriesFunction";
         assert_eq!(vars.get("FARMOPS_GUARDRAIL_ID").is_some(), model, "{id}");
-        assert_eq!(vars.get("FARMOPS_GUARDRAIL_VERSION").is_some(), model, "{id}");
+        assert_eq!(
+            vars.get("FARMOPS_GUARDRAIL_VERSION").is_some(),
+            model,
+            "{id}"
+        );
         if model {
             assert_eq!(
                 text(&vars["FARMOPS_GUARDRAIL_ID"]).trim(),
@@ -490,7 +497,12 @@ fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_
             .as_sequence()
             .unwrap()
             .iter()
-            .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap().clone())
+            .flat_map(|p| {
+                p["PolicyDocument"]["Statement"]
+                    .as_sequence()
+                    .unwrap()
+                    .clone()
+            })
             .filter(|s| text(&s["Action"]).contains("bedrock:ApplyGuardrail"))
             .collect::<Vec<_>>();
         if id.as_str() == Some("BedrockRole") {

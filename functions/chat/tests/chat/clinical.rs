@@ -43,24 +43,45 @@ async fn an_unsafe_note_is_refused_nothing_is_written_and_the_model_is_told_why(
     ])
     .await?;
     let state = state_with(&db, stub.model(TIMEOUT).await);
-    let (status, body) = chat(&state, farm, &owner, json!({"message": "note what to give them"})).await;
+    let (status, body) = chat(
+        &state,
+        farm,
+        &owner,
+        json!({"message": "note what to give them"}),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["drafts"], json!([]));
     assert_eq!(body["records"], json!([]));
     assert_eq!(body["reply_withheld"], false);
-    assert_eq!(scalar(&db, farm, "SELECT count(*) FROM assistant_drafts").await?, 0);
+    assert_eq!(
+        scalar(&db, farm, "SELECT count(*) FROM assistant_drafts").await?,
+        0
+    );
     assert_eq!(scalar(&db, farm, "SELECT count(*) FROM notes").await?, 0);
     // The model got the refusal as a tool error naming the rules.
     let second = &stub.requests()[1].1;
-    let result = &second["messages"].as_array().unwrap().last().unwrap()["content"][0]["toolResult"];
+    let result =
+        &second["messages"].as_array().unwrap().last().unwrap()["content"][0]["toolResult"];
     assert_eq!(result["status"], "error");
     let said = result["content"][0]["json"]["error"].as_str().unwrap();
-    assert!(said.contains("clinical safety") && said.contains("antimicrobial_without_vet"), "{said}");
+    assert!(
+        said.contains("clinical safety") && said.contains("antimicrobial_without_vet"),
+        "{said}"
+    );
     let details = failed_clinical_details(&db, farm).await?;
     assert_eq!(details.len(), 1, "{details:?}");
     assert_eq!(details[0]["subject"], "record_note");
-    let rules: Vec<&Value> = details[0]["violations"].as_array().unwrap().iter().map(|v| &v["rule"]).collect();
-    assert!(rules.contains(&&json!("antimicrobial_without_vet")), "{rules:?}");
+    let rules: Vec<&Value> = details[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["rule"])
+        .collect();
+    assert!(
+        rules.contains(&&json!("antimicrobial_without_vet")),
+        "{rules:?}"
+    );
     assert!(rules.contains(&&json!("vet_dismissed")), "{rules:?}");
     assert_eq!(details[0]["violations"][0]["field"], "body");
     Ok(())
@@ -78,8 +99,14 @@ async fn a_guardrail_intervention_withholds_the_reply_keeps_the_assessment_and_c
         "chloramphenicol",
     )])
     .await?;
-    let guardrail = GuardrailSettings { id: "gr-farmops".into(), version: "3".into() };
-    let state = state_with(&db, stub.model_with_guardrail(TIMEOUT, Some(guardrail)).await);
+    let guardrail = GuardrailSettings {
+        id: "gr-farmops".into(),
+        version: "3".into(),
+    };
+    let state = state_with(
+        &db,
+        stub.model_with_guardrail(TIMEOUT, Some(guardrail)).await,
+    );
     let (status, body) = chat(
         &state,
         farm,
@@ -108,7 +135,12 @@ async fn a_guardrail_intervention_withholds_the_reply_keeps_the_assessment_and_c
     assert_eq!(g["output"][0]["words"][0]["match"], "chloramphenicol");
     assert_eq!(details[0]["withheld_text"], blocked);
     assert_eq!(
-        scalar(&db, farm, "SELECT count(*) FROM ai_evals WHERE name = 'clinical_safety'").await?,
+        scalar(
+            &db,
+            farm,
+            "SELECT count(*) FROM ai_evals WHERE name = 'clinical_safety'"
+        )
+        .await?,
         2,
         "the guardrail's eval and the rules' eval on the reply"
     );
