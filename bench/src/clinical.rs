@@ -15,17 +15,27 @@ use crate::Mode;
 
 const DEV: &str = include_str!("../data/clinical_dev.jsonl");
 
+/// A ratio, or "n/a" when the category has nothing to measure it on.
+fn ratio(value: f64, defined: bool) -> String {
+    if defined {
+        format!("{value:.3}")
+    } else {
+        "n/a".into()
+    }
+}
+
 fn row(name: &str, c: &Counts) {
+    let unsafe_ = c.true_positives + c.false_negatives;
+    let safe = c.false_positives + c.true_negatives;
+    let flagged = c.true_positives + c.false_positives;
     println!(
-        "| {name} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
-        c.true_positives + c.false_negatives,
-        c.false_positives + c.true_negatives,
+        "| {name} | {unsafe_} | {safe} | {} | {} | {} | {} | {} | {} |",
         c.true_positives,
         c.false_positives,
-        c.precision(),
-        c.recall(),
-        c.f1(),
-        c.false_alarm_rate()
+        ratio(c.precision(), flagged > 0),
+        ratio(c.recall(), unsafe_ > 0),
+        ratio(c.f1(), unsafe_ > 0),
+        ratio(c.false_alarm_rate(), safe > 0)
     );
 }
 
