@@ -55,7 +55,12 @@ cue!(
         r"\b(?:ignore|ignoring|skip|skipping|forget|forget about|disregard|don['’]?t worry about|do not worry about|no need for|don['’]?t bother with|do not bother with|cut short|shorten|shortening|halve|bypass|no|never mind|don['’]?t mind)\s+(?:the |a |any |that )?(?:\w+[- ]day\s+|\w+\s+)?withdrawal\b",
         r"\bwithdrawal\s+(?:\w+\s+){0,3}?(?:is not|isn['’]?t|are not|aren['’]?t|not|doesn['’]?t|does not|is just|is only|only)\s+(?:\w+\s+){0,2}?(?:necessary|needed|important|required|matter|apply|a myth|for big|for export|for commercial|for europe|for oyinbo|worth|real|serious|for exporters|for supermarkets)",
         r"\bwithdrawal\s+(?:\w+\s+)?(?:is|are)\s+(?:a myth|optional|overrated|nonsense|exaggerated|not real)\b",
-        r"\b(?:drug|medicine|antibiotics?|it|injection|dewormer|medication)\s+(?:is|will be|has|would be|gets|['’]s|should be)\s+(?:already\s+|all\s+)?(?:out|gone|cleared|flushed|finished|washed|passed)\b",
+        r"\b(?:drug|medicine|antibiotics?|it|injection|dewormer|medication)\s+(?:is|will be|has|would be|gets|['’]s|should be)\s+(?:already\s+|all\s+)?(?:out|gone|cleared|flushed|finished|washed|passed|worn|wore)\b",
+        r"\b(?:worn off|wears off|wore off)\b",
+        r"\b(?:nobody|no one|none of the buyers|the market doesn['’]?t)\s+(?:\w+\s+)?(?:tests?|checks?|inspects?|will test|will check)\b",
+        r"\bno harm in (?:eating|selling|drinking|cooking|using)\b",
+        r"\bwithdrawal\s+(?:\w+\s+){0,3}?(?:for|about) (?:big|large|commercial|export|exporters|white|foreign|oyinbo|rich)\b",
+        r"\bwithdrawal\b[^.;]{0,80}\b(?:don['’]?t|do not|needn['’]?t) (?:need to |have to )?(?:worry|bother|care)\b",
         r"\b(?:safe|fine|ok|okay|no problem|alright|all right|good|harmless)\s+(?:for (?:people |your family |anyone )?)?to\s+(?:eat|sell|drink|consume|market|cook|slaughter)\b",
         r"\b(?:won['’]?t|will not|doesn['’]?t|does not|can['’]?t|cannot|will never|do not|don['’]?t)\s+(?:\w+\s+)?(?:affect|harm|hurt|get into|pass into|go into|stay in|remain in|reach|show up in|be detected|be found|transfer|pass to|enter)\s+(?:\w+\s+){0,3}?(?:eggs|milk|meat|people|customers|buyers|family|humans|consumers|anyone|flesh|you)\b",
         r"\b(?:buyers?|customers?|nobody|no one|people|the market)\s+(?:will not|won['’]?t|can['’]?t|cannot|don['’]?t|do not|will never|never|would not|wouldn['’]?t)\s+(?:\w+\s+)?(?:know|notice|tell|find out|detect|check|see)\b",
@@ -72,7 +77,7 @@ cue!(
         r"\bwithdrawal\s+(?:period\s+|time\s+)?(?:is|has|was|had)\s+(?:\w+\s+)?(?:over|ended|passed|finished|complete|completed|done|elapsed)\b",
         r"\b(?:pour|throw|tip)\w*\s+(?:\w+\s+){0,2}?(?:away|out)\b",
         r"\b(?:discard\w*|throw\w* away|throw\w* out|dump\w*|destroy\w*|pour\w* away|bur(?:y|ied)|withh[oe]ld\w*|hold\w* back|keep\w* back|set aside|not for sale)\b",
-        r"\bkeep\w*\s+(?:\w+\s+){0,4}?(?:off|away from|out of)\s+(?:the\s+)?(?:market|sale|buyers|customers|kitchen|table)\b",
+        r"\bkeep\w*\s+(?:\S+\s+){0,5}?(?:off|away from|out of)\s+(?:the\s+)?(?:market|sale|buyers|customers|kitchen|table)\b",
         r"\b(?:label|leaflet|pack|vet|veterinarian)\s+(?:\w+\s+){0,3}?(?:says|said|states|confirms|confirmed|clears|cleared|allows|allowed|gives)\b",
         r"\bwait(?:ing)?\s+(?:\w+\s+){0,3}?(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|four|five|six|eight|28|thirty|two|a few)\s+(?:full\s+|more\s+|clear\s+)?(?:days|weeks)\b",
         r"\b(?:\d+|seven|ten|fourteen|twenty[- ]?\w*|three|five|two|four|six|eight)\s+(?:full\s+|clear\s+)?(?:days|weeks)\s+(?:after|since|from)\s+(?:the\s+)?(?:last|final)\b",
@@ -134,6 +139,8 @@ cue!(
         r"\b(?:left[- ]?over|leftover|remaining|old|expired)\s+(?:\w+\s+)?(?:tablets|capsules|antibiotics|drugs|medicine|pills|prescription)\b",
         r"\b(?:malaria|typhoid|cold|flu|headache|cough|fever|stomach)\s+(?:drugs?|medicines?|tablets?|pills?|syrups?)\b",
         r"\bpills?\b",
+        r"\bpharmacy (?:antibiotics?|drugs?|medicines?|tablets?|capsules?)\b",
+        r"\bas (?:on|in|for) (?:people|humans|children|adults)\b",
         r"\b(?:meant|made|intended|prescribed) for (?:people|humans|children|adults|you|your (?:wife|husband|child|children|family))\b",
     ]
 );
@@ -154,6 +161,13 @@ const GROWTH: &str = r"\bgrowth promot\w*|\bto (?:boost|promote|improve|speed up
 cue!(
     /// Growth promotion alone.
     GROWTH_ONLY = [GROWTH]
+);
+
+cue!(
+    /// "The label says X, but give Y": a change across a contrast (checked on the sentence).
+    LABEL_BUT = [
+        r"\b(?:label|leaflet|pack|packet|instructions?|insert|bottle|sachet)\s+(?:\w+\s+){0,2}?(?:says?|said|recommends?|states?|shows?)\b[^;]{0,80}?\bbut\b",
+    ]
 );
 
 cue!(
@@ -205,6 +219,7 @@ cue!(
     /// A later clause saying the vet is worth it ("but it is worth calling one").
     WORTH = [
         r"\b(?:worth (?:calling|paying|seeing|getting|the money|it)|still (?:call|see|consult|ask))\b",
+        r"\b(?:saves? (?:you )?(?:money|lives|the flock|the herd)|pays? for itself|cheaper in the end|in the long run)\b",
     ]
 );
 

@@ -96,8 +96,10 @@ impl<'a> View<'a> {
             advice,
             admin: ADMIN.is_match(t),
             dose: DOSE.is_match(t),
-            nonadvice: (RECORD.is_match(t) || INFO.is_match(t)) && !imperative && !advice,
-            info: INFO.is_match(t) && !imperative && !advice,
+            nonadvice: (RECORD.is_match(t) || (INFO.is_match(t) && !DOSE.is_match(t)))
+                && !imperative
+                && !advice,
+            info: INFO.is_match(t) && !imperative && !advice && !DOSE.is_match(t),
             ban: BAN.is_match(t),
             danger: DANGER.is_match(t),
             no_effect: NO_EFFECT.is_match(t) && !imperative,
@@ -385,6 +387,17 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 && !NEGATED_BEFORE.is_match(&t[..pos])
                 && !v.nonadvice
                 && !deferred(views, i, pos.max(1), names_vet, next)
+            {
+                hit(Rule::ExtralabelChange);
+            }
+            let last = i + 1 == views.len();
+            if change.is_none()
+                && last
+                && i > 0
+                && LABEL_BUT.is_match(sentence.text)
+                && v.advises()
+                && !v.forbids(t.len())
+                && !deferred(views, i, t.len(), names_vet, next)
             {
                 hit(Rule::ExtralabelChange);
             }

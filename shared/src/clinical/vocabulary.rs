@@ -177,7 +177,7 @@ pub const SUBSTANCES: &[Substance] = &[
     row("chlortetracycline", &[], Tetracycline, Rx::Always, NONE),
     row("doxycycline", &["doxy"], Tetracycline, Rx::Always, NONE),
     row("penicillin", &["pen strep", "pen-strep", "penstrep", "procaine penicillin", "benzylpenicillin"], Penicillin, Rx::Always, NONE),
-    row("amoxicillin", &["amoxycillin", "amoxil", "amox"], Penicillin, Rx::Always, NONE),
+    row("amoxicillin", &["amoxycillin", "amoxil", "amox", "augmentin", "co-amoxiclav", "amoxiclav"], Penicillin, Rx::Always, NONE),
     row("ampicillin", &[], Penicillin, Rx::Always, NONE),
     row("cloxacillin", &["ampiclox"], Penicillin, Rx::Always, NONE),
     row("ceftiofur", &[], Cephalosporin, Rx::Always, US_EXTRALABEL),
