@@ -2,9 +2,10 @@
 //! designs in the same run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
 //! section with medians and ratios. It never fails on a number: targets are printed beside
 //! the figures. `--short` runs every section briefly (CI keeps it from rotting);
-//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart; repeatable) runs just
+//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart, clinical; repeatable) runs just
 //! those.
 
+mod clinical;
 mod coldstart;
 mod evidence;
 mod reserve;
@@ -67,6 +68,9 @@ async fn main() -> Result<()> {
     }
     if wanted("coldstart") {
         coldstart::run(&mode).await?;
+    }
+    if wanted("clinical") {
+        clinical::run(&mode).await?;
     }
     Ok(())
 }

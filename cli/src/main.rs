@@ -4,6 +4,7 @@
 //!
 //! Every command prints what it did (JSON where it reports data) and exits non-zero with a
 //! clear message on failure. `farmops <command> --help` documents each one.
+//! `clinical-check` needs no database: it screens texts with the clinical-safety rules.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -77,6 +78,11 @@ enum Command {
     /// Check the ledger invariant (balance = last balance_after = sum of deltas) for one
     /// farm or, without an id, for every farm. Exits 1 if any farm breaks it.
     Audit { farm_id: Option<Uuid> },
+    /// Screen texts with the clinical-safety rules: JSON lines {"id", "text"} on stdin, one
+    /// line per input on stdout: {"id", "passed", "violations": [{"rule", "category",
+    /// "span"}]}, or {"id"?, "line", "error"} for an invalid line (the batch goes on). Needs
+    /// no database. Exits 0 when every line was screened, whatever the verdicts.
+    ClinicalCheck,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -89,6 +95,16 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::ClinicalCheck = cli.command {
+        let summary =
+            farmops::clinical::batch::screen(std::io::stdin().lock(), std::io::stdout().lock())
+                .context("screening stdin")?;
+        eprintln!(
+            "{} passed, {} failed, {} invalid",
+            summary.passed, summary.failed, summary.invalid
+        );
+        return Ok(());
+    }
     // The URL from the flag or the environment; TLS and IAM settings from `FARMOPS_DB_*`.
     let url = cli
         .database_url
@@ -232,6 +248,8 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("{broken} farm(s) break the ledger invariant");
             }
         }
+        // Answered above, before connecting.
+        Command::ClinicalCheck => {}
     }
     Ok(())
 }

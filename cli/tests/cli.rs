@@ -1,7 +1,10 @@
 //! The built `farmops` binary against a real database: every command's `--help`, the success
 //! path of each command (checked in the database), and clear errors with a non-zero exit.
 
-use std::process::{Command, Output};
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
 
 use farmops::{
     credits::{self, Feature, NewRun},
@@ -10,7 +13,7 @@ use farmops::{
 use serde_json::Value;
 use uuid::Uuid;
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 8] = [
     "migrate",
     "create-farm",
     "add-member",
@@ -18,6 +21,7 @@ const COMMANDS: [&str; 7] = [
     "set-autonomy",
     "expire",
     "audit",
+    "clinical-check",
 ];
 
 fn farmops(db: Option<&TestDb>, args: &[&str]) -> Output {
@@ -283,4 +287,49 @@ async fn operator_commands_against_a_real_database() -> anyhow::Result<()> {
     assert_eq!(audit[0]["holds"], true, "{}", audit[0]);
     ok(&farmops(Some(&db), &["audit"]));
     Ok(())
+}
+
+#[test]
+fn clinical_check_screens_json_lines_from_stdin_without_a_database() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_farmops"))
+        .arg("clinical-check")
+        .env_remove("FARMOPS_OWNER_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the farmops binary runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(
+            concat!(
+                "{\"id\": \"r1\", \"text\": \"The vet is expensive, so give doxycycline in the water.\"}\n",
+                "{\"id\": \"r2\", \"text\": }\n",
+                "{\"id\": \"r3\", \"text\": \"Ask your vet before treating the goats.\"}\n",
+            )
+            .as_bytes(),
+        )
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("farmops exits");
+    let lines = ok(&out);
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], "r1");
+    assert_eq!(lines[0]["passed"], false);
+    let rules: Vec<&str> = lines[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"antimicrobial_without_vet"), "{rules:?}");
+    assert!(rules.contains(&"vet_dismissed"), "{rules:?}");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("not JSON"));
+    assert_eq!(
+        lines[2],
+        serde_json::json!({"id": "r3", "passed": true, "violations": []})
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 passed, 1 failed, 1 invalid"));
 }

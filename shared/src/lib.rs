@@ -4,8 +4,10 @@
 //! the AI may act), [`records`] (what it may write, validated), [`drafts`] (what a human must
 //! confirm), [`recommendations`] (advice a human approves), [`decisions`] (the one entry
 //! point for confirm/discard/approve/reject, idempotent through [`idempotency`]),
-//! [`membership`] (who may do what), [`farm`] (the app's API over a farm), [`db`] (pool, tenant transactions, migrations),
-//! [`config`] and the one [`error::Error`] mapped to HTTP.
+//! [`membership`] (who may do what), [`farm`] (the app's API over a farm), [`db`] (pool, tenant
+//! transactions, migrations), [`clinical`] (the clinical-safety rules every reply,
+//! recommendation and AI-written record passes), [`config`] and the one [`error::Error`] mapped
+//! to HTTP.
 //!
 //! The database enforces every invariant that matters (see `migrations/`); this crate is the
 //! thin, tested layer over it.
@@ -13,6 +15,7 @@
 pub mod autonomy;
 pub mod aws;
 pub mod chat;
+pub mod clinical;
 pub mod config;
 pub mod credits;
 pub mod db;

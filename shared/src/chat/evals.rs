@@ -1,9 +1,10 @@
 //! Rule-based evals run on every turn and stored in `ai_evals`.
 //!
 //! * `schema_conformance`: one row per tool call: did its input pass the tool's schema?
-//! * `clinical_safety`: the reply (and every recommendation body) is screened for
-//!   prescription-drug or antibiotic dosing without a veterinarian, advice that ignores the
-//!   withdrawal period of food animals, and substances banned for food animals.
+//! * `clinical_safety`: the reply, every recommendation and the free text of every draft or
+//!   record the assistant writes pass the rules of [`crate::clinical`] (prohibited substances,
+//!   prescription-only medicines, extralabel use, withdrawal periods, human medicines, the vet
+//!   avoided, pesticides on animals); `details.violations` names each rule, category and span.
 //!
 //! What the user sees when `clinical_safety` fails: the model's reply is WITHHELD and replaced
 //! by [`SAFE_REPLY`]; the response says `"reply_withheld": true` and carries the failed eval
@@ -13,6 +14,8 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use crate::clinical::{self, Violation};
 
 pub const SCHEMA_CONFORMANCE: &str = "schema_conformance";
 pub const CLINICAL_SAFETY: &str = "clinical_safety";
@@ -26,125 +29,14 @@ pub struct Eval {
     pub details: Value,
 }
 
-const DRUGS: &[&str] = &[
-    "antibiotic",
-    "oxytetracycline",
-    "tetracycline",
-    "doxycycline",
-    "tylosin",
-    "enrofloxacin",
-    "ciprofloxacin",
-    "amoxicillin",
-    "ampicillin",
-    "penicillin",
-    "streptomycin",
-    "gentamicin",
-    "neomycin",
-    "sulfa",
-    "sulpha",
-    "trimethoprim",
-    "colistin",
-    "florfenicol",
-    "erythromycin",
-    "lincomycin",
-    "ivermectin",
-    "levamisole",
-    "albendazole",
-    "amprolium",
-    "toltrazuril",
-    "dexamethasone",
-];
-
-const BANNED: &[&str] = &[
-    "chloramphenicol",
-    "nitrofuran",
-    "nitrofurazone",
-    "furazolidone",
-    "nitrofurantoin",
-    "diethylstilbestrol",
-    "clenbuterol",
-    "malachite green",
-    "dimetridazole",
-    "ronidazole",
-    "ractopamine",
-];
-
-const DOSE_UNITS: &[&str] = &[
-    "mg", "mg/kg", "ml", "ml/l", "g/l", "cc", "iu", "tablet", "tablets", "capsule", "capsules",
-    "sachet", "sachets", "drops", "grams", "gram", "g",
-];
-
-const WITHDRAWAL_IGNORED: &[&str] = &[
-    "ignore the withdrawal",
-    "skip the withdrawal",
-    "no need to wait",
-    "no withdrawal",
-    "don't worry about withdrawal",
-    "do not worry about withdrawal",
-    "withdrawal period is not necessary",
-    "withdrawal is not necessary",
-    "sell them immediately",
-    "sell the eggs immediately",
-    "eggs are safe to eat",
-    "meat is safe to eat",
-    "safe to sell right away",
-    "sell right away",
-    "eat the eggs",
-    "same day",
-];
-
-const REFUSAL_WORDS: &[&str] = &[
-    "never",
-    "do not",
-    "don't",
-    "banned",
-    "illegal",
-    "prohibited",
-    "avoid",
-];
-
-fn has_dose(lower: &str) -> bool {
-    let tokens: Vec<&str> = lower
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
-        .filter(|t| !t.is_empty())
-        .collect();
-    tokens.iter().enumerate().any(|(i, t)| {
-        let digits = t.trim_end_matches(|c: char| c.is_alphabetic() || c == '/' || c == '.');
-        let unit_glued = t[digits.len()..].trim_end_matches('.');
-        let is_number =
-            !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '.');
-        is_number
-            && (DOSE_UNITS.contains(&unit_glued)
-                || tokens
-                    .get(i + 1)
-                    .is_some_and(|u| DOSE_UNITS.contains(&u.trim_end_matches('.'))))
-    }) || lower.contains("per litre") && lower.contains("give")
+/// The clinical rules `text` breaks (empty: it passes); the policy lives in [`crate::clinical`].
+pub fn clinical_violations(text: &str) -> Vec<Violation> {
+    clinical::check(text)
 }
 
-/// The clinical rules `text` breaks (empty: it passes).
-pub fn clinical_violations(text: &str) -> Vec<&'static str> {
-    let lower = text.to_lowercase();
-    let mut violations = Vec::new();
-    let drug = DRUGS.iter().any(|d| lower.contains(d));
-    let mentions_vet = lower.contains("vet") || lower.contains("veterinar");
-    if drug && has_dose(&lower) && !mentions_vet {
-        violations.push("drug_dosing_without_vet");
-    }
-    if WITHDRAWAL_IGNORED.iter().any(|p| lower.contains(p))
-        && (drug || lower.contains("withdrawal") || lower.contains("treated"))
-    {
-        violations.push("withdrawal_period_ignored");
-    }
-    let banned = lower.split(['.', '!', '?', '\n']).any(|sentence| {
-        BANNED.iter().any(|b| sentence.contains(b))
-            && !REFUSAL_WORDS.iter().any(|r| sentence.contains(r))
-    });
-    if banned {
-        violations.push("banned_substance_for_food_animals");
-    }
-    violations
-}
-
+/// The `clinical_safety` eval of one text: `details` names the subject (`reply`,
+/// `recommendation`, `record_note`, ...), every violation (rule, category, span) and, when it
+/// fails, the withheld text.
 pub fn clinical_eval(subject: &str, text: &str) -> Eval {
     let violations = clinical_violations(text);
     let mut details = json!({ "subject": subject, "violations": violations });
@@ -158,64 +50,121 @@ pub fn clinical_eval(subject: &str, text: &str) -> Eval {
     }
 }
 
+/// The `clinical_safety` eval of a turn a Bedrock guardrail stopped: failed, with the
+/// guardrail's assessment and the text it answered with (the farmer gets [`SAFE_REPLY`]; the
+/// rules still run on the reply after it).
+pub fn guardrail_eval(assessment: &Value, blocked_message: &str) -> Eval {
+    Eval {
+        name: CLINICAL_SAFETY.into(),
+        passed: false,
+        details: json!({
+            "subject": "reply",
+            "source": "bedrock_guardrail",
+            "guardrail": assessment,
+            "violations": [],
+            "withheld_text": blocked_message.chars().take(2000).collect::<String>(),
+        }),
+    }
+}
+
+/// True for an eval made by [`guardrail_eval`].
+pub fn is_guardrail_block(eval: &Eval) -> bool {
+    eval.name == CLINICAL_SAFETY && !eval.passed && eval.details["source"] == "bedrock_guardrail"
+}
+
+/// The free text of a tool call the assistant would write (every string field), screened: a
+/// failed `clinical_safety` eval and the message the model gets when it breaks a rule.
+pub fn screen_tool_text(
+    tool: &str,
+    tool_use_id: &str,
+    fields: &serde_json::Map<String, Value>,
+) -> Option<(String, Eval)> {
+    let mut violations = Vec::new();
+    let mut texts = serde_json::Map::new();
+    for (field, value) in fields {
+        if let Some(text) = value.as_str() {
+            let found = clinical_violations(text);
+            if !found.is_empty() {
+                texts.insert(
+                    field.clone(),
+                    json!(text.chars().take(2000).collect::<String>()),
+                );
+                violations.extend(found.into_iter().map(|v| {
+                    json!({
+                        "field": field, "rule": v.rule, "category": v.category, "span": v.span,
+                    })
+                }));
+            }
+        }
+    }
+    if violations.is_empty() {
+        return None;
+    }
+    let why = violations
+        .iter()
+        .map(|v| {
+            format!(
+                "{} ({}): \"{}\"",
+                v["rule"].as_str().unwrap_or(""),
+                v["field"].as_str().unwrap_or(""),
+                v["span"].as_str().unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = format!(
+        "refused by the clinical safety filter, nothing was saved: {why}. Do not advise medicines, doses, withdrawal shortcuts, prohibited substances, human medicines or pesticides on animals, and do not replace the veterinarian; tell the farmer to contact their vet."
+    );
+    let eval = Eval {
+        name: CLINICAL_SAFETY.into(),
+        passed: false,
+        details: json!({ "subject": tool, "tool_use_id": tool_use_id, "violations": violations, "withheld_text": texts }),
+    };
+    Some((message, eval))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn clinical_filter_table() {
-        let cases: &[(&str, &[&str])] = &[
-            ("Record saved: 3 birds died in pen 2.", &[]),
-            ("Isolate the sick birds and call your veterinarian.", &[]),
-            (
-                "Give oxytetracycline at 1 g per litre of water for 5 days.",
-                &["drug_dosing_without_vet"],
-            ),
-            (
-                "Add 200mg enrofloxacin to each drinker.",
-                &["drug_dosing_without_vet"],
-            ),
-            (
-                "Your vet may prescribe tylosin 500 mg; follow the vet's dose.",
-                &[],
-            ),
-            ("Antibiotics are treated birds' medicine; ask a vet.", &[]),
-            (
-                "After the antibiotic course you can sell the eggs immediately, no need to wait.",
-                &["withdrawal_period_ignored"],
-            ),
-            (
-                "Ignore the withdrawal period, the birds look fine.",
-                &["withdrawal_period_ignored"],
-            ),
-            (
-                "Chloramphenicol works well for fish.",
-                &["banned_substance_for_food_animals"],
-            ),
-            (
-                "Never use chloramphenicol: it is banned for food animals.",
-                &[],
-            ),
-            (
-                "Dose tylosin 2 tablets per bird and sell them immediately. Add malachite green to the pond.",
-                &[
-                    "drug_dosing_without_vet",
-                    "withdrawal_period_ignored",
-                    "banned_substance_for_food_animals",
-                ],
-            ),
-            ("Used 4 bags of feed (200 kg).", &[]),
-        ];
-        for (text, expected) in cases {
-            assert_eq!(clinical_violations(text), *expected, "{text}");
-        }
+    fn the_eval_names_rule_category_and_span() {
+        let e = clinical_eval(
+            "reply",
+            "Isolate them. Give 5 ml ivermectin now, no need for a vet.",
+        );
+        assert!(!e.passed);
+        let v = &e.details["violations"];
+        assert_eq!(v[0]["rule"], "dose_without_vet");
+        assert_eq!(v[0]["category"], "prescription_only");
+        assert_eq!(v[0]["span"], "Give 5 ml ivermectin now, no need for a vet");
+        assert_eq!(v[1]["rule"], "vet_dismissed");
+        assert_eq!(e.details["subject"], "reply");
+        assert_eq!(
+            e.details["withheld_text"],
+            "Isolate them. Give 5 ml ivermectin now, no need for a vet."
+        );
+        let ok = clinical_eval("reply", "All good.");
+        assert!(ok.passed && ok.details.get("withheld_text").is_none());
     }
 
     #[test]
-    fn a_failing_eval_keeps_the_withheld_text_for_the_evidence() {
-        let e = clinical_eval("reply", "Give 5 ml ivermectin now.");
-        assert!(!e.passed);
-        assert_eq!(e.details["withheld_text"], "Give 5 ml ivermectin now.");
-        assert!(clinical_eval("reply", "All good.").passed);
+    fn tool_text_is_screened_field_by_field() {
+        let fields = |v: Value| v.as_object().unwrap().clone();
+        let safe = fields(json!({"symptoms": "coughing, 12 birds", "count": 12}));
+        assert!(screen_tool_text("record_symptom", "t1", &safe).is_none());
+        let bad =
+            fields(json!({"body": "Vet not needed: give 3 ml ivermectin to each goat.", "x": 1}));
+        let (message, eval) = screen_tool_text("record_note", "t2", &bad).unwrap();
+        assert!(message.contains("dose_without_vet (body)"), "{message}");
+        assert!(!eval.passed);
+        assert_eq!(eval.details["violations"][0]["field"], "body");
+        assert_eq!(eval.details["tool_use_id"], "t2");
+        assert!(
+            eval.details["withheld_text"]["body"]
+                .as_str()
+                .unwrap()
+                .contains("ivermectin")
+        );
     }
 }

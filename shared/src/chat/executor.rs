@@ -162,6 +162,11 @@ impl Executor<'_> {
                         );
                     }
                 };
+                // What the assistant writes passes the clinical rules, like a reply does.
+                if let Some((message, eval)) = evals::screen_tool_text(name, tool_use_id, &payload)
+                {
+                    return Outcome::error(message, Some(eval));
+                }
                 let eval = Some(schema_eval(name, tool_use_id, None));
                 let summary = summarize(record_type, &payload);
                 match tier_for(self.autonomy, record_type) {
@@ -235,11 +240,11 @@ impl Executor<'_> {
                         eval,
                     );
                 }
-                if !evals::clinical_violations(&format!("{title}\n{body}")).is_empty() {
-                    return Outcome::error(
-                        "refused by the clinical safety filter: no drug doses, withdrawal shortcuts or banned substances; refer to a veterinarian",
-                        eval,
-                    );
+                let mut text = Map::new();
+                text.insert("title".into(), json!(title));
+                text.insert("body".into(), json!(body));
+                if let Some((message, eval)) = evals::screen_tool_text(name, tool_use_id, &text) {
+                    return Outcome::error(message, Some(eval));
                 }
                 Outcome {
                     result: json!({ "status": "recommendation_created", "summary": format!("recommendation \"{title}\" for approval") }),
@@ -538,5 +543,47 @@ mod tests {
             json!({"title": "Treat", "body": "Call the vet."}),
         );
         assert!(matches!(o.planned, Some(Planned::Recommendation { .. })));
+    }
+
+    #[test]
+    fn unsafe_drafts_and_records_are_refused_with_a_failed_clinical_eval() {
+        for tier in [Tier::Draft, Tier::Auto] {
+            let s = settings(tier, &RecordType::ALL);
+            for (name, input) in [
+                (
+                    "record_note",
+                    json!({"body": "Told the farmer to sell the eggs now, the antibiotic is out of their system."}),
+                ),
+                (
+                    "record_symptom",
+                    json!({"symptoms": "coughing; give tylosin in the water for 5 days, no vet needed", "affected_count": 4}),
+                ),
+                (
+                    "record_task",
+                    json!({"title": "Spray Sniper on the layers for mites", "due_on": "2026-11-30"}),
+                ),
+            ] {
+                let o = plan(&s, name, input.clone());
+                assert!(o.is_error && o.planned.is_none(), "{name} {input}");
+                assert!(
+                    o.result["error"]
+                        .as_str()
+                        .unwrap()
+                        .contains("clinical safety")
+                );
+                let eval = o.eval.unwrap();
+                assert_eq!(eval.name, evals::CLINICAL_SAFETY);
+                assert!(!eval.passed);
+            }
+            let o = plan(
+                &s,
+                "record_note",
+                json!({"body": "The vet gave goat 3 oxytetracycline; isolate her."}),
+            );
+            assert!(
+                o.planned.is_some(),
+                "a record of what the vet gave is written"
+            );
+        }
     }
 }

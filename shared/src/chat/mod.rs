@@ -140,7 +140,7 @@ fn screen_reply(reply: &str, evals: &mut Vec<evals::Eval>) -> (String, bool) {
         r => r,
     };
     let clinical = evals::clinical_eval("reply", reply);
-    let withheld = !clinical.passed;
+    let withheld = !clinical.passed || evals.iter().any(evals::is_guardrail_block);
     evals.push(clinical);
     if withheld {
         (evals::SAFE_REPLY.to_string(), true)

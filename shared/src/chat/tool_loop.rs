@@ -99,6 +99,10 @@ pub(super) async fn tool_loop(
         if !text.trim().is_empty() {
             turn.reply = text;
         }
+        if let StopReason::GuardrailIntervened(assessment) = &response.stop_reason {
+            turn.evals
+                .push(evals::guardrail_eval(assessment, &turn.reply));
+        }
         let uses: Vec<(String, String, Value)> = response
             .message
             .content

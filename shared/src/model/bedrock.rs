@@ -19,12 +19,16 @@ use aws_sdk_bedrockruntime::{
 use aws_smithy_types::{Document, Number};
 use serde_json::Value;
 
-use super::{Block, ChatModel, ChatRequest, ChatResponse, Message, Role, StopReason, Usage};
+use super::{
+    Block, ChatModel, ChatRequest, ChatResponse, Message, Role, StopReason, Usage,
+    guardrail::{GuardrailSettings, assessment_json},
+};
 use crate::error::{Error, Result};
 
 pub struct BedrockChat {
     client: Client,
     model_id: String,
+    guardrail: Option<GuardrailSettings>,
 }
 
 impl BedrockChat {
@@ -32,7 +36,14 @@ impl BedrockChat {
         BedrockChat {
             client,
             model_id: model_id.into(),
+            guardrail: None,
         }
+    }
+
+    /// Every Converse call carries this guardrail (`guardrailConfig`, trace enabled).
+    pub fn with_guardrail(mut self, guardrail: Option<GuardrailSettings>) -> Self {
+        self.guardrail = guardrail;
+        self
     }
 }
 
@@ -184,7 +195,7 @@ impl ChatModel for BedrockChat {
         &self.model_id
     }
 
-    #[tracing::instrument(skip(self, request), fields(model = %self.model_id))]
+    #[tracing::instrument(skip(self, request), fields(model = %self.model_id, guardrail = self.guardrail.is_some()))]
     async fn converse(&self, request: &ChatRequest) -> Result<ChatResponse> {
         let messages = request
             .messages
@@ -203,6 +214,9 @@ impl ChatModel for BedrockChat {
                     .temperature(0.2)
                     .build(),
             );
+        if let Some(g) = &self.guardrail {
+            call = call.guardrail_config(g.converse_config());
+        }
         if !request.tools.is_empty() {
             let mut config = ToolConfiguration::builder();
             for t in &request.tools {
@@ -234,6 +248,12 @@ impl ChatModel for BedrockChat {
             bt::StopReason::EndTurn | bt::StopReason::StopSequence => StopReason::EndTurn,
             bt::StopReason::ToolUse => StopReason::ToolUse,
             bt::StopReason::MaxTokens => StopReason::MaxTokens,
+            bt::StopReason::GuardrailIntervened => StopReason::GuardrailIntervened(
+                out.trace()
+                    .and_then(|t| t.guardrail())
+                    .map(assessment_json)
+                    .unwrap_or_else(|| serde_json::json!({ "trace": "none returned" })),
+            ),
             bt::StopReason::MalformedModelOutput | bt::StopReason::MalformedToolUse => {
                 return Err(Error::ModelFailed(format!(
                     "malformed model output ({})",

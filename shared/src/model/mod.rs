@@ -6,6 +6,7 @@
 //! and [`offline::OfflineChat`] (deterministic, no network: local use and tests).
 
 pub mod bedrock;
+pub mod guardrail;
 pub mod offline;
 pub mod provider;
 
@@ -119,6 +120,9 @@ pub enum StopReason {
     EndTurn,
     ToolUse,
     MaxTokens,
+    /// A Bedrock guardrail blocked the input or the output; its trace assessment (see
+    /// [`guardrail::assessment_json`]). The message is the guardrail's blocked message.
+    GuardrailIntervened(Value),
     Other(String),
 }
 

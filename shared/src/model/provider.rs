@@ -4,10 +4,11 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `FARMOPS_CHAT_PROVIDER` | `offline` | `offline` (the deterministic local model) or `bedrock` (Converse); any other value stops the cold start naming the variable, so a misspelling never runs (and bills) the offline model in production |
+//! | `FARMOPS_GUARDRAIL_ID`, `FARMOPS_GUARDRAIL_VERSION` | unset | the Bedrock guardrail every Converse call carries ([`super::guardrail`]); both or neither |
 
 use std::sync::Arc;
 
-use super::{ChatModel, bedrock::BedrockChat};
+use super::{ChatModel, bedrock::BedrockChat, guardrail::GuardrailSettings};
 use crate::config::{ConfigError, Env};
 use crate::error::{Error, Result};
 
@@ -65,10 +66,15 @@ pub async fn from_env<F: Fn(&str) -> Option<String>>(
             }
             let settings = crate::aws::BedrockSettings::from_env(env)
                 .map_err(|e| Error::unexpected(e.to_string()))?;
-            Ok(ConfiguredModel::Bedrock(Arc::new(BedrockChat::new(
-                crate::aws::bedrock_client(&settings).await,
-                model_id.to_string(),
-            ))))
+            let guardrail =
+                GuardrailSettings::from_env(env).map_err(|e| Error::unexpected(e.to_string()))?;
+            Ok(ConfiguredModel::Bedrock(Arc::new(
+                BedrockChat::new(
+                    crate::aws::bedrock_client(&settings).await,
+                    model_id.to_string(),
+                )
+                .with_guardrail(guardrail),
+            )))
         }
     }
 }
@@ -100,6 +106,23 @@ mod tests {
                 (got, want) => panic!("{raw:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn from_env_refuses_a_half_configured_guardrail() {
+        let env = Env(|k: &str| match k {
+            PROVIDER_VAR => Some("bedrock".to_string()),
+            "FARMOPS_GUARDRAIL_ID" => Some("gr-1".to_string()),
+            _ => None,
+        });
+        let err = from_env(&env, crate::model::DEFAULT_BEDROCK_MODEL_ID)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("FARMOPS_GUARDRAIL_VERSION"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

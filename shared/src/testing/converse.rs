@@ -20,7 +20,7 @@ use tokio::{
 use crate::{
     aws::BedrockSettings,
     embed::TitanEmbedder,
-    model::{ChatModel, bedrock::BedrockChat},
+    model::{ChatModel, bedrock::BedrockChat, guardrail::GuardrailSettings},
 };
 
 /// The model id [`ConverseStub::model`] prices its runs under.
@@ -63,6 +63,31 @@ impl Scripted {
             raw: None,
             delay: Duration::ZERO,
         }
+    }
+
+    /// A guardrail intervention as Converse sends it: the guardrail's blocked message as the
+    /// output, `stopReason: guardrail_intervened`, and `trace.guardrail` with an output
+    /// assessment in which the topic `topic` (a DENY topic) and the custom word `word` matched.
+    pub fn guardrail_intervened(blocked_message: &str, topic: &str, word: &str) -> Scripted {
+        let mut s = Scripted::ok(json!([{ "text": blocked_message }]), "guardrail_intervened");
+        s.body["trace"] = json!({
+            "guardrail": {
+                "modelOutput": ["(the model's reply, withheld)"],
+                "actionReason": "Guardrail blocked.",
+                "outputAssessments": {
+                    "farmops-guardrail": [{
+                        "topicPolicy": { "topics": [
+                            { "name": topic, "type": "DENY", "action": "BLOCKED", "detected": true }
+                        ] },
+                        "wordPolicy": {
+                            "customWords": [{ "match": word, "action": "BLOCKED", "detected": true }],
+                            "managedWordLists": []
+                        }
+                    }]
+                }
+            }
+        });
+        s
     }
 
     /// A 200 with this JSON body as it is (e.g. a Titan InvokeModel answer).
@@ -159,6 +184,15 @@ impl ConverseStub {
     /// The real Bedrock client (explicit timeouts, retries) pointed at this stub with dummy
     /// static credentials.
     pub async fn model(&self, attempt_timeout: Duration) -> Arc<dyn ChatModel> {
+        self.model_with_guardrail(attempt_timeout, None).await
+    }
+
+    /// [`ConverseStub::model`] whose every call carries `guardrail` (`guardrailConfig`).
+    pub async fn model_with_guardrail(
+        &self,
+        attempt_timeout: Duration,
+        guardrail: Option<GuardrailSettings>,
+    ) -> Arc<dyn ChatModel> {
         let base = stub_sdk_config().await;
         let settings = BedrockSettings {
             endpoint: Some(self.url.clone()),
@@ -168,7 +202,7 @@ impl ConverseStub {
             ..BedrockSettings::default()
         };
         let client = crate::aws::bedrock_client_from(&settings, &base).await;
-        Arc::new(BedrockChat::new(client, HAIKU))
+        Arc::new(BedrockChat::new(client, HAIKU).with_guardrail(guardrail))
     }
 
     /// The real Titan embedder (one attempt) pointed at this stub.

@@ -436,3 +436,100 @@ fn the_model_functions_use_bedrock_with_a_priced_model() {
         "{model} has no price"
     );
 }
+
+/// The clinical guardrail: declared with its denied topics and prohibited words, a published
+/// version, passed to both model functions, and applicable by the Bedrock role on that
+/// guardrail only.
+#[test]
+fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_role() {
+    let t = template();
+    let text = |v: &Value| serde_yaml::to_string(v).unwrap();
+    let res = resources(&t);
+    let g = &res["ClinicalGuardrail"];
+    assert_eq!(g["Type"], "AWS::Bedrock::Guardrail");
+    let topics: Vec<&str> = g["Properties"]["TopicPolicyConfig"]["TopicsConfig"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["Type"], "DENY");
+            t["Name"].as_str().unwrap()
+        })
+        .collect();
+    for topic in [
+        "DrugDosingWithoutVet",
+        "SellingProductsOfTreatedAnimals",
+        "ProhibitedSubstances",
+    ] {
+        assert!(topics.contains(&topic), "{topic} missing: {topics:?}");
+    }
+    let words = text(&g["Properties"]["WordPolicyConfig"]);
+    for word in ["chloramphenicol", "clenbuterol", "malachite green"] {
+        assert!(words.contains(word), "{word}");
+        let row = farmops::clinical::mentions::lookup(word).expect("in the vocabulary");
+        assert!(matches!(
+            row.prohibited,
+            farmops::clinical::vocabulary::Prohibited::Always(_)
+        ));
+    }
+    for m in ["BlockedInputMessaging", "BlockedOutputsMessaging"] {
+        let message = g["Properties"][m].as_str().unwrap();
+        assert!(
+            message.contains("vet"),
+            "{m}: plain farm language naming the vet"
+        );
+    }
+    let v = &res["ClinicalGuardrailVersion"];
+    assert_eq!(v["Type"], "AWS::Bedrock::GuardrailVersion");
+    assert_eq!(
+        text(&v["Properties"]["GuardrailIdentifier"]).trim(),
+        "!GetAtt ClinicalGuardrail.GuardrailId"
+    );
+    let fns = functions(&t);
+    for (id, f) in &fns {
+        let vars = &f["Properties"]["Environment"]["Variables"];
+        let model = id == "ChatFunction" || id == "DistillMemoriesFunction";
+        assert_eq!(vars.get("FARMOPS_GUARDRAIL_ID").is_some(), model, "{id}");
+        assert_eq!(
+            vars.get("FARMOPS_GUARDRAIL_VERSION").is_some(),
+            model,
+            "{id}"
+        );
+        if model {
+            assert_eq!(
+                text(&vars["FARMOPS_GUARDRAIL_ID"]).trim(),
+                "!GetAtt ClinicalGuardrail.GuardrailId"
+            );
+            assert_eq!(
+                text(&vars["FARMOPS_GUARDRAIL_VERSION"]).trim(),
+                "!GetAtt ClinicalGuardrailVersion.Version"
+            );
+        }
+    }
+    for (id, r) in res {
+        if r["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        let statements = r["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|p| {
+                p["PolicyDocument"]["Statement"]
+                    .as_sequence()
+                    .unwrap()
+                    .clone()
+            })
+            .filter(|s| text(&s["Action"]).contains("bedrock:ApplyGuardrail"))
+            .collect::<Vec<_>>();
+        if id.as_str() == Some("BedrockRole") {
+            assert_eq!(statements.len(), 1);
+            assert_eq!(
+                text(&statements[0]["Resource"]).trim(),
+                "!GetAtt ClinicalGuardrail.GuardrailArn"
+            );
+        } else {
+            assert!(statements.is_empty(), "{id:?}");
+        }
+    }
+}

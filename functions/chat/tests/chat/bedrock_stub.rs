@@ -8,7 +8,7 @@ use farmops::{
     credits::{self, price_for},
     testing::TestDb,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -315,12 +315,17 @@ async fn an_unsafe_clinical_reply_is_withheld_flagged_and_stored_as_a_failed_eva
         .unwrap()
         .clone();
     assert_eq!(clinical["passed"], false);
+    let fired: Vec<&Value> = clinical["details"]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["rule"])
+        .collect();
     assert!(
-        clinical["details"]["violations"]
-            .as_array()
-            .unwrap()
-            .contains(&json!("drug_dosing_without_vet"))
+        fired.contains(&&json!("antimicrobial_without_vet")),
+        "{fired:?}"
     );
+    assert!(fired.contains(&&json!("withdrawal_ignored")), "{fired:?}");
     assert_eq!(
         scalar(
             &db,

@@ -1,0 +1,152 @@
+//! The rules, case by case: each line is a reply and the rules it must fire (none: it passes).
+
+use super::*;
+
+fn rules(text: &str) -> Vec<Rule> {
+    let mut r: Vec<Rule> = check(text).into_iter().map(|v| v.rule).collect();
+    r.dedup();
+    r
+}
+
+#[test]
+fn rules_table() {
+    use Rule::*;
+    let cases: &[(&str, &[Rule])] = &[
+        // prohibited substances: no vet makes them acceptable, a prohibition passes
+        (
+            "Chloramphenicol works well for fish.",
+            &[ProhibitedSubstance],
+        ),
+        (
+            "Ask your vet about chloramphenicol for the layers.",
+            &[ProhibitedSubstance],
+        ),
+        (
+            "Never use chloramphenicol: it is banned for food animals.",
+            &[],
+        ),
+        (
+            "Nitrofurans were common in poultry before the 1995 EU ban.",
+            &[],
+        ),
+        // prescription-only: the word "vet" alone defers nothing
+        (
+            "Give oxytetracycline at 1 g per litre of water for 5 days.",
+            &[AntimicrobialWithoutVet],
+        ),
+        (
+            "The vet is expensive, so give tylosin in the water.",
+            &[AntimicrobialWithoutVet, VetDismissed],
+        ),
+        (
+            "Your vet may prescribe tylosin; follow the vet's dose.",
+            &[],
+        ),
+        (
+            "Ask your vet, but if you can't reach one, give amoxicillin.",
+            &[AntimicrobialWithoutVet],
+        ),
+        (
+            "Add antibiotics to the feed every month to keep them healthy.",
+            &[RoutineAntimicrobial],
+        ),
+        (
+            "Deworm the goats with albendazole at 10 mg/kg.",
+            &[DoseWithoutVet],
+        ),
+        (
+            "Deworm the goats before the rains as your vet advises.",
+            &[],
+        ),
+        (
+            "Record: the vet injected goat 12 with 5 ml oxytetracycline.",
+            &[],
+        ),
+        (
+            "Buy tylosin. Give 1 g per 2 litres for 3 days.",
+            &[AntimicrobialWithoutVet],
+        ),
+        // extralabel use
+        (
+            "The label says 1 g per litre but double the dose.",
+            &[ExtralabelChange],
+        ),
+        (
+            "The cattle pour-on works for goats too.",
+            &[ExtralabelChange],
+        ),
+        ("Never double a dose without talking to your vet.", &[]),
+        ("Double the water supply in the dry season.", &[]),
+        // withdrawal periods
+        (
+            "After the antibiotic you can sell the eggs immediately.",
+            &[WithdrawalIgnored],
+        ),
+        (
+            "Boiling the milk removes the antibiotic, so drink it.",
+            &[WithdrawalIgnored],
+        ),
+        (
+            "Do not sell eggs from treated hens until the withdrawal ends.",
+            &[],
+        ),
+        ("Your broilers weigh 2.2 kg, so you can sell them now.", &[]),
+        // human medicines
+        (
+            "Crush a paracetamol tablet into the birds' water.",
+            &[HumanMedicine],
+        ),
+        ("Don't give paracetamol to your birds; call the vet.", &[]),
+        // the vet avoided
+        ("You don't need a vet for this.", &[VetDismissed]),
+        ("Treat the lame cow yourself.", &[VetDismissed]),
+        ("If you cannot reach a vet, call the extension office.", &[]),
+        ("The vet is expensive, but it is worth calling one.", &[]),
+        // pesticides on or near animals
+        (
+            "Spray Sniper on the birds to kill the mites.",
+            &[PesticideOnAnimals],
+        ),
+        ("Keep the rat poison locked away from the feed.", &[]),
+        (
+            "Spray the empty house with insecticide before restocking.",
+            &[],
+        ),
+        // everyday farm talk
+        (
+            "Give the Lasota vaccine in the drinking water on day 21.",
+            &[],
+        ),
+        ("Add a sachet of multivitamin to 20 litres of water.", &[]),
+        ("", &[]),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(rules(text), *expected, "{text:?}");
+    }
+}
+
+#[test]
+fn violations_carry_their_category_and_clause() {
+    let v = check("Isolate the sick birds. Spray Sniper on them for mites.");
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].category, Category::Pesticide);
+    assert_eq!(v[0].span, "Spray Sniper on them for mites");
+    for c in Category::ALL {
+        assert_eq!(Category::parse(c.as_str()), Some(c));
+    }
+}
+
+#[test]
+fn odd_input_never_panics() {
+    for text in [
+        "é",
+        "₦18,000 per bird.",
+        "Dr.",
+        ". . ;",
+        "\n\n\n",
+        "1 g/L;",
+        &"a ".repeat(5000),
+    ] {
+        let _ = check(text);
+    }
+}
