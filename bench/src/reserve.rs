@@ -330,10 +330,23 @@ pub async fn run(mode: &Mode) -> Result<()> {
         spread.push(db.farm(&format!("farm {i}"), plenty).await?);
     }
     let spread = Arc::new(spread);
+    // The naive designs write the balance, the run and the ledger themselves, which the
+    // application role may no longer do (migration 0060): they run as the owner, under the
+    // same triggers and checks.
+    let owner = db.owner_pool(64)?;
+    let warm: Vec<_> = futures::future::join_all((0..64).map(|_| owner.client())).await;
+    warm.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let pool_for = |design| {
+        if design == Design::Ours {
+            &pool
+        } else {
+            &owner
+        }
+    };
 
     // warm every connection (plan caches, trigger functions compiled per backend)
     for design in [Design::Ours, Design::NaiveLock, Design::NaiveNoLock] {
-        measure(&pool, design, spread.clone(), 64, 0.5).await?;
+        measure(pool_for(design), design, spread.clone(), 64, 0.5).await?;
     }
 
     println!("## 1. Credit reservation under contention (1 credit per reservation)\n");
@@ -344,8 +357,8 @@ pub async fn run(mode: &Mode) -> Result<()> {
     for (label, farms) in [("1 hot", &hot), ("100", &spread)] {
         for clients in [1, 8, 32, 64] {
             let ours = median_cell(&pool, Design::Ours, farms, clients, mode).await?;
-            let naive = median_cell(&pool, Design::NaiveLock, farms, clients, mode).await?;
-            let nolock = median_cell(&pool, Design::NaiveNoLock, farms, clients, mode).await?;
+            let naive = median_cell(&owner, Design::NaiveLock, farms, clients, mode).await?;
+            let nolock = median_cell(&owner, Design::NaiveNoLock, farms, clients, mode).await?;
             println!(
                 "| {label} | {clients} | {:.0} | {:.0} | {:.2}x | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {} |",
                 ours.per_second,
@@ -370,7 +383,7 @@ pub async fn run(mode: &Mode) -> Result<()> {
     println!("|---|---|---|---|");
     for design in [Design::Ours, Design::NaiveLock, Design::NaiveNoLock] {
         let farm = db.farm("oversell", credits).await?;
-        let (ok, refused) = oversell(&pool, design, farm, clients, attempts).await?;
+        let (ok, refused) = oversell(pool_for(design), design, farm, clients, attempts).await?;
         let tx = pool.tenant(farm).await?;
         let audit = credits::audit_ledger(&tx).await?;
         drop(tx);

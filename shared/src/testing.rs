@@ -175,7 +175,16 @@ impl TestDb {
 
     /// A pool of the application role with room for `size` concurrent connections.
     pub fn app_pool(&self, size: usize) -> Result<Db> {
-        let mut config = crate::config::DatabaseConfig::for_url(self.app_url());
+        self.pool_of(self.app_url(), size)
+    }
+
+    /// A pool of the owner role with room for `size` concurrent connections.
+    pub fn owner_pool(&self, size: usize) -> Result<Db> {
+        self.pool_of(self.owner_url(), size)
+    }
+
+    fn pool_of(&self, url: String, size: usize) -> Result<Db> {
+        let mut config = crate::config::DatabaseConfig::for_url(url);
         config.pool_size = size;
         // many scram handshakes at once on a busy 2-core machine take a while
         config.connect_timeout = std::time::Duration::from_secs(30);
