@@ -2,12 +2,13 @@
 //! designs in the same run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
 //! section with medians and ratios. It never fails on a number: targets are printed beside
 //! the figures. `--short` runs every section briefly (CI keeps it from rotting);
-//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart, clinical; repeatable) runs just
+//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart, clinical, holds; repeatable) runs just
 //! those.
 
 mod clinical;
 mod coldstart;
 mod evidence;
+mod holds;
 mod reserve;
 mod retrieval;
 mod stats;
@@ -71,6 +72,9 @@ async fn main() -> Result<()> {
     }
     if wanted("clinical") {
         clinical::run(&mode).await?;
+    }
+    if wanted("holds") {
+        holds::run().await?;
     }
     Ok(())
 }

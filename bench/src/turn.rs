@@ -48,7 +48,8 @@ impl ChatModel for TimedModel {
 
 const MESSAGE: &str = "3 birds died in pen 2";
 
-async fn ours(db: &Db, model: &TimedModel, farm: Uuid) -> Result<(Duration, u64)> {
+/// Returns (time, round trips, hold legs).
+async fn ours(db: &Db, model: &TimedModel, farm: Uuid) -> Result<(Duration, u64, u32)> {
     let limits = ChatLimits::default();
     let deps = ChatDeps {
         db,
@@ -68,7 +69,11 @@ async fn ours(db: &Db, model: &TimedModel, farm: Uuid) -> Result<(Duration, u64)
         bail!("expected one draft per turn, got {}", turn.drafts.len());
     }
     let model_time = Duration::from_nanos(model.nanos.load(Ordering::Relaxed) - model_ns);
-    Ok((elapsed.saturating_sub(model_time), db.round_trips() - trips))
+    Ok((
+        elapsed.saturating_sub(model_time),
+        db.round_trips() - trips,
+        turn.usage.holds,
+    ))
 }
 
 /// The same writes, one statement per round trip. Returns (time, round trips).
@@ -156,12 +161,13 @@ pub async fn run(mode: &Mode) -> Result<()> {
         naive(&owner, farm).await?;
     }
     let (mut ours_times, mut naive_times) = (Vec::new(), Vec::new());
-    let (mut ours_trips, mut naive_trips) = (0, 0);
+    let (mut ours_trips, mut naive_trips, mut ours_holds) = (0, 0, 0);
     // interleaved, so machine noise hits both alike
     for _ in 0..turns {
-        let (t, n) = ours(&pool, &model, farm).await?;
+        let (t, n, h) = ours(&pool, &model, farm).await?;
         ours_times.push(t);
         ours_trips = n;
+        ours_holds = h;
         let (t, n) = naive(&owner, farm).await?;
         naive_times.push(t);
         naive_trips = n;
@@ -178,18 +184,26 @@ pub async fn run(mode: &Mode) -> Result<()> {
         "## 2. Governance overhead of a chat turn writing one draft (offline model, model time excluded)\n"
     );
     println!("{turns} turns each, interleaved.\n");
-    println!("| design | round trips / turn | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
-    for (name, trips, times) in [
-        ("ours (`chat::run_turn`)", ours_trips, &ours_times),
+    println!(
+        "| design | round trips / turn (top-ups counted) | hold legs / turn | p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for (name, trips, holds, times) in [
+        (
+            "ours (`chat::run_turn`)",
+            ours_trips,
+            ours_holds,
+            &ours_times,
+        ),
         (
             "naive (one statement per trip, locking reserve/settle)",
             naive_trips,
+            1,
             &naive_times,
         ),
     ] {
         println!(
-            "| {name} | {trips} | {:.2} | {:.2} |",
+            "| {name} | {trips} | {holds} | {:.2} | {:.2} |",
             ms(percentile(times, 50.0)),
             ms(percentile(times, 99.0))
         );

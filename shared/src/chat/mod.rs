@@ -128,6 +128,8 @@ pub async fn run_turn(
         evals: turn.evals,
         usage: run.used(),
         calls: run.calls(),
+        holds: run.holds(),
+        calls_over_bound: run.calls_over_bound(),
     };
     Ok(TurnResponse::new(answer, written, &settled))
 }

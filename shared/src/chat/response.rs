@@ -38,6 +38,11 @@ pub struct UsageView {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub model_calls: u32,
+    /// Hold legs the run took: the opening one and a top-up before each call that needed more.
+    pub holds: u32,
+    /// Calls whose reported usage exceeded the bound held for them (the charge is then capped
+    /// at the hold); 0 unless a provider miscounts.
+    pub calls_over_bound: u32,
 }
 
 impl TurnResponse {
@@ -77,6 +82,8 @@ impl TurnResponse {
                 input_tokens: turn.usage.input_tokens,
                 output_tokens: turn.usage.output_tokens,
                 model_calls: turn.calls,
+                holds: turn.holds,
+                calls_over_bound: turn.calls_over_bound,
             },
         }
     }
@@ -93,4 +100,6 @@ pub(super) struct Turn {
     pub evals: Vec<Eval>,
     pub usage: Usage,
     pub calls: u32,
+    pub holds: u32,
+    pub calls_over_bound: u32,
 }

@@ -166,6 +166,12 @@ pub struct MeteredRun {
     used: Usage,
     calls: u32,
     holds: u32,
+    /// The bound held for the call about to be made (input tokens, output cap), checked
+    /// against what the provider reports for it.
+    pending: Option<(u64, u64)>,
+    /// Calls whose reported usage exceeded the bound held for them (a provider that
+    /// miscounts); 0 in every test and every measured run.
+    over_bound: u32,
     started: Instant,
 }
 
@@ -220,6 +226,8 @@ impl MeteredRun {
                         used: Usage::default(),
                         calls: 0,
                         holds: 1,
+                        pending: Some((first.input_tokens, output_tokens)),
+                        over_bound: 0,
                         started: Instant::now(),
                     };
                     return Ok((run, output_tokens));
@@ -255,7 +263,10 @@ impl MeteredRun {
                 Plan::Call {
                     output_tokens,
                     top_up: 0,
-                } => return Ok(output_tokens),
+                } => {
+                    self.pending = Some((next.input_tokens, output_tokens));
+                    return Ok(output_tokens);
+                }
                 Plan::Call {
                     output_tokens,
                     top_up,
@@ -265,6 +276,7 @@ impl MeteredRun {
                     Ok(h) => {
                         self.held = h.held;
                         self.holds += 1;
+                        self.pending = Some((next.input_tokens, output_tokens));
                         return Ok(output_tokens);
                     }
                     Err(Error::InsufficientCredits { balance, .. }) => available = Some(balance),
@@ -292,6 +304,13 @@ impl MeteredRun {
 
     /// Adds what a call of another model reported.
     pub fn record_priced(&mut self, price: ModelPrice, usage: Usage) {
+        if let Some((input, output)) = self.pending.take()
+            && (usage.input_tokens > input || usage.output_tokens > output)
+        {
+            self.over_bound += 1;
+            tracing::warn!(run_id = %self.run_id, input, output, reported_input = usage.input_tokens,
+                reported_output = usage.output_tokens, "a call reported more than the bound held for it");
+        }
         self.spent += millicredits(price, usage.input_tokens, usage.output_tokens);
         self.used.input_tokens = self.used.input_tokens.saturating_add(usage.input_tokens);
         self.used.output_tokens = self.used.output_tokens.saturating_add(usage.output_tokens);
@@ -316,6 +335,11 @@ impl MeteredRun {
     /// Hold legs so far (the opening one included).
     pub fn holds(&self) -> u32 {
         self.holds
+    }
+    /// Calls whose reported usage exceeded the bound held for them (see the module doc: the
+    /// charge is then capped at the hold).
+    pub fn calls_over_bound(&self) -> u32 {
+        self.over_bound
     }
 
     /// What the run costs so far, never above its hold.

@@ -35,6 +35,19 @@ pub struct Scripted {
     /// Sent instead of `body` when set (answers that are not JSON).
     pub raw: Option<String>,
     pub delay: Duration,
+    /// Where the reported usage comes from.
+    pub usage: StubUsage,
+}
+
+/// What usage the stub reports for an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StubUsage {
+    /// The scripted body's `usage` as it is.
+    Scripted,
+    /// A worst-case tokeniser for the request received ([`worst_case_usage`]).
+    WorstCase,
+    /// A typical one ([`typical_usage`]): a token per 3 bytes read and written.
+    Typical,
 }
 
 impl Scripted {
@@ -62,6 +75,24 @@ impl Scripted {
             }),
             raw: None,
             delay: Duration::ZERO,
+            usage: StubUsage::Scripted,
+        }
+    }
+
+    /// This answer with the usage of a worst-case tokeniser for the request it answers: one
+    /// input token per byte the model reads and `maxTokens` output tokens.
+    pub fn at_worst_usage(self) -> Scripted {
+        Scripted {
+            usage: StubUsage::WorstCase,
+            ..self
+        }
+    }
+
+    /// This answer with a typical tokeniser's usage ([`typical_usage`]).
+    pub fn at_typical_usage(self) -> Scripted {
+        Scripted {
+            usage: StubUsage::Typical,
+            ..self
         }
     }
 
@@ -98,6 +129,7 @@ impl Scripted {
             body,
             raw: None,
             delay: Duration::ZERO,
+            usage: StubUsage::Scripted,
         }
     }
 
@@ -116,6 +148,7 @@ impl Scripted {
             body: json!({ "message": format!("stub says {error_type}") }),
             raw: None,
             delay: Duration::ZERO,
+            usage: StubUsage::Scripted,
         }
     }
 }
@@ -149,14 +182,21 @@ impl ConverseStub {
                     let Some((path, body)) = read_request(&mut socket).await else {
                         return;
                     };
-                    seen.lock().unwrap().push((path.clone(), body));
                     let answer = if path.starts_with("/model/") && path.ends_with(operation) {
                         script.lock().unwrap().pop_front()
                     } else {
                         None
                     };
-                    let answer =
+                    let mut answer =
                         answer.unwrap_or_else(|| Scripted::error(400, "ValidationException"));
+                    match answer.usage {
+                        StubUsage::Scripted => {}
+                        StubUsage::WorstCase => answer.body["usage"] = worst_case_usage(&body),
+                        StubUsage::Typical => {
+                            answer.body["usage"] = typical_usage(&body, &answer.body)
+                        }
+                    }
+                    seen.lock().unwrap().push((path.clone(), body));
                     tokio::time::sleep(answer.delay).await;
                     let payload = answer.raw.unwrap_or_else(|| answer.body.to_string());
                     let mut head = format!(
@@ -216,6 +256,72 @@ impl ConverseStub {
             crate::aws::bedrock_client_from(&settings, &stub_sdk_config().await).await,
         )
     }
+}
+
+/// The usage a worst-case tokeniser reports for a Converse request: one input token per
+/// UTF-8 byte of everything the model reads (system texts, every message block: text, a tool
+/// call's name and input, a tool result's content; the tool specifications), and the whole
+/// `maxTokens` as output. No real tokeniser counts more (a token is at least one byte).
+pub fn worst_case_usage(request: &Value) -> Value {
+    let input = bytes_read(request);
+    let output = request["inferenceConfig"]["maxTokens"]
+        .as_u64()
+        .unwrap_or(0);
+    json!({ "inputTokens": input, "outputTokens": output, "totalTokens": input + output })
+}
+
+/// The usage of a typical tokeniser (English and JSON run at 3 to 4 bytes a token): a token
+/// per 3 bytes the model reads (as [`worst_case_usage`] counts them) and per 3 bytes of the
+/// content it answers, rounded up.
+pub fn typical_usage(request: &Value, answer: &Value) -> Value {
+    let input = bytes_read(request).div_ceil(3);
+    let written: u64 = answer["output"]["message"]["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(block_bytes)
+        .sum();
+    let output = written.div_ceil(3).max(1);
+    json!({ "inputTokens": input, "outputTokens": output, "totalTokens": input + output })
+}
+
+fn bytes(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.len() as u64,
+        other => other.to_string().len() as u64,
+    }
+}
+
+fn block_bytes(b: &Value) -> u64 {
+    if let Some(t) = b.get("text") {
+        bytes(t)
+    } else if let Some(u) = b.get("toolUse") {
+        bytes(&u["name"]) + bytes(&u["input"])
+    } else if let Some(r) = b.get("toolResult") {
+        bytes(&r["content"])
+    } else {
+        bytes(b)
+    }
+}
+
+/// Bytes of everything a Converse request makes the model read.
+fn bytes_read(request: &Value) -> u64 {
+    let mut input = 0;
+    for s in request["system"].as_array().into_iter().flatten() {
+        input += bytes(&s["text"]);
+    }
+    for m in request["messages"].as_array().into_iter().flatten() {
+        input += m["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(block_bytes)
+            .sum::<u64>();
+    }
+    if !request["toolConfig"].is_null() {
+        input += bytes(&request["toolConfig"]);
+    }
+    input
 }
 
 /// The SDK configuration the stubs' clients start from: a region and dummy static

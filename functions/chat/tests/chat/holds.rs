@@ -6,8 +6,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use async_trait::async_trait;
 use farmops::{
+    credits,
     model::{ChatModel, ChatRequest, ChatResponse, Usage, offline::OfflineChat},
-    testing::TestDb,
+    testing::{TestDb, converse::worst_case_usage},
 };
 use serde_json::{Value, json};
 
@@ -114,6 +115,96 @@ async fn a_turn_whose_second_call_cannot_be_paid_keeps_the_first_calls_work() ->
         .await?,
         1
     );
+    assert!(ledger_holds(&db, farm).await?);
+    Ok(())
+}
+
+/// A three-call tool turn through the real Bedrock client against the Converse stub.
+fn three_call_script(worst: bool) -> Vec<Scripted> {
+    let s = |x: Scripted| if worst { x.at_worst_usage() } else { x };
+    vec![
+        s(Scripted::tool_use(&[(
+            "tu-1",
+            "record_mortality",
+            json!({"count": 3, "location": "pen 2", "cause": "unknown"}),
+        )])),
+        s(Scripted::tool_use(&[(
+            "tu-2",
+            "recent_records",
+            json!({"record_type": "mortality"}),
+        )])),
+        s(Scripted::text(
+            "Saved the deaths as a draft; pen 2 has had 3 this week.",
+        )),
+    ]
+}
+
+#[tokio::test]
+async fn the_stubs_worst_case_usage_never_exceeds_what_was_held_for_each_call() -> Result<()> {
+    let db = TestDb::new().await?;
+    let (farm, owner) = farm(&db, "stub-bounds", 10_000).await?;
+    let stub = ConverseStub::start(three_call_script(true)).await?;
+    let state = state_with(&db, stub.model(std::time::Duration::from_secs(2)).await);
+    let (status, body) = chat(
+        &state,
+        farm,
+        &owner,
+        json!({"message": "3 birds died in pen 2"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["model_calls"], 3, "{body}");
+    // Every call's reported usage (a tokeniser of one token per byte, the whole maxTokens)
+    // stayed within the bound held for that call...
+    assert_eq!(body["usage"]["calls_over_bound"], 0, "{body}");
+    // ...so the charge is the exact price of what the stub reported, never capped.
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 3);
+    let (mut input, mut output) = (0, 0);
+    for (_, request) in &requests {
+        let usage = worst_case_usage(request);
+        input += usage["inputTokens"].as_u64().unwrap();
+        output += usage["outputTokens"].as_u64().unwrap();
+    }
+    assert_eq!(body["usage"]["input_tokens"], input);
+    assert_eq!(body["usage"]["output_tokens"], output);
+    let charged = credits::cost(credits::price_for(HAIKU).unwrap(), input, output);
+    let c = &body["credits"];
+    assert_eq!(c["charged"], charged, "{body}");
+    let held = c["reserved"].as_i64().unwrap();
+    assert!(charged <= held, "{c}");
+    assert_eq!(c["refunded"].as_i64().unwrap(), held - charged);
+    // held call by call: one hold leg per call at most, and never far above the charge
+    let holds = body["usage"]["holds"].as_i64().unwrap();
+    assert!((1..=3).contains(&holds), "{body}");
+    assert_eq!(
+        scalar(
+            &db,
+            farm,
+            "SELECT count(*) FROM credit_ledger WHERE entry_type = 'reserve'"
+        )
+        .await?,
+        holds
+    );
+    assert!(held <= 8 * charged, "held {held} for a charge of {charged}");
+    assert!(ledger_holds(&db, farm).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_provider_reporting_more_than_the_bound_is_seen_and_its_charge_capped() -> Result<()> {
+    let db = TestDb::new().await?;
+    let (farm, owner) = farm(&db, "stub-overreport", 10_000).await?;
+    let mut over = Scripted::text("ok");
+    over.body["usage"] =
+        json!({"inputTokens": 900_000, "outputTokens": 90_000, "totalTokens": 990_000});
+    let stub = ConverseStub::start(vec![over]).await?;
+    let state = state_with(&db, stub.model(std::time::Duration::from_secs(2)).await);
+    let (status, body) = chat(&state, farm, &owner, json!({"message": "hello"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["calls_over_bound"], 1, "{body}");
+    let c = &body["credits"];
+    assert_eq!(c["charged"], c["reserved"], "capped at the hold: {c}");
     assert!(ledger_holds(&db, farm).await?);
     Ok(())
 }
