@@ -1,17 +1,26 @@
 //! How far the AI may act on its own, per farm and record type.
 //!
+//! The one decider, [`resolve_autonomy`] (the design's rule, `DESIGN.md` "Autonomy"):
+//!
 //! ```text
 //! resolve(farm, record_type):
-//!   if record_type in {sale, expense, mortality}: return draft      # hard floor, no override
-//!   tier = farm.ai_record_autonomy[record_type] if set, else farm.ai_autonomy
-//!   if tier == suggest: return suggest                              # tools refuse to write
-//!   if tier == auto and record_type in farm.ai_auto_categories: return auto
+//!   if record_type in farm.ai_record_autonomy:                      # per-type override wins
+//!     tier = farm.ai_record_autonomy[record_type]; may_auto = (tier == auto)
+//!   else:
+//!     tier = farm.ai_autonomy; may_auto = tier == auto and record_type in farm.ai_auto_categories
+//!   if tier == suggest: return suggest                              # nothing is written, not even a draft
+//!   if record_type in {sale, expense, mortality}: return draft      # hard floor: never written directly
+//!   if may_auto: return auto
 //!   return draft
 //! ```
-//! A per-record override chooses the tier; `auto` still needs the type in the farm's
-//! auto-categories (an allow-list the owner keeps on purpose), so one setting alone never
-//! opens direct writes. The schema holds the floor again: sales, expenses and mortality
-//! tables refuse `source = 'ai_auto'`.
+//!
+//! `suggest` writes nothing (a write tool refuses and the model says it in words); the floor
+//! only ever LOWERS `auto` to `draft`, it never raises `suggest`. A per-type override of `auto`
+//! makes that type auto on its own (the owner named it); the farm-wide `auto` tier still needs
+//! the type in the auto-categories. Recommendations are decided here too
+//! ([`resolve_recommendation`]): a draft for a human to approve, or nothing in `suggest`. The
+//! schema holds the floor again: sales, expenses and mortality tables refuse
+//! `source = 'ai_auto'`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -69,20 +78,31 @@ impl Default for AutonomySettings {
     }
 }
 
-/// The tier that applies to one write of `record_type` on a farm with `settings`.
+/// The tier that applies to one write of `record_type` on a farm with `settings` (the rule in
+/// the module doc).
 pub fn resolve_autonomy(settings: &AutonomySettings, record_type: RecordType) -> Tier {
-    if record_type.is_financial_or_destructive() {
-        return Tier::Draft;
+    let (tier, may_auto) = match settings.overrides.get(&record_type) {
+        Some(&tier) => (tier, tier == Tier::Auto),
+        None => (
+            settings.tier,
+            settings.tier == Tier::Auto && settings.auto_categories.contains(&record_type),
+        ),
+    };
+    if tier == Tier::Suggest {
+        Tier::Suggest
+    } else if record_type.is_financial_or_destructive() || !may_auto {
+        Tier::Draft
+    } else {
+        Tier::Auto
     }
-    let tier = settings
-        .overrides
-        .get(&record_type)
-        .copied()
-        .unwrap_or(settings.tier);
-    match tier {
+}
+
+/// The tier of a recommendation the AI makes: `suggest` on a farm whose tier is `suggest`
+/// (nothing is written), otherwise `draft` (a human approves it; never `auto`).
+pub fn resolve_recommendation(settings: &AutonomySettings) -> Tier {
+    match settings.tier {
         Tier::Suggest => Tier::Suggest,
-        Tier::Auto if settings.auto_categories.contains(&record_type) => Tier::Auto,
-        _ => Tier::Draft,
+        Tier::Draft | Tier::Auto => Tier::Draft,
     }
 }
 
@@ -257,22 +277,26 @@ mod tests {
 
     const TIERS: [Tier; 3] = [Tier::Suggest, Tier::Draft, Tier::Auto];
 
-    /// The design's pseudo-code, written independently as the oracle for the table below.
+    /// The design's pseudo-code (`DESIGN.md` "Autonomy"), written out line by line as the
+    /// oracle for the table below.
     fn expected(tier: Tier, in_auto: bool, override_: Option<Tier>, t: RecordType) -> Tier {
+        let (tier, may_auto) = match override_ {
+            Some(o) => (o, o == Tier::Auto),
+            None => (tier, tier == Tier::Auto && in_auto),
+        };
+        if tier == Tier::Suggest {
+            return Tier::Suggest;
+        }
         if matches!(
             t,
             RecordType::Sale | RecordType::Expense | RecordType::Mortality
         ) {
             return Tier::Draft;
         }
-        let effective = override_.unwrap_or(tier);
-        if effective == Tier::Suggest {
-            Tier::Suggest
-        } else if effective == Tier::Auto && in_auto {
-            Tier::Auto
-        } else {
-            Tier::Draft
+        if may_auto {
+            return Tier::Auto;
         }
+        Tier::Draft
     }
 
     #[test]
@@ -299,7 +323,7 @@ mod tests {
                             "{t} tier={tier:?} in_auto={in_auto} override={override_:?}"
                         );
                         if t.is_financial_or_destructive() {
-                            assert_eq!(got, Tier::Draft, "the floor holds for {t}");
+                            assert_ne!(got, Tier::Auto, "the floor holds for {t}");
                         }
                         checked += 1;
                     }
@@ -307,6 +331,59 @@ mod tests {
             }
         }
         assert_eq!(checked, 9 * 3 * 2 * 4);
+    }
+
+    #[test]
+    fn suggest_wins_over_the_floor_and_an_auto_override_needs_no_category() {
+        let suggest = AutonomySettings {
+            tier: Tier::Suggest,
+            ..AutonomySettings::default()
+        };
+        for t in RecordType::ALL {
+            assert_eq!(resolve_autonomy(&suggest, t), Tier::Suggest, "{t}");
+        }
+        let water_auto = AutonomySettings {
+            tier: Tier::Draft,
+            auto_categories: BTreeSet::new(),
+            overrides: [
+                (RecordType::Water, Tier::Auto),
+                (RecordType::Sale, Tier::Auto),
+            ]
+            .into(),
+        };
+        assert_eq!(resolve_autonomy(&water_auto, RecordType::Water), Tier::Auto);
+        assert_eq!(
+            resolve_autonomy(&water_auto, RecordType::Sale),
+            Tier::Draft,
+            "the floor"
+        );
+        let mut sale_suggest = AutonomySettings::default();
+        sale_suggest
+            .overrides
+            .insert(RecordType::Sale, Tier::Suggest);
+        assert_eq!(
+            resolve_autonomy(&sale_suggest, RecordType::Sale),
+            Tier::Suggest
+        );
+    }
+
+    #[test]
+    fn a_recommendation_is_a_draft_unless_the_farm_only_suggests() {
+        for (tier, expected) in [
+            (Tier::Suggest, Tier::Suggest),
+            (Tier::Draft, Tier::Draft),
+            (Tier::Auto, Tier::Draft),
+        ] {
+            let mut s = AutonomySettings {
+                tier,
+                auto_categories: RecordType::ALL.into(),
+                overrides: BTreeMap::new(),
+            };
+            assert_eq!(resolve_recommendation(&s), expected, "{tier:?}");
+            // per-type overrides are about record types, not recommendations
+            s.overrides.insert(RecordType::Note, Tier::Suggest);
+            assert_eq!(resolve_recommendation(&s), expected, "{tier:?}");
+        }
     }
 
     #[test]

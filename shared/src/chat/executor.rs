@@ -21,7 +21,7 @@ use super::{
     tools::Tool,
 };
 use crate::{
-    autonomy::{AutonomySettings, Tier, resolve_autonomy},
+    autonomy::{AutonomySettings, Tier, resolve_autonomy, resolve_recommendation},
     db::{Db, TenantTx, Type},
     drafts::{self, Draft, NewDraft},
     error::{Error, Result},
@@ -130,23 +130,6 @@ pub fn summarize(record_type: RecordType, p: &Map<String, Value>) -> String {
     .to_string()
 }
 
-/// The tier of one AI write: [`resolve_autonomy`], except that a farm (or record type) set to
-/// `suggest` gets `suggest` even for sales, expenses and deaths. The hard floor only ever
-/// LOWERS a tier to `draft`; it never raises `suggest` to `draft` (in suggest mode the
-/// assistant writes nothing at all, not even drafts).
-pub fn tier_for(settings: &AutonomySettings, record_type: RecordType) -> Tier {
-    let chosen = settings
-        .overrides
-        .get(&record_type)
-        .copied()
-        .unwrap_or(settings.tier);
-    if chosen == Tier::Suggest {
-        Tier::Suggest
-    } else {
-        resolve_autonomy(settings, record_type)
-    }
-}
-
 impl Executor<'_> {
     /// Plans a write tool (pure: no database). Read tools are answered by [`read_tool`].
     pub fn plan_write(&self, tool: Tool, tool_use_id: &str, name: &str, input: &Value) -> Outcome {
@@ -169,7 +152,7 @@ impl Executor<'_> {
                 }
                 let eval = Some(schema_eval(name, tool_use_id, None));
                 let summary = summarize(record_type, &payload);
-                match tier_for(self.autonomy, record_type) {
+                match resolve_autonomy(self.autonomy, record_type) {
                     Tier::Suggest => Outcome::error(
                         format!(
                             "not saved: this farm lets the assistant only suggest; tell the user to record it themselves ({summary})"
@@ -234,7 +217,7 @@ impl Executor<'_> {
                     }
                 };
                 let eval = Some(schema_eval(name, tool_use_id, None));
-                if self.autonomy.tier == Tier::Suggest {
+                if resolve_recommendation(self.autonomy) == Tier::Suggest {
                     return Outcome::error(
                         "not saved: this farm lets the assistant only suggest; say it in words",
                         eval,
@@ -469,25 +452,28 @@ mod tests {
     }
 
     #[test]
-    fn suggest_is_never_raised_to_draft_by_the_floor() {
-        for t in RecordType::ALL {
-            assert_eq!(
-                tier_for(&settings(Tier::Suggest, &RecordType::ALL), t),
-                Tier::Suggest,
-                "{t}"
-            );
-            let auto = settings(Tier::Auto, &RecordType::ALL);
-            assert_eq!(tier_for(&auto, t), resolve_autonomy(&auto, t), "{t}");
-            let mut one = settings(Tier::Draft, &[]);
-            one.overrides.insert(t, Tier::Suggest);
-            assert_eq!(tier_for(&one, t), Tier::Suggest, "{t}");
-        }
-        let o = plan(
-            &settings(Tier::Suggest, &[]),
-            "record_sale",
-            json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000}),
+    fn the_executor_follows_the_one_decider() {
+        let sale =
+            json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000});
+        let o = plan(&settings(Tier::Suggest, &[]), "record_sale", sale.clone());
+        assert!(o.is_error && o.planned.is_none(), "suggest writes nothing");
+        let mut water = settings(Tier::Draft, &[]);
+        water.overrides.insert(RecordType::Water, Tier::Auto);
+        assert!(
+            matches!(
+                plan(&water, "record_water", json!({"litres": 200})).planned,
+                Some(Planned::Record { .. })
+            ),
+            "an auto override needs no category"
         );
-        assert!(o.is_error && o.planned.is_none());
+        water.overrides.insert(RecordType::Sale, Tier::Auto);
+        assert!(
+            matches!(
+                plan(&water, "record_sale", sale).planned,
+                Some(Planned::Draft { .. })
+            ),
+            "the floor"
+        );
         let rec = json!({"title": "Vaccinate", "body": "Book the vet for Monday."});
         let o = plan(
             &settings(Tier::Suggest, &[]),

@@ -16,8 +16,7 @@ use uuid::Uuid;
 
 use super::refusal;
 use crate::{
-    autonomy::{AutonomyChange, AutonomySettings, FLOOR, Tier},
-    chat::executor::tier_for,
+    autonomy::{AutonomyChange, AutonomySettings, FLOOR, Tier, resolve_autonomy},
     db::{TenantTx, Type},
     error::{Error, Result},
     membership::{self, Role},
@@ -68,7 +67,7 @@ async fn read(tx: &TenantTx) -> Result<Settings> {
         farm_id,
         effective: RecordType::ALL
             .iter()
-            .map(|t| (*t, tier_for(&settings, *t)))
+            .map(|t| (*t, resolve_autonomy(&settings, *t)))
             .collect(),
         autonomy: settings,
         time_zone: row.get(3),
