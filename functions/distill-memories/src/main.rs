@@ -10,12 +10,10 @@
 //! `FARMOPS_EMBEDDER` (`farmops::embed::embedder_from_env`, default `offline`), the same model
 //! documents and retrieval use.
 
-use std::sync::Arc;
-
 use distill_memories::{State, handle};
 use farmops::{
     config::{Config, Env},
-    memory::{EmbedderAdapter, distill::DistillConfig, model_extract::extractor_from_env},
+    memory::{distill::DistillConfig, model_extract::extractor_from_env},
 };
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -27,9 +25,7 @@ async fn main() -> Result<(), Error> {
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
         extractor: extractor_from_env(&env).await?,
-        embedder: Arc::new(EmbedderAdapter(
-            farmops::embed::embedder_from_env(&env, "offline").await?,
-        )),
+        embedder: farmops::embed::embedder_from_env(&env, "offline").await?,
         config: DistillConfig::from_env()?,
     };
     let state = &state;

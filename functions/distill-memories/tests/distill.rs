@@ -18,8 +18,9 @@ use distill_memories::{State, handle};
 use farmops::{
     credits,
     db::{Db, Type},
+    embed::{Embedded, Embedder},
     memory::{
-        self, EMBEDDING_DIMS, Extraction, FactExtractor, TextEmbedder, TranscriptMessage,
+        self, EMBEDDING_DIMS, Extraction, FactExtractor, TranscriptMessage,
         distill::{self, DistillConfig},
         extract::OfflineFactExtractor,
     },
@@ -46,13 +47,27 @@ fn embed_words(text: &str) -> Vec<f32> {
     v
 }
 
+/// Tokens the test embedder reports for a batch: one per word, plus `EXTRA_TOKENS` (so what
+/// is billed can be told from any estimate).
+fn words_tokens(texts: &[String]) -> u64 {
+    texts
+        .iter()
+        .map(|t| t.split_whitespace().count() as u64)
+        .sum::<u64>()
+        + EXTRA_TOKENS
+}
+const EXTRA_TOKENS: u64 = 7;
+
 #[async_trait]
-impl TextEmbedder for WordsEmbedder {
+impl Embedder for WordsEmbedder {
     fn model_id(&self) -> &str {
         "offline-embedder"
     }
-    async fn embed(&self, texts: &[String]) -> farmops::Result<Vec<Vec<f32>>> {
-        Ok(texts.iter().map(|t| embed_words(t)).collect())
+    async fn embed(&self, texts: &[String]) -> farmops::Result<Embedded> {
+        Ok(Embedded {
+            vectors: texts.iter().map(|t| embed_words(t)).collect(),
+            input_tokens: words_tokens(texts),
+        })
     }
 }
 
@@ -890,4 +905,186 @@ mod model_extractor {
         assert_eq!((through, summary), (0, None));
         assert!(memories(&db, farm).await.is_empty());
     }
+}
+
+/// An extractor and an embedder that remember the usage they reported.
+struct Reporting {
+    extractor: OfflineFactExtractor,
+    extractor_tokens: AtomicUsize,
+    embedder_tokens: AtomicUsize,
+}
+
+#[async_trait]
+impl FactExtractor for Reporting {
+    fn model_id(&self) -> &str {
+        self.extractor.model_id()
+    }
+    fn max_output_tokens(&self) -> u64 {
+        self.extractor.max_output_tokens()
+    }
+    async fn extract(
+        &self,
+        previous: Option<&str>,
+        transcript: &[TranscriptMessage],
+    ) -> farmops::Result<Extraction> {
+        let out = self.extractor.extract(previous, transcript).await?;
+        self.extractor_tokens.fetch_add(
+            (out.usage.input_tokens + out.usage.output_tokens) as usize,
+            Ordering::SeqCst,
+        );
+        Ok(out)
+    }
+}
+
+struct ReportingEmbedder(Arc<Reporting>);
+
+#[async_trait]
+impl Embedder for ReportingEmbedder {
+    fn model_id(&self) -> &str {
+        WordsEmbedder.model_id()
+    }
+    async fn embed(&self, texts: &[String]) -> farmops::Result<Embedded> {
+        let out = WordsEmbedder.embed(texts).await?;
+        self.0
+            .embedder_tokens
+            .fetch_add(out.input_tokens as usize, Ordering::SeqCst);
+        Ok(out)
+    }
+}
+
+#[tokio::test]
+async fn distill_bills_the_tokens_the_embedder_reports() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 1000).await.unwrap();
+    conversation(
+        &db.app,
+        farm,
+        &[("user", "We vaccinate on Mondays. Pond 3 is the nursery.")],
+    )
+    .await;
+    let reporting = Arc::new(Reporting {
+        extractor: OfflineFactExtractor::default(),
+        extractor_tokens: AtomicUsize::new(0),
+        embedder_tokens: AtomicUsize::new(0),
+    });
+    let s = State {
+        db: db.app.clone(),
+        extractor: reporting.clone(),
+        embedder: Arc::new(ReportingEmbedder(reporting.clone())),
+        config: DistillConfig::default(),
+    };
+    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert_eq!(out.conversations_processed, 1, "{out:?}");
+    let embedded = reporting.embedder_tokens.load(Ordering::SeqCst) as i64;
+    assert!(embedded > EXTRA_TOKENS as i64);
+    // the run's tokens are exactly what the two models reported (no estimate)
+    let metered = scalar(
+        &db,
+        farm,
+        "SELECT (input_tokens + output_tokens)::bigint FROM ai_runs WHERE farm_id = $1 AND feature = 'distill'",
+    )
+    .await;
+    assert_eq!(
+        metered,
+        reporting.extractor_tokens.load(Ordering::SeqCst) as i64 + embedded
+    );
+    ledger_holds(&db, farm).await;
+}
+
+/// `PgRetriever`, remembering what it served.
+struct Served {
+    inner: farmops::rag::PgRetriever,
+    passages: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl farmops::rag::Retriever for Served {
+    async fn retrieve(
+        &self,
+        tx: &farmops::db::TenantTx,
+        query: &str,
+        k: usize,
+    ) -> farmops::Result<Vec<farmops::rag::Passage>> {
+        let found = self.inner.retrieve(tx, query, k).await?;
+        self.passages
+            .lock()
+            .unwrap()
+            .extend(found.iter().map(|p| format!("{} {}", p.source, p.content)));
+        Ok(found)
+    }
+}
+
+#[tokio::test]
+async fn a_superseded_memory_never_reaches_the_chat() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 1000).await.unwrap();
+    db.member(farm, "farmer", "owner").await.unwrap();
+    let s = state(&db.app);
+    conversation(&db.app, farm, &[("user", "We vaccinate on Mondays.")]).await;
+    distill::run_at(&s, Utc::now()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    conversation(
+        &db.app,
+        farm,
+        &[("user", "Actually we vaccinate on Thursdays now.")],
+    )
+    .await;
+    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    assert_eq!(out.memories_superseded, 1, "{out:?}");
+
+    // a chat turn retrieving through PgRetriever sees Thursday, never Monday
+    let retriever = Served {
+        inner: farmops::rag::PgRetriever {
+            embedder: Arc::new(WordsEmbedder),
+        },
+        passages: std::sync::Mutex::new(Vec::new()),
+    };
+    let limits = farmops::chat::ChatLimits::default();
+    let deps = farmops::chat::ChatDeps {
+        db: &db.app,
+        model: &farmops::model::offline::OfflineChat,
+        retriever: &retriever,
+        limits: &limits,
+    };
+    let request = farmops::chat::TurnRequest {
+        message: "which day do we vaccinate".into(),
+        conversation_id: None,
+    };
+    farmops::chat::run_turn(&deps, farm, "farmer", &request)
+        .await
+        .unwrap();
+    // (a conversation's summary is that conversation's history and keeps what was said then)
+    let served = retriever.passages.lock().unwrap().clone();
+    let memories: Vec<&String> = served.iter().filter(|p| p.starts_with("memory:")).collect();
+    assert!(
+        memories.iter().any(|p| p.contains("Thursdays")),
+        "{served:?}"
+    );
+    assert!(
+        memories.iter().all(|p| !p.contains("Mondays")),
+        "{served:?}"
+    );
+
+    // the database keeps it so: no embedding of a superseded memory, and none can be added
+    assert_eq!(
+        scalar(
+            &db,
+            farm,
+            "SELECT count(*) FROM embeddings e JOIN memories m ON m.id = e.memory_id
+              WHERE e.farm_id = $1 AND m.superseded_by IS NOT NULL",
+        )
+        .await,
+        0
+    );
+    let tx = db.app.tenant(farm).await.unwrap();
+    let err = tx
+        .query(
+            "INSERT INTO embeddings (farm_id, memory_id, content, content_hash, embedding_model, embedding)
+             SELECT farm_id, id, content, 'h', 'offline-embedder', array_fill(0.1, ARRAY[1024])::vector
+               FROM memories WHERE farm_id = $1 AND superseded_by IS NOT NULL",
+            &[(&farm, Type::UUID)],
+        )
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("is superseded"), "{err:?}");
 }

@@ -31,10 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{
-    Extraction, FactExtractor, TextEmbedder, TranscriptMessage, check_vectors, content_hash,
-    estimate_tokens,
-};
+use super::{Extraction, FactExtractor, TranscriptMessage, check_vectors, content_hash};
 use crate::{
     config::{ConfigError, Env},
     credits::{self, Feature, MeteredRun, ModelPrice, NextCall, RunEnd, RunSpec},
@@ -105,7 +102,8 @@ impl DistillConfig {
 pub struct DistillState {
     pub db: Db,
     pub extractor: Arc<dyn FactExtractor>,
-    pub embedder: Arc<dyn TextEmbedder>,
+    /// The one embedder of documents, retrieval and memories; it reports its token count.
+    pub embedder: Arc<dyn crate::embed::Embedder>,
     pub config: DistillConfig,
 }
 
@@ -419,15 +417,17 @@ async fn distill_conversation(
         .collect();
     let mut texts: Vec<String> = facts.iter().map(|f| f.content.clone()).collect();
     texts.push(summary.clone());
-    let embed_tokens = estimate_tokens(texts.iter().map(String::len).sum());
-    let embedding = NextCall::input_only(embed_tokens);
-    farm.hold(&state.db, farm.embedder, embedding).await?;
-    let vectors = state.embedder.embed(&texts).await?;
-    check_vectors(&vectors, texts.len())?;
+    // held for a guaranteed bound of the batch, charged what the embedder reports
+    let bound: u64 = texts.iter().map(|t| crate::embed::estimate_tokens(t)).sum();
+    farm.hold(&state.db, farm.embedder, NextCall::input_only(bound))
+        .await?;
+    let embedded = state.embedder.embed(&texts).await?;
+    check_vectors(&embedded.vectors, texts.len())?;
+    let vectors = embedded.vectors;
     farm.record(
         farm.embedder,
         crate::model::Usage {
-            input_tokens: embed_tokens,
+            input_tokens: embedded.input_tokens,
             output_tokens: 0,
         },
     );

@@ -1,7 +1,8 @@
 //! Farm memories: durable facts distilled from conversations, and their use as chat context.
 //!
 //! * [`distill`]: the distill-memories job (`run_once`), generic over a [`FactExtractor`] and a
-//!   [`TextEmbedder`] so any model (Bedrock, the offline providers) can plug in.
+//!   [`crate::embed::Embedder`] (the one embedder trait, which reports its token count) so any
+//!   model (Bedrock, the offline providers) can plug in.
 //! * [`extract`]: the deterministic, rule-based offline [`FactExtractor`].
 //! * [`model_extract`]: the model-backed [`FactExtractor`] (one forced `record_memories` tool
 //!   call over any [`crate::model::ChatModel`], e.g. Bedrock Converse).
@@ -89,29 +90,6 @@ pub trait FactExtractor: Send + Sync {
         previous_summary: Option<&str>,
         transcript: &[TranscriptMessage],
     ) -> Result<Extraction>;
-}
-
-/// Embeds texts into [`EMBEDDING_DIMS`]-dimensional vectors.
-#[async_trait]
-pub trait TextEmbedder: Send + Sync {
-    /// The model id, stored with each embedding and priced in `credits::price_for`.
-    fn model_id(&self) -> &str;
-    /// One vector per text, in order.
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>>;
-}
-
-/// Any [`crate::embed::Embedder`] (Titan, the offline one) as the distiller's [`TextEmbedder`],
-/// so memories are embedded with the same model as documents and retrieval.
-pub struct EmbedderAdapter(pub std::sync::Arc<dyn crate::embed::Embedder>);
-
-#[async_trait]
-impl TextEmbedder for EmbedderAdapter {
-    fn model_id(&self) -> &str {
-        self.0.model_id()
-    }
-    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>> {
-        Ok(self.0.embed(texts).await?.vectors)
-    }
 }
 
 /// Tokens of a text as metered when the model does not say: 4 bytes a token, rounded up.
@@ -205,12 +183,12 @@ pub async fn relevant_memories(
 /// [`relevant_memories`] for a query text, embedded with `embedder`.
 pub async fn relevant_memories_for_text(
     tx: &TenantTx,
-    embedder: &dyn TextEmbedder,
+    embedder: &dyn crate::embed::Embedder,
     query: &str,
     k: usize,
 ) -> Result<Vec<RelevantMemory>> {
     let texts = [query.to_string()];
-    let vectors = embedder.embed(&texts).await?;
+    let vectors = embedder.embed(&texts).await?.vectors;
     check_vectors(&vectors, 1)?;
     relevant_memories(tx, &vectors[0], k).await
 }

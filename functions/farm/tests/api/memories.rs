@@ -11,7 +11,6 @@ use farmops::{
     db::TenantTx,
     embed::OfflineEmbedder,
     memory::{
-        EmbedderAdapter,
         distill::{self, DistillConfig, DistillState},
         extract::OfflineFactExtractor,
     },
@@ -196,7 +195,7 @@ async fn forget_and_distill_at_once_leave_a_consistent_state() -> Result<()> {
     let state = DistillState {
         db: api.db.app.clone(),
         extractor: Arc::new(OfflineFactExtractor::default()),
-        embedder: Arc::new(EmbedderAdapter(Arc::new(OfflineEmbedder::default()))),
+        embedder: Arc::new(OfflineEmbedder::default()),
         config: DistillConfig::default(),
     };
     for round in 0..6 {
