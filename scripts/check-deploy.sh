@@ -2,7 +2,10 @@
 # Offline deploy checks, run by scripts/test.sh before the Rust tests:
 #   1. installs what they need from PyPI when missing: cfn-lint, moto[server] (the local STS
 #      the assume-role test starts on 127.0.0.1);
-#   2. cfn-lint template.yaml (applies the SAM transform locally): zero errors required.
+#   2. cfn-lint template.yaml (applies the SAM transform locally): zero errors required;
+#   3. checkov on template.yaml (installed from PyPI into its own virtualenv under target/tools,
+#      so its pins never touch cfn-lint's): zero failed checks required. A finding is fixed in
+#      the template or skipped there, in the resource's Metadata, with the reason as comment.
 # The Rust side of the checks (template vs workspace and design, IAM token, assumed role, TLS)
 # is the `deploy` test of the shared crate; the Lambda build is scripts/build-lambdas.sh.
 set -euo pipefail
@@ -29,6 +32,19 @@ if [ $((rc & 2)) -ne 0 ] || [ $((rc & 1)) -ne 0 ]; then
   exit 1
 fi
 echo "cfn-lint: 0 errors (exit code $rc)"
+
+CHECKOV_VENV="${FARMOPS_CHECKOV_VENV:-target/tools/checkov}"
+if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+  log "installing checkov from PyPI into $CHECKOV_VENV"
+  python3 -m venv "$CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install -q checkov
+fi
+echo "== checkov template.yaml ($("$CHECKOV_VENV/bin/checkov" --version))"
+if ! "$CHECKOV_VENV/bin/checkov" -f template.yaml --framework cloudformation --compact --quiet; then
+  log "checkov found failed checks in template.yaml (fix them, or skip one in its resource's Metadata with the reason)"
+  exit 1
+fi
+echo "checkov: 0 failed checks"
 
 echo "== SAM transform, applied locally (samtranslator, installed with cfn-lint)"
 AWS_DEFAULT_REGION=eu-west-1 python3 - <<'PY'
