@@ -510,10 +510,11 @@ fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_
         if r["Type"] != "AWS::IAM::Role" {
             continue;
         }
+        // (a role with managed policies only, e.g. RDS monitoring, has no inline policies)
         let statements = r["Properties"]["Policies"]
             .as_sequence()
-            .unwrap()
-            .iter()
+            .into_iter()
+            .flatten()
             .flat_map(|p| {
                 p["PolicyDocument"]["Statement"]
                     .as_sequence()
