@@ -133,6 +133,19 @@ impl Error {
     }
 }
 
+/// How a function that is not behind HTTP (the scheduled jobs, migrate, reembed's events)
+/// reports a failure to the Lambda runtime: the error's code is the `errorType` CloudWatch
+/// and the invoker see (`insufficient_credits`, `model_unavailable`, ...), its message the
+/// `errorMessage`.
+impl From<Error> for lambda_http::lambda_runtime::Diagnostic {
+    fn from(e: Error) -> Self {
+        lambda_http::lambda_runtime::Diagnostic {
+            error_type: e.code().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         Error::Unexpected(Box::new(e))
@@ -144,6 +157,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_reports_the_errors_code_as_its_type() {
+        let d = lambda_http::lambda_runtime::Diagnostic::from(Error::InsufficientCredits {
+            needed: 3,
+            balance: 1,
+        });
+        assert_eq!(d.error_type, "insufficient_credits");
+        assert!(d.error_message.contains('3'), "{}", d.error_message);
+    }
 
     #[test]
     fn every_variant_has_its_status_and_code() {

@@ -3,7 +3,7 @@
 //! `FARMOPS_MAX_RUN_SECS` (`farmops::reconcile`).
 
 use farmops::{config::Config, reconcile::ReconcileConfig};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
 use reconcile_credits::{State, handle};
 
 #[tokio::main]
@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        handle(state, event).await.map_err(Error::from)
+        handle(state, event).await.map_err(Diagnostic::from)
     }))
     .await
 }

@@ -134,13 +134,13 @@ static HANDS_BACK: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The sentence sends the farmer to a vet for what is named at `pos` of clause `i`; `next`
 /// is the sentence after it.
-fn deferred(views: &[View], i: usize, pos: usize, names_vet: bool, next: &[View]) -> bool {
+fn deferred(views: &[View<'_>], i: usize, pos: usize, names_vet: bool, next: &[View<'_>]) -> bool {
     let v = &views[i];
     if v.dismissed || v.cancelled || views.iter().any(|w| w.dismissed) {
         return false;
     }
     let hands_back =
-        |w: &View| w.authority && !w.cancelled && !w.dismissed && w.mentions.is_empty();
+        |w: &View<'_>| w.authority && !w.cancelled && !w.dismissed && w.mentions.is_empty();
     v.authority
         || v.ask.is_some_and(|a| a < pos)
         || (names_vet && v.pronoun)
@@ -249,11 +249,11 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
     // that sentence deferred them to a vet).
     let mut previous: Vec<(Mention, bool)> = Vec::new();
     let sentences = clauses::sentences(text);
-    let all_views: Vec<Vec<View>> = sentences
+    let all_views: Vec<Vec<View<'_>>> = sentences
         .iter()
         .map(|s| s.clauses.iter().map(|c| View::new(*c, &all)).collect())
         .collect();
-    let none: Vec<View> = Vec::new();
+    let none: Vec<View<'_>> = Vec::new();
     for (si, sentence) in sentences.iter().enumerate() {
         let views = &all_views[si];
         let next = all_views.get(si + 1).unwrap_or(&none);

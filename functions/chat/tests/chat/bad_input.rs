@@ -23,7 +23,7 @@ async fn bad_requests_are_refused_with_their_status_and_cost_nothing() -> Result
     );
     let unknown_farm = format!("/farms/{}/chat", Uuid::new_v4());
     type Case<'a> = (&'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
-    let cases: Vec<Case> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (&path, Some(&owner), Some("{not json"), 400, "bad_request"),
         (&path, Some(&owner), None, 400, "bad_request"),
         (&path, Some(&owner), Some("{}"), 422, "invalid_payload"),
