@@ -54,7 +54,7 @@ async fn the_last_owner_stays_and_a_removed_member_finds_no_farm() -> Result<()>
     let (_, list) = api.get(&format!("{f}/members"), "olga").await;
     assert_eq!(
         list["members"][0]["user_id"], "olga",
-        "owners first: {list}"
+        "newest member first: {list}"
     );
 
     // removed: the next request, read or write, finds no farm
