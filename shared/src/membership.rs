@@ -108,6 +108,19 @@ pub async fn member_role(tx: &TenantTx, user_id: &str) -> Result<Role> {
     Role::parse(row.get(0)).ok_or_else(|| Error::unexpected("unknown role in farm_members"))
 }
 
+/// The caller's role, read under a `FOR SHARE` lock on their membership row held until the
+/// transaction ends (`lock_member_for_turn`, migration 0071), or `None` if they are no longer
+/// a member. A removal or demotion either committed before this read or waits for the
+/// transaction to end: what the transaction writes, the caller was still allowed to write.
+pub async fn lock_member_role(tx: &TenantTx, user_id: &str) -> Result<Option<Role>> {
+    let row = tx
+        .query_one("SELECT lock_member_for_turn($1)", &[(&user_id, Type::TEXT)])
+        .await?;
+    row.get::<_, Option<&str>>(0)
+        .map(|r| Role::parse(r).ok_or_else(|| Error::unexpected("unknown role in farm_members")))
+        .transpose()
+}
+
 /// Like [`member_role`], then refuses with 403 unless `allowed(role)`.
 pub async fn require_role(
     tx: &TenantTx,

@@ -96,7 +96,7 @@ async fn farm_read(
         ["records"] => json(farm::records::list(&tx, user, param).await?),
         ["memories"] => json(farm::memories::list(&tx, user, param).await?),
         ["settings"] => json(farm::settings::get(&tx, user).await?),
-        ["members"] => json(farm::members::list(&tx, user).await?),
+        ["members"] => json(farm::members::list(&tx, user, param).await?),
         _ => return Err(http::no_route()),
     };
     tx.commit().await?;

@@ -18,9 +18,11 @@
 //!    its hold up to what that call can cost [+1 RT per top-up], and when the farm cannot pay
 //!    the turn ends there with what it has done;
 //! 5. evals (schema conformance per tool call, clinical safety on the reply);
-//! 6. ONE transaction, its statements pipelined in one round trip: settle the run with the
-//!    real usage, the planned drafts/records/recommendations, the evals, the conversation
-//!    and its two messages; then COMMIT ([`persist`]). [2 RT]
+//! 6. ONE transaction, its statements pipelined in one round trip: the caller's role read
+//!    again under a lock on their membership (removed: 404, viewer: 403, nothing saved but
+//!    the run's settlement), settle the run with the real usage, the planned
+//!    drafts/records/recommendations, the evals, the conversation and its two messages; then
+//!    COMMIT ([`persist`]). [2 RT]
 //!
 //! Total: 4 round trips for a turn without read tools or top-ups (a test counts them). A model
 //! failure settles the run as failed (charging only what the calls that succeeded consumed)

@@ -1,6 +1,16 @@
-//! Step 6 of a turn: ONE transaction, its statements pipelined in one round trip: settle the
-//! run with its real usage, the planned drafts/records/recommendations, the evals, the
-//! conversation and its two messages; then COMMIT. A failed turn settles with its evals only.
+//! Step 6 of a turn: ONE transaction, its statements pipelined in one round trip: re-check the
+//! caller's membership under a lock, settle the run with its real usage, the planned
+//! drafts/records/recommendations, the evals, the conversation and its two messages; then
+//! COMMIT. A failed turn settles with its evals only.
+//!
+//! The membership re-check: the caller's role was read at the turn's start, and the model
+//! calls take seconds with no lock held; a member removed (or demoted to viewer) meanwhile
+//! must keep nothing they did not already have. The save's first statement reads the role
+//! under a `FOR SHARE` lock on the membership row ([`membership::lock_member_role`]), which
+//! the removal's `DELETE` and the demotion's `UPDATE` wait for; if the caller is no longer
+//! allowed to chat, the transaction is rolled back, the run is settled alone (charged what
+//! its model calls used, the rest refunded) and the turn answers like its start would (404
+//! not a member, 403 viewer).
 
 use uuid::Uuid;
 
@@ -9,6 +19,7 @@ use crate::{
     credits::{MeteredRun, RunEnd, Settled},
     db::{Db, TenantTx, Type},
     error::{Error, Result},
+    membership::{self, Role},
 };
 use executor::{Planned, Written};
 
@@ -22,8 +33,10 @@ pub(super) struct FinishedTurn<'a> {
     pub evals: &'a [Eval],
 }
 
-/// Saves a finished turn and settles its run, in one transaction. If saving fails, nothing of
-/// the turn is written and the run is settled as failed (charged for what it consumed).
+/// Saves a finished turn and settles its run, in one transaction, if the caller may still
+/// chat on the farm (checked under a lock in that transaction). If not, or if saving fails,
+/// nothing of the turn is written and the run is settled as failed (charged for what it
+/// consumed).
 pub(super) async fn save_turn(
     db: &Db,
     run: &MeteredRun,
@@ -37,7 +50,8 @@ pub(super) async fn save_turn(
             .iter()
             .map(|p| executor::apply_one(&tx, run_id, turn.user_id, p)),
     );
-    let (settled, written, stored_evals, stored_messages) = futures::join!(
+    let (member, settled, written, stored_evals, stored_messages) = futures::join!(
+        membership::lock_member_role(&tx, turn.user_id),
         run.settle(
             &tx,
             RunEnd::Succeeded {
@@ -49,6 +63,7 @@ pub(super) async fn save_turn(
         store_messages(&tx, turn, run_id)
     );
     let finish: Result<(Option<Settled>, Vec<Written>)> = async {
+        may_still_chat(member?)?;
         let written = written.into_iter().collect::<Result<Vec<_>>>()?;
         stored_evals?;
         stored_messages?;
@@ -64,11 +79,28 @@ pub(super) async fn save_turn(
         }
         Err(e) => {
             drop(tx);
-            tracing::error!(run_id = %run_id, error = %e, "the turn could not be saved; settling it as failed");
+            if matches!(e, Error::NotFound(_) | Error::Forbidden(_)) {
+                tracing::info!(run_id = %run_id, error = %e, "the caller lost the right to chat during the turn; nothing of it is saved");
+            } else {
+                tracing::error!(run_id = %run_id, error = %e, "the turn could not be saved; settling it as failed");
+            }
             run.settle_failed(db, &format!("saving the turn failed: {e}"))
                 .await?;
             Err(e)
         }
+    }
+}
+
+/// The turn's start refuses the same way ([`super::context`]): 404 for a caller who is not a
+/// member, 403 for one whose role may not chat.
+fn may_still_chat(role: Option<Role>) -> Result<()> {
+    match role {
+        None => Err(Error::NotFound("farm")),
+        Some(role) if !role.may_chat() => Err(Error::Forbidden(format!(
+            "a {} may not chat with the assistant",
+            role.as_str()
+        ))),
+        Some(_) => Ok(()),
     }
 }
 

@@ -179,8 +179,34 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
             .join("&"))
         );
     }
+    farm_events(&mut h, page);
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
     h
+}
+
+/// The farm's governance acts done through the API (autonomy changes, membership changes,
+/// forgotten memories), newest first, as the JSON page lists them.
+fn farm_events(h: &mut String, page: &EvidencePage) {
+    h.push_str(
+        "<h2>Governance acts (newest first)</h2><table id=\"farm-events\"><thead><tr><th>when</th>\
+         <th>what</th><th>by</th><th>about</th><th>details</th></tr></thead><tbody>",
+    );
+    if page.farm_events.is_empty() {
+        h.push_str("<tr><td colspan=\"5\">none</td></tr>");
+    }
+    for ev in &page.farm_events {
+        let _ = write!(
+            h,
+            "<tr class=\"farm-event\" data-kind=\"{kind}\"><td>{when}</td><td>{kind}</td><td>{actor}</td>\
+             <td>{subject}</td><td><code>{details}</code></td></tr>",
+            kind = e(&ev.kind),
+            when = ev.created_at.to_rfc3339(),
+            actor = e(&ev.actor),
+            subject = opt(&ev.subject),
+            details = json(&ev.details),
+        );
+    }
+    h.push_str("</tbody></table>");
 }
 
 fn run_row(h: &mut String, r: &RunEvidence) {

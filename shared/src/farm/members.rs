@@ -1,5 +1,5 @@
 //! The farm's members: who they are and their roles (owner and manager read them,
-//! [`Role::may_manage_members`]); adding a member or changing a role
+//! [`Role::may_manage_members`], a keyset page at a time, newest member first); adding a member or changing a role
 //! ([`Role::may_assign_role`]: owners any, managers add workers and viewers); removing one
 //! (owners, [`Role::may_remove_member`]).
 //!
@@ -11,10 +11,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::refusal;
+use super::{PageParams, invalid_if_any, refusal};
 use crate::{
     db::{TenantTx, Type},
-    error::{Error, Result},
+    error::{Error, FieldError, Result},
     membership::{self, Role},
 };
 
@@ -26,8 +26,45 @@ pub struct Member {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MemberList {
+pub struct MemberPage {
     pub members: Vec<Member>,
+    /// Pass as `cursor` for the next page (members who joined earlier); none on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Where a page of members ends: the last member's `(since, user_id)`. User ids are text, so
+/// the other lists' [`crate::evidence::Cursor`] (a time and a uuid) does not fit; this one is
+/// opaque the same way (hex of `micros:user_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberCursor {
+    pub since: DateTime<Utc>,
+    pub user_id: String,
+}
+
+impl MemberCursor {
+    pub fn encode(&self) -> String {
+        hex::encode(format!(
+            "{}:{}",
+            self.since.timestamp_micros(),
+            self.user_id
+        ))
+    }
+
+    pub fn decode(s: &str) -> Option<MemberCursor> {
+        // a user id is at most 200 characters of up to 4 bytes, hex-encoded
+        if s.len() > 1700 {
+            return None;
+        }
+        let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
+        let (micros, user_id) = text.split_once(':')?;
+        if user_id.is_empty() || user_id.chars().count() > 200 {
+            return None;
+        }
+        Some(MemberCursor {
+            since: DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+            user_id: user_id.to_string(),
+        })
+    }
 }
 
 /// The body of `PUT /farms/{farm_id}/members/{user_id}`.
@@ -36,9 +73,6 @@ pub struct MemberList {
 pub struct RoleChange {
     pub role: Role,
 }
-
-/// The largest member list answered (a farm's staff, not a growing history).
-pub const MAX_MEMBERS: i64 = 1000;
 
 fn member_of(row: &tokio_postgres::Row) -> Result<Member> {
     let role: &str = row.get(1);
@@ -49,22 +83,72 @@ fn member_of(row: &tokio_postgres::Row) -> Result<Member> {
     })
 }
 
-/// `GET /farms/{farm_id}/members`: owners first, then by how long they have been members.
-#[tracing::instrument(skip(tx), fields(farm_id = %tx.farm_id()))]
-pub async fn list(tx: &TenantTx, user_id: &str) -> Result<MemberList> {
+const LIST_SQL: &str = "SELECT user_id, role, created_at FROM farm_members
+  WHERE farm_id = $1 AND ($2::timestamptz IS NULL OR (created_at, user_id) < ($2, $3))
+  ORDER BY created_at DESC, user_id DESC
+  LIMIT $4";
+
+/// `GET /farms/{farm_id}/members`: newest member first, `limit` and `cursor` like the other
+/// lists. A member's place never moves (a role change keeps `since`), so a walk through the
+/// pages sees each member once while members are added.
+#[tracing::instrument(skip(tx, param), fields(farm_id = %tx.farm_id()))]
+pub async fn list<'a>(
+    tx: &TenantTx,
+    user_id: &str,
+    param: impl Fn(&str) -> Option<&'a str>,
+) -> Result<MemberPage> {
     membership::require_role(tx, user_id, "see the members", Role::may_manage_members).await?;
+    let mut errors = Vec::new();
+    // `limit` as every list reads it; the cursor is this list's own
+    let page = PageParams::parse(
+        &|k| (k != "cursor").then(|| param(k)).flatten(),
+        &mut errors,
+    );
+    let cursor = param("cursor").and_then(|c| {
+        let decoded = MemberCursor::decode(c);
+        if decoded.is_none() {
+            errors.push(FieldError::new(
+                "cursor",
+                "is not a cursor this API returned",
+            ));
+        }
+        decoded
+    });
+    invalid_if_any(errors)?;
     let farm_id = tx.farm_id();
+    let (at, after) = (
+        cursor.as_ref().map(|c| c.since),
+        cursor.as_ref().map(|c| c.user_id.as_str()),
+    );
+    let fetch = page.limit + 1;
     let rows = tx
         .query(
-            "SELECT user_id, role, created_at FROM farm_members WHERE farm_id = $1
-              ORDER BY array_position(ARRAY['owner', 'manager', 'worker', 'viewer'], role),
-                       created_at, user_id
-              LIMIT $2",
-            &[(&farm_id, Type::UUID), (&MAX_MEMBERS, Type::INT8)],
+            LIST_SQL,
+            &[
+                (&farm_id, Type::UUID),
+                (&at, Type::TIMESTAMPTZ),
+                (&after, Type::TEXT),
+                (&fetch, Type::INT8),
+            ],
         )
         .await?;
-    Ok(MemberList {
-        members: rows.iter().map(member_of).collect::<Result<_>>()?,
+    let mut members = rows.iter().map(member_of).collect::<Result<Vec<_>>>()?;
+    let limit = usize::try_from(page.limit).unwrap_or(0);
+    let next_cursor = if members.len() > limit {
+        members.truncate(limit);
+        members.last().map(|m| {
+            MemberCursor {
+                since: m.since,
+                user_id: m.user_id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(MemberPage {
+        members,
+        next_cursor,
     })
 }
 
@@ -117,4 +201,23 @@ pub async fn remove(tx: &TenantTx, user_id: &str, member: &str) -> Result<serde_
     .await
     .map_err(refusal)?;
     Ok(serde_json::json!({ "removed": member }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_cursors_round_trip_and_refuse_garbage() {
+        let c = MemberCursor {
+            since: DateTime::from_timestamp_micros(1_767_225_600_123_456).unwrap(),
+            user_id: "auth0|ade:1".into(),
+        };
+        assert_eq!(MemberCursor::decode(&c.encode()), Some(c));
+        for bad in ["", "zz", "00", &hex::encode("12:"), &hex::encode("x:ade")] {
+            assert_eq!(MemberCursor::decode(bad), None, "{bad}");
+        }
+        let long = hex::encode(format!("1:{}", "a".repeat(201)));
+        assert_eq!(MemberCursor::decode(&long), None);
+    }
 }

@@ -8,4 +8,5 @@ mod concurrency;
 mod holds;
 mod offline_turns;
 mod openapi;
+mod removed_mid_turn;
 mod support;

@@ -203,3 +203,70 @@ async fn every_route_answers_every_role() -> Result<()> {
     }
     Ok(())
 }
+
+/// The governance acts are in the HTML evidence too (the JSON's `farm_events`), escaped.
+#[tokio::test]
+async fn governance_acts_appear_in_the_html_evidence() -> Result<()> {
+    let api = Api::new().await?;
+    let farm = staffed_farm(&api.db, "h", 0).await?;
+    let mem = memory(&api.db, farm, "vet", "Our vet is Dr Ade.").await?;
+    let f = format!("/farms/{farm}");
+    let steps = [
+        (
+            "PUT",
+            format!("{f}/settings/autonomy"),
+            Some(json!({"tier": "suggest"})),
+        ),
+        ("DELETE", format!("{f}/members/worker-h"), None),
+        ("DELETE", format!("{f}/memories/{mem}"), None),
+    ];
+    for (method, path, body) in steps {
+        let (status, answer) = api.call(method, &path, "owner-h", body).await;
+        assert_eq!(status, 200, "{method} {path}: {answer}");
+    }
+    // a user id is free text: the page must escape it
+    let session = app_session(&api.db, farm).await?;
+    session
+        .batch_execute("SELECT set_member_role('manager-h', '<i>x</i>', 'viewer'); COMMIT")
+        .await?;
+
+    let req = apigw_request(
+        "GET",
+        &format!("{f}/evidence"),
+        Some("owner-h"),
+        &[("accept", "text/html")],
+        None,
+    );
+    let res = evidence::handle(&api.reads, req).await;
+    assert_eq!(res.status().as_u16(), 200);
+    let html = match res.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let section = html
+        .split("<table id=\"farm-events\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .unwrap_or_else(|| panic!("no governance acts table: {html}"));
+    for kind in [
+        "autonomy_changed",
+        "member_removed",
+        "memory_forgotten",
+        "member_added",
+    ] {
+        assert!(
+            section.contains(&format!("data-kind=\"{kind}\"")),
+            "{kind} in {section}"
+        );
+    }
+    assert_eq!(section.matches("<tr class=\"farm-event\"").count(), 4);
+    assert!(section.contains("worker-h") && section.contains(&mem.to_string()));
+    assert!(
+        section.contains("&quot;suggest&quot;"),
+        "the details: {section}"
+    );
+    assert!(section.contains("&lt;i&gt;x&lt;/i&gt;"), "{section}");
+    assert!(!html.contains("<i>x</i>"), "escaped");
+    Ok(())
+}

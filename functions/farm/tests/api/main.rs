@@ -5,6 +5,7 @@
 
 mod access;
 mod autonomy;
+mod fields;
 mod members;
 mod memories;
 mod pages;

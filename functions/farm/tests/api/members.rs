@@ -54,7 +54,7 @@ async fn the_last_owner_stays_and_a_removed_member_finds_no_farm() -> Result<()>
     let (_, list) = api.get(&format!("{f}/members"), "olga").await;
     assert_eq!(
         list["members"][0]["user_id"], "olga",
-        "owners first: {list}"
+        "newest member first: {list}"
     );
 
     // removed: the next request, read or write, finds no farm
@@ -156,5 +156,101 @@ async fn the_database_keeps_an_owner_whoever_tries() -> Result<()> {
             "round {round}: {failed:?}"
         );
     }
+    Ok(())
+}
+
+/// Removed: every write route (and the members list) answers 404 and changes nothing, like
+/// the reads; demoted to viewer: 403.
+#[tokio::test]
+async fn a_removed_member_finds_no_farm_on_the_write_routes() -> Result<()> {
+    let api = Api::new().await?;
+    let farm = staffed_farm(&api.db, "w", 0).await?;
+    api.db.member(farm, "manager2-w", "manager").await?;
+    let mem = memory(&api.db, farm, "vet", "Our vet is Dr Ade.").await?;
+    let f = format!("/farms/{farm}");
+    // the owner removes one manager and demotes the other
+    let (status, body) = api
+        .call("DELETE", &format!("{f}/members/manager-w"), "owner-w", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api
+        .call(
+            "PUT",
+            &format!("{f}/members/manager2-w"),
+            "owner-w",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let events_before = scalar(&api.db, farm, "SELECT count(*) FROM farm_events").await?;
+
+    let writes = [
+        (
+            "PUT",
+            format!("{f}/settings/autonomy"),
+            Some(json!({"tier": "suggest"})),
+        ),
+        (
+            "PUT",
+            format!("{f}/members/newcomer"),
+            Some(json!({"role": "worker"})),
+        ),
+        (
+            "PUT",
+            format!("{f}/members/worker-w"),
+            Some(json!({"role": "viewer"})),
+        ),
+        ("DELETE", format!("{f}/members/worker-w"), None),
+        ("DELETE", format!("{f}/memories/{mem}"), None),
+        ("GET", format!("{f}/members"), None),
+        ("GET", format!("{f}/memories"), None),
+    ];
+    for (user, want, code) in [
+        ("manager-w", 404, "not_found"),
+        ("manager2-w", 403, "forbidden"),
+    ] {
+        for (method, path, body) in &writes {
+            let (status, answer) = api.call(method, path, user, body.clone()).await;
+            assert_eq!(
+                (status, answer["error"]["code"].as_str()),
+                (want, Some(code)),
+                "{user}: {method} {path}: {answer}"
+            );
+        }
+    }
+    // nothing changed
+    assert_eq!(
+        scalar(&api.db, farm, "SELECT count(*) FROM farm_events").await?,
+        events_before
+    );
+    assert_eq!(
+        scalar(&api.db, farm, "SELECT count(*) FROM memories").await?,
+        1
+    );
+    let (_, settings) = api.get(&format!("{f}/settings"), "owner-w").await;
+    assert_eq!(settings["autonomy"]["tier"], "draft", "{settings}");
+    let (_, members) = api.get(&format!("{f}/members"), "owner-w").await;
+    let mut roles: Vec<String> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}={}",
+                m["user_id"].as_str().unwrap(),
+                m["role"].as_str().unwrap()
+            )
+        })
+        .collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            "manager2-w=viewer",
+            "owner-w=owner",
+            "viewer-w=viewer",
+            "worker-w=worker"
+        ]
+    );
     Ok(())
 }
