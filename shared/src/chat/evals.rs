@@ -97,6 +97,29 @@ pub fn screen_tool_text(
             }
         }
     }
+    // The fields read together, as the farmer reads them (a title naming the medicine, a
+    // body giving its dose): the title first, then the rest.
+    let mut parts: Vec<(&String, &str)> = fields
+        .iter()
+        .filter_map(|(f, v)| v.as_str().map(|t| (f, t)))
+        .collect();
+    parts.sort_by_key(|(f, _)| f.as_str() != "title");
+    if violations.is_empty() && parts.len() > 1 {
+        let joined = parts.iter().map(|(_, t)| *t).collect::<Vec<_>>().join("\n");
+        let field = parts
+            .iter()
+            .map(|(f, _)| f.as_str())
+            .collect::<Vec<_>>()
+            .join("+");
+        for v in clinical_violations(&joined) {
+            violations.push(json!({
+                "field": field, "rule": v.rule, "category": v.category, "span": v.span,
+            }));
+        }
+        if !violations.is_empty() {
+            texts.insert(field, json!(joined.chars().take(2000).collect::<String>()));
+        }
+    }
     if violations.is_empty() {
         return None;
     }

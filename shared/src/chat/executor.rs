@@ -529,6 +529,16 @@ mod tests {
             json!({"title": "Treat", "body": "Call the vet."}),
         );
         assert!(matches!(o.planned, Some(Planned::Recommendation { .. })));
+        // each field passes alone; read together, the title names the medicine the body doses
+        let o = plan(
+            &s,
+            "create_recommendation",
+            json!({"title": "Oxytetracycline for the layers", "body": "Give 1 g per litre for 5 days"}),
+        );
+        assert!(o.is_error && o.planned.is_none(), "{:?}", o.result);
+        let eval = o.eval.unwrap();
+        assert!(!eval.passed);
+        assert_eq!(eval.details["violations"][0]["field"], "title+body");
     }
 
     #[test]

@@ -29,6 +29,28 @@ fn rules_table() {
             "Nitrofurans were common in poultry before the 1995 EU ban.",
             &[],
         ),
+        // extralabel use of a medicine banned from extralabel use in food animals (21 CFR
+        // 530.41: fluoroquinolones); refusing it passes
+        (
+            "Double the enrofloxacin dose for the layers and give it for 10 days.",
+            &[
+                ProhibitedExtralabel,
+                AntimicrobialWithoutVet,
+                ExtralabelChange,
+            ],
+        ),
+        (
+            "Use enrofloxacin off-label in the broilers at twice the label dose.",
+            &[
+                ProhibitedExtralabel,
+                AntimicrobialWithoutVet,
+                ExtralabelChange,
+            ],
+        ),
+        (
+            "Never use enrofloxacin off-label in laying hens; ask your vet.",
+            &[],
+        ),
         // prescription-only: the word "vet" alone defers nothing
         (
             "Give oxytetracycline at 1 g per litre of water for 5 days.",
