@@ -33,6 +33,13 @@ use serde_json::{Value, json};
 /// Documents are large: a 200,000-character body in UTF-8 plus JSON escaping.
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// The HTTP routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("POST", "/farms/{farm_id}/documents"),
+    ("DELETE", "/farms/{farm_id}/documents/{id}"),
+    ("POST", "/farms/{farm_id}/reembed"),
+];
+
 /// Built once at cold start.
 pub struct State {
     pub db: Db,
@@ -62,6 +69,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<(u16, Value)> {
     let caller = http::caller(req, state.identity)?;
+    http::check_route(req, ROUTES)?;
     let embedder = state.embedder.as_ref();
     match (req.method(), http::segments(req).as_slice()) {
         (&Method::POST, ["farms", farm, "documents"]) => {

@@ -17,6 +17,30 @@ mod openapi;
 
 type R<T = ()> = anyhow::Result<T>;
 
+/// A raw API Gateway HTTP API event as JSON (what the Lambda's raw-event loop receives).
+fn apigw_event(
+    method: &str,
+    path: &str,
+    sub: Option<&str>,
+    body: Option<&str>,
+) -> serde_json::Value {
+    let mut event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/json"}, "requestContext": {
+            "accountId": "1", "apiId": "a", "domainName": "x", "domainPrefix": "x",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "1.1.1.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "t", "timeEpoch": 0,
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    if let Some(sub) = sub {
+        event["requestContext"]["authorizer"] =
+            json!({"jwt": {"claims": {"sub": sub}, "scopes": null}});
+    }
+    event
+}
+
 async fn fixture() -> R<(TestDb, State, Uuid)> {
     let db = TestDb::new().await?;
     let farm = db.farm("Green Acres", 10_000).await?;
