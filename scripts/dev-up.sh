@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the whole local stack: PostgreSQL + pgvector (scripts/setup-postgres.sh), the
 # `farmops` database migrated, a demo farm seeded (a member of every role, 1,000 credits,
-# autonomy set), and every function served by `cargo lambda watch` with the offline model on
+# autonomy set), and every HTTP function (the ones docs/openapi.yaml routes to) served by
+# `cargo lambda watch` with the offline model and embedder on
 # http://127.0.0.1:$FARMOPS_LOCAL_PORT (default 9000), its log in target/dev/watch.log.
 # Idempotent: run it again at any time. scripts/dev-down.sh stops the functions.
 #
@@ -28,7 +29,7 @@ fi
 psql_admin -d "$DB" -c "CREATE EXTENSION IF NOT EXISTS vector"
 
 cargo build -q -p farmops
-farmops=target/debug/farmops
+farmops="${CARGO_TARGET_DIR:-target}/debug/farmops"
 $farmops migrate
 if ! psql_admin -d "$DB" -tAc "SELECT 1 FROM farms WHERE id = '$DEMO_FARM'" | grep -q 1; then
   $farmops create-farm "Demo Farm" --id "$DEMO_FARM"
@@ -44,11 +45,14 @@ if $farmops documents seed-demo --help >/dev/null 2>&1; then
 fi
 $farmops audit "$DEMO_FARM" >/dev/null
 
-# The functions: every crate under functions/ whose main serves HTTP, served by one
-# `cargo lambda watch` (debug build, offline model, dev identity header on).
+# The functions: every function docs/openapi.yaml routes to (its `x-farmops-function`s; the
+# handler tests check each function's route table against it), whatever its main runs
+# (reembed runs `lambda_runtime` over raw events: its HTTP routes and its schedule), served by
+# one `cargo lambda watch` (debug build, offline model and embedder, dev identity header on).
 http_functions=()
-for main in functions/*/src/main.rs; do
-  grep -q 'lambda_http::run' "$main" && http_functions+=("$(basename "$(dirname "$(dirname "$main")")")")
+for f in $(grep -o 'x-farmops-function: [a-z-]*' docs/openapi.yaml | awk '{print $2}' | sort -u); do
+  [ -f "functions/$f/src/main.rs" ] || { echo "docs/openapi.yaml names function $f, not in functions/" >&2; exit 1; }
+  http_functions+=("$f")
 done
 mkdir -p target/dev
 if [ "${FARMOPS_DEV_NO_SERVE:-0}" != 1 ]; then
@@ -60,7 +64,8 @@ if [ "${FARMOPS_DEV_NO_SERVE:-0}" != 1 ]; then
     for f in "${http_functions[@]}"; do packages+=(-p "$f"); done
     echo "building ${http_functions[*]} (debug)"
     cargo build -q "${packages[@]}"
-    FARMOPS_DEV_IDENTITY=1 FARMOPS_CHAT_PROVIDER=offline RUST_LOG="${RUST_LOG:-info}" \
+    FARMOPS_DEV_IDENTITY=1 FARMOPS_CHAT_PROVIDER=offline FARMOPS_EMBEDDER=offline \
+      RUST_LOG="${RUST_LOG:-info}" \
       setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$LOCAL_PORT" \
       >target/dev/watch.log 2>&1 </dev/null &
     echo $! >"$pidfile"
@@ -94,5 +99,5 @@ Try (the README walkthrough has more):
   curl -s -X POST $BASE/chat/farms/$DEMO_FARM/chat \\
     -H 'x-farmops-dev-user: demo-manager' -H 'content-type: application/json' \\
     -d '{"message": "3 birds died in pen 2 and we sold 20 crates of eggs for 45,000 naira"}' | jq
-  FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL target/debug/farmops audit
+  FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL $farmops audit
 MSG

@@ -36,12 +36,20 @@ CHECK[evidence]='length == 3
   and (.[1] | tostring | contains($SALE) and contains($MORTALITY))
   and ([.[2] | .. | objects | .balance? | numbers] | length) > 0
   and ([.[2] | .. | objects | .holds? | booleans] | all)'
+# Two JSON documents (the added document, the chat turn that answers from it), slurped.
+CHECK[documents]='length == 2
+  and (.[0].id | type) == "string" and .[0].chunks >= 1 and .[0].credits_charged > 0
+  and (.[1].reply | contains("From your farm") and contains("first Monday of March"))
+  and .[1].drafts == 0'
 CHECK[conversations]='(.conversations | length) >= 1
   and all(.conversations[]; .message_count >= 2 and (.started_by | type) == "string")'
 # Two JSON documents (the change, the refusal), slurped.
 CHECK[autonomy]='length == 2
   and .[0].autonomy.tier == "auto" and .[0].effective.feed_use == "auto" and .[0].effective.sale == "draft"
   and .[1].error.code == "invalid_payload" and (.[1].error.fields[0].message | contains("floor"))'
+
+# Steps whose output is several JSON documents: their check reads the array of them.
+SLURPED=(evidence documents autonomy)
 
 # ---- the blocks
 steps=()
@@ -101,8 +109,10 @@ script="$out/walkthrough.sh"
     for var in $(grep -o '\$[A-Z][A-Z_]*' <<<"${CHECK[$step]}" | sort -u | tr -d '$'); do
       args+=" --arg $var \"\$$var\""
     done
+    input='.[0]'
+    [[ " ${SLURPED[*]} " == *" $step "* ]] && input='.'
     printf "jq -es%s %q '%s' >/dev/null || { echo 'smoke: step %s: answer fails its check' >&2; exit 1; }\n" \
-      "$args" "$( [ "$step" = evidence ] || [ "$step" = autonomy ] && echo '.' || echo '.[0]' ) | (${CHECK[$step]})" \
+      "$args" "$input | (${CHECK[$step]})" \
       "$out/$step.json" "$step"
   done
 } >"$script"

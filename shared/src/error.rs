@@ -39,6 +39,13 @@ pub enum Error {
     /// Unknown, or belongs to a farm the caller is not a member of. 404.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The path is served, but not with this method. 405, with an `Allow` header listing the
+    /// methods it is served with ([`crate::http::error_response`]).
+    #[error("{method} is not allowed on this path; allowed: {}", .allow.join(", "))]
+    MethodNotAllowed {
+        method: String,
+        allow: Vec<&'static str>,
+    },
     /// No representation the client accepts (`Accept` header). 406.
     #[error("none of the accepted types is available; offered: {0}")]
     NotAcceptable(&'static str),
@@ -86,6 +93,7 @@ impl Error {
             Error::InsufficientCredits { .. } => 402,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
+            Error::MethodNotAllowed { .. } => 405,
             Error::NotAcceptable(_) => 406,
             Error::Conflict { .. } => 409,
             Error::PayloadTooLarge { .. } => 413,
@@ -103,6 +111,7 @@ impl Error {
             Error::InsufficientCredits { .. } => "insufficient_credits",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::NotAcceptable(_) => "not_acceptable",
             Error::Conflict { .. } => "conflict",
             Error::PayloadTooLarge { .. } => "payload_too_large",
@@ -183,6 +192,14 @@ mod tests {
             ),
             (Error::Forbidden("x".into()), 403, "forbidden"),
             (Error::NotFound("farm"), 404, "not_found"),
+            (
+                Error::MethodNotAllowed {
+                    method: "GET".into(),
+                    allow: vec!["POST"],
+                },
+                405,
+                "method_not_allowed",
+            ),
             (
                 Error::NotAcceptable("application/json"),
                 406,

@@ -2,7 +2,10 @@
 //! limit, and the ONE mapping from [`Error`] to a response.
 //!
 //! Routes are matched on the request path itself (not on API Gateway's `pathParameters`), so
-//! the same handler serves API Gateway and `cargo lambda watch` alike.
+//! the same handler serves API Gateway and `cargo lambda watch` alike. Each function declares
+//! its routes once as a table of [`Route`]s (the OpenAPI document's methods and paths; its
+//! tests check the two agree) and calls [`check_route`] first: a path it does not serve is a
+//! 404, a path it serves with another method a 405 with an `Allow` header.
 
 use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext};
 use serde::{Serialize, de::DeserializeOwned};
@@ -115,6 +118,19 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A header whose value must be text when it is present: `Ok(None)` when absent, 400 when
+/// its value has a byte outside visible ASCII, space and tab ([`header`] reads such a value
+/// as absent, which would silently drop, say, an `Idempotency-Key` with an `é` in it).
+pub fn text_header<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::BadRequest(format!("the {name} header is not ASCII text"))),
+    }
+}
+
 pub fn query_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.query_string_parameters_ref()
         .and_then(|q| q.first(name))
@@ -127,6 +143,42 @@ pub fn segments(req: &Request) -> Vec<&str> {
         .split('/')
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// One route a function serves: its method and its path as `docs/openapi.yaml` writes it
+/// (`/farms/{farm_id}/chat`; a `{...}` segment matches any one segment).
+pub type Route = (&'static str, &'static str);
+
+/// Whether the request's path is one of `routes` served with its method: `Ok` when it is;
+/// 404 `not_found` when no route has this path; 405 `method_not_allowed` (the path's methods
+/// in the `Allow` header, see [`error_response`]) when the path is served with other methods.
+pub fn check_route(req: &Request, routes: &[Route]) -> Result<()> {
+    let path = segments(req);
+    let allow: Vec<&'static str> = routes
+        .iter()
+        .filter(|(_, template)| path_matches(template, &path))
+        .map(|(method, _)| *method)
+        .collect();
+    let method = req.method().as_str();
+    if allow.is_empty() {
+        Err(no_route())
+    } else if allow.contains(&method) {
+        Ok(())
+    } else {
+        Err(Error::MethodNotAllowed {
+            method: method.to_string(),
+            allow,
+        })
+    }
+}
+
+fn path_matches(template: &str, path: &[&str]) -> bool {
+    let template: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    template.len() == path.len()
+        && template
+            .iter()
+            .zip(path)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
 }
 
 /// A path segment that must be an id; 404 when it is not (an unknown id is not found).
@@ -204,7 +256,13 @@ pub fn error_response(error: &Error) -> Response<Body> {
             "request refused"
         );
     }
-    json_response(error.status(), &error.body())
+    let mut res = json_response(error.status(), &error.body());
+    if let Error::MethodNotAllowed { allow, .. } = error
+        && let Ok(v) = allow.join(", ").parse()
+    {
+        res.headers_mut().insert("allow", v);
+    }
+    res
 }
 
 /// `Ok((status, body))` to JSON, `Err` through [`error_response`].
@@ -363,5 +421,33 @@ mod tests {
             balance: 1,
         });
         assert_eq!(res.status(), 402);
+    }
+
+    #[test]
+    fn a_served_path_with_another_method_is_a_405_with_allow() {
+        const ROUTES: &[Route] = &[
+            ("PUT", "/farms/{farm_id}/members/{user_id}"),
+            ("DELETE", "/farms/{farm_id}/members/{user_id}"),
+            ("GET", "/farms/{farm_id}/members"),
+        ];
+        let req = |method: &str, path: &str| {
+            let mut req = event(path, serde_json::json!({}), serde_json::json!({}), None);
+            *req.method_mut() = method.parse().unwrap();
+            req
+        };
+        assert!(check_route(&req("PUT", "/farms/a/members/b"), ROUTES).is_ok());
+        assert!(check_route(&req("GET", "/farms/a/members/"), ROUTES).is_ok());
+        let err = check_route(&req("POST", "/farms/a/members/b"), ROUTES).unwrap_err();
+        assert_eq!((err.status(), err.code()), (405, "method_not_allowed"));
+        let res = error_response(&err);
+        assert_eq!(res.status(), 405);
+        assert_eq!(res.headers()["allow"], "PUT, DELETE");
+        let err = check_route(&req("DELETE", "/farms/a/members"), ROUTES).unwrap_err();
+        assert_eq!(error_response(&err).headers()["allow"], "GET");
+        for path in ["/farms/a/members/b/c", "/farms/a", "/farms/a/drafts", "/"] {
+            let err = check_route(&req("GET", path), ROUTES).unwrap_err();
+            assert_eq!(err.status(), 404, "{path}");
+            assert!(!error_response(&err).headers().contains_key("allow"));
+        }
     }
 }

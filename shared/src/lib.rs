@@ -35,6 +35,7 @@ pub mod rag;
 pub mod recommendations;
 pub mod reconcile;
 pub mod records;
+pub mod rfc3339;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

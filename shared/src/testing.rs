@@ -443,6 +443,152 @@ pub mod openapi {
         }
     }
 
+    /// The routes the document gives `function` (`x-farmops-function`): `(METHOD, path)`,
+    /// sorted.
+    pub fn routes_of(function: &str) -> Vec<(String, String)> {
+        let doc = document();
+        let mut routes: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, op)| op["x-farmops-function"] == function)
+                    .map(|(method, _)| (method.to_uppercase(), path.clone()))
+            })
+            .collect();
+        routes.sort();
+        routes
+    }
+
+    /// Panics unless a function's route table (`farmops::http::Route`s) is exactly the routes
+    /// the document gives it.
+    pub fn assert_routes_are_documented(function: &str, routes: &[crate::http::Route]) {
+        let mut ours: Vec<(String, String)> = routes
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        ours.sort();
+        assert_eq!(
+            ours,
+            routes_of(function),
+            "{function}: ROUTES vs docs/openapi.yaml"
+        );
+    }
+
+    /// A request a function must answer with 405: a path of the document's for `function`
+    /// (`{...}` segments filled with an id) with a method the document does not give it.
+    #[derive(Debug)]
+    pub struct UnsupportedMethod {
+        pub method: &'static str,
+        pub path: String,
+        /// The path's methods, the `Allow` header's content.
+        pub allow: Vec<String>,
+    }
+
+    /// Every [`UnsupportedMethod`] of `function`'s paths, over the methods OpenAPI knows.
+    pub fn unsupported_methods(function: &str) -> Vec<UnsupportedMethod> {
+        const METHODS: [&str; 8] = [
+            "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+        ];
+        let routes = routes_of(function);
+        let paths: std::collections::BTreeSet<&String> = routes.iter().map(|(_, p)| p).collect();
+        let id = uuid::Uuid::new_v4().to_string();
+        paths
+            .into_iter()
+            .flat_map(|template| {
+                let allow: Vec<String> = routes
+                    .iter()
+                    .filter(|(_, p)| p == template)
+                    .map(|(m, _)| m.clone())
+                    .collect();
+                let path = template
+                    .split('/')
+                    .map(|s| if s.starts_with('{') { id.as_str() } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                METHODS
+                    .into_iter()
+                    .filter(|m| !allow.iter().any(|a| a == m))
+                    .map(|method| UnsupportedMethod {
+                        method,
+                        path: path.clone(),
+                        allow: allow.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Panics unless `response` is the 405 the document describes for `case`
+    /// (`components.responses.MethodNotAllowed`): the status, an `Allow` header naming
+    /// exactly the path's methods, and the error body.
+    pub fn assert_method_not_allowed(
+        case: &UnsupportedMethod,
+        response: &lambda_http::Response<lambda_http::Body>,
+    ) {
+        let body = super::body_json(response);
+        assert_eq!(
+            response.status().as_u16(),
+            405,
+            "{} {}: {body}",
+            case.method,
+            case.path
+        );
+        let mut allow: Vec<String> = response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .collect();
+        allow.sort();
+        let mut want = case.allow.clone();
+        want.sort();
+        assert_eq!(allow, want, "{} {}: Allow", case.method, case.path);
+        let doc = document();
+        let schema = doc
+            .pointer("/components/responses/MethodNotAllowed/content/application~1json/schema")
+            .expect("components.responses.MethodNotAllowed");
+        let mut root = json!({ "allOf": [schema] });
+        root["components"] = doc["components"].clone();
+        let validator = jsonschema::validator_for(&root).expect("MethodNotAllowed schema");
+        assert!(
+            validator.is_valid(&body),
+            "{} {}: not the document's 405 body: {body}",
+            case.method,
+            case.path
+        );
+    }
+
+    /// Whether the document's schema for query or header parameter `name` of `method path`
+    /// allows `value` (formats such as `date` and `date-time` asserted).
+    pub fn parameter_allows(method: &str, path: &str, name: &str, value: &str) -> bool {
+        let doc = document();
+        let operation = &doc["paths"][path][method.to_lowercase()];
+        let parameter = operation["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .map(|p| resolve(&doc, p))
+            .find(|p| {
+                p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+            .unwrap_or_else(|| panic!("{method} {path} has no parameter {name}"));
+        let mut root = json!({ "allOf": [parameter["schema"]] });
+        root["components"] = doc["components"].clone();
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .expect("parameter schema")
+            .is_valid(&json!(value))
+    }
+
     /// Panics unless the handler's response conforms to the document: its status, its
     /// content type (documented for that status) and its body (JSON, or text as a string).
     pub fn assert_conforms(

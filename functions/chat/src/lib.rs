@@ -15,6 +15,12 @@ use farmops::{
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 
+/// The routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("POST", "/farms/{farm_id}/chat"),
+    ("POST", "/farms/{farm_id}/runs/{run_id}/feedback"),
+];
+
 /// Built once at cold start.
 pub struct State {
     pub db: Db,
@@ -30,9 +36,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> Result<(u16, Value)> {
     let caller = http::caller(req, state.identity)?;
-    if req.method() != lambda_http::http::Method::POST {
-        return Err(http::no_route());
-    }
+    http::check_route(req, ROUTES)?;
     match http::segments(req).as_slice() {
         ["farms", farm, "chat"] => {
             let farm_id = http::path_id(farm, "farm")?;

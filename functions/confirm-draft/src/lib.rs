@@ -10,6 +10,12 @@ use farmops::{
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
+/// The routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("POST", "/farms/{farm_id}/drafts/{draft_id}/confirm"),
+    ("POST", "/farms/{farm_id}/recommendations/{id}/approve"),
+];
+
 /// Built once at cold start.
 pub use farmops::http::DbState as State;
 
@@ -19,6 +25,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<decisions::Decided> {
     let caller = http::caller(req, state.identity)?;
+    http::check_route(req, ROUTES)?;
     let limit = http::DEFAULT_BODY_LIMIT;
     let (farm, decision) = match (req.method(), http::segments(req).as_slice()) {
         (&Method::POST, ["farms", farm, "drafts", id, "confirm"]) => (
@@ -40,7 +47,7 @@ async fn route(state: &State, req: &Request) -> farmops::Result<decisions::Decid
     let request = DecisionRequest {
         farm_id: http::path_id(farm, "farm")?,
         user_id: &caller.user_id,
-        idempotency_key: http::header(req, idempotency::HEADER),
+        idempotency_key: http::text_header(req, idempotency::HEADER)?,
         decision,
         today: chrono::Utc::now().date_naive(),
     };

@@ -9,6 +9,12 @@ use farmops::{
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
+/// The routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("POST", "/farms/{farm_id}/drafts/{draft_id}/discard"),
+    ("POST", "/farms/{farm_id}/recommendations/{id}/reject"),
+];
+
 /// Built once at cold start.
 pub use farmops::http::DbState as State;
 
@@ -18,6 +24,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<decisions::Decided> {
     let caller = http::caller(req, state.identity)?;
+    http::check_route(req, ROUTES)?;
     let limit = http::DEFAULT_BODY_LIMIT;
     // An empty body parses as "no reason" and is refused with 422 like a blank reason.
     let (farm, decision) = match (req.method(), http::segments(req).as_slice()) {
@@ -40,7 +47,7 @@ async fn route(state: &State, req: &Request) -> farmops::Result<decisions::Decid
     let request = DecisionRequest {
         farm_id: http::path_id(farm, "farm")?,
         user_id: &caller.user_id,
-        idempotency_key: http::header(req, idempotency::HEADER),
+        idempotency_key: http::text_header(req, idempotency::HEADER)?,
         decision,
         today: chrono::Utc::now().date_naive(),
     };

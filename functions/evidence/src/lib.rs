@@ -12,6 +12,20 @@ use farmops::{
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
+/// The routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("GET", "/farms/{farm_id}/evidence"),
+    ("GET", "/farms/{farm_id}/credits"),
+    ("GET", "/farms/{farm_id}/drafts"),
+    ("GET", "/farms/{farm_id}/conversations"),
+    ("GET", "/farms/{farm_id}/conversations/{id}/messages"),
+    ("GET", "/farms/{farm_id}/recommendations"),
+    ("GET", "/farms/{farm_id}/records"),
+    ("GET", "/farms/{farm_id}/memories"),
+    ("GET", "/farms/{farm_id}/settings"),
+    ("GET", "/farms/{farm_id}/members"),
+];
+
 /// Built once at cold start.
 pub use farmops::http::DbState as State;
 
@@ -24,6 +38,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> {
     let caller = http::caller(req, state.identity)?;
+    http::check_route(req, ROUTES)?;
     let segments = http::segments(req);
     let (farm, what) = match (req.method(), segments.as_slice()) {
         (&Method::GET, ["farms", farm, what @ ("evidence" | "credits" | "drafts")]) => {

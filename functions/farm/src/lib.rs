@@ -11,6 +11,14 @@ use farmops::{
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
+/// The routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("PUT", "/farms/{farm_id}/settings/autonomy"),
+    ("PUT", "/farms/{farm_id}/members/{user_id}"),
+    ("DELETE", "/farms/{farm_id}/members/{user_id}"),
+    ("DELETE", "/farms/{farm_id}/memories/{id}"),
+];
+
 /// Built once at cold start.
 pub use farmops::http::DbState as State;
 
@@ -26,6 +34,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> {
     let caller = http::caller(req, state.identity)?;
+    http::check_route(req, ROUTES)?;
     let user = caller.user_id.as_str();
     let segments = http::segments(req);
     let (method, farm, rest) = match segments.as_slice() {

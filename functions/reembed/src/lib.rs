@@ -25,11 +25,20 @@ use farmops::{
     embed::Embedder,
     http::{self, IdentitySource},
 };
-use lambda_http::{Body, Request, Response, http::Method};
+use lambda_http::{
+    Body, Request, Response, aws_lambda_events::apigw::ApiGatewayV2httpResponse, http::Method,
+};
 use serde_json::{Value, json};
 
 /// Documents are large: a 200,000-character body in UTF-8 plus JSON escaping.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// The HTTP routes this function serves (see [`http::check_route`]).
+pub const ROUTES: &[http::Route] = &[
+    ("POST", "/farms/{farm_id}/documents"),
+    ("DELETE", "/farms/{farm_id}/documents/{id}"),
+    ("POST", "/farms/{farm_id}/reembed"),
+];
 
 /// Built once at cold start.
 pub struct State {
@@ -60,6 +69,7 @@ pub async fn handle(state: &State, req: Request) -> Response<Body> {
 
 async fn route(state: &State, req: &Request) -> farmops::Result<(u16, Value)> {
     let caller = http::caller(req, state.identity)?;
+    http::check_route(req, ROUTES)?;
     let embedder = state.embedder.as_ref();
     match (req.method(), http::segments(req).as_slice()) {
         (&Method::POST, ["farms", farm, "documents"]) => {
@@ -97,8 +107,10 @@ pub async fn sweep(state: &State) -> farmops::Result<Value> {
     Ok(json!({ "farms": report }))
 }
 
-/// One raw Lambda event: the schedule, or an API Gateway HTTP API event parsed exactly as
-/// `lambda_http` does and answered in the API Gateway v2 response shape.
+/// One raw Lambda event: the schedule, or an API Gateway HTTP API event (or the Function URL
+/// event `cargo lambda watch` sends, the same shape) parsed exactly as `lambda_http` does and
+/// answered as an `ApiGatewayV2httpResponse`, the type API Gateway and `cargo lambda watch`
+/// read back (every field, `cookies` included).
 pub async fn handle_event(state: &State, event: Value) -> farmops::Result<Value> {
     if is_scheduled(&event) {
         let report = sweep(state).await?;
@@ -108,20 +120,13 @@ pub async fn handle_event(state: &State, event: Value) -> farmops::Result<Value>
     let req = lambda_http::request::from_str(&event.to_string())
         .map_err(|e| farmops::Error::BadRequest(format!("not an API Gateway event: {e}")))?;
     let response = handle(state, req).await;
-    let mut headers = serde_json::Map::new();
-    for (k, v) in response.headers() {
-        headers.insert(k.to_string(), v.to_str().unwrap_or_default().into());
-    }
-    let body = match response.body() {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        Body::Empty => String::new(),
-        _ => String::new(),
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(response.status().as_u16());
+    out.headers = response.headers().clone();
+    out.is_base64_encoded = matches!(response.body(), Body::Binary(_));
+    out.body = match response.into_body() {
+        Body::Empty => None,
+        body => Some(body),
     };
-    Ok(json!({
-        "statusCode": response.status().as_u16(),
-        "headers": headers,
-        "body": body,
-        "isBase64Encoded": false,
-    }))
+    serde_json::to_value(out).map_err(|e| farmops::Error::unexpected(e.to_string()))
 }

@@ -11,7 +11,7 @@
 pub mod csv;
 pub mod html;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -125,11 +125,13 @@ impl EvidenceQuery {
     }
 }
 
+/// An RFC 3339 `date-time`, or a `full-date` (midnight UTC; the next midnight for
+/// `end_of_day`): exactly the document's `anyOf: [date-time, date]` ([`crate::rfc3339`]).
 fn parse_instant(v: &str, end_of_day: bool) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Some(t.with_timezone(&Utc));
+    if let Some(t) = crate::rfc3339::date_time(v) {
+        return Some(t);
     }
-    let d = NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()?;
+    let d = crate::rfc3339::full_date(v)?;
     let d = if end_of_day { d.succ_opt()? } else { d };
     Some(d.and_hms_opt(0, 0, 0)?.and_utc())
 }

@@ -60,8 +60,9 @@ static PAGE_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// A `YYYY-MM-DD` day exactly as the document's `format: date` allows ([`crate::rfc3339`]).
 fn date(v: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(v, "%Y-%m-%d").ok()
+    crate::rfc3339::full_date(v)
 }
 
 /// `GET /farms/{farm_id}/records?type=&from=&to=`: newest written first; `from`/`to` are

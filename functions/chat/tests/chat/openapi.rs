@@ -4,7 +4,13 @@
 use farmops::{
     autonomy::{self, AutonomySettings, Tier},
     records::RecordType,
-    testing::{TestDb, apigw_request, body_json, openapi::assert_conforms},
+    testing::{
+        TestDb, apigw_request, body_json,
+        openapi::{
+            assert_conforms, assert_method_not_allowed, assert_routes_are_documented,
+            unsupported_methods,
+        },
+    },
 };
 use lambda_http::{Body, Response};
 
@@ -128,5 +134,24 @@ async fn chat_responses_conform_to_the_openapi_document() -> anyhow::Result<()> 
     let res = post(&state, &unknown, Some("viewer"), r#"{"rating": "up"}"#).await;
     assert_eq!(res.status(), 404);
     assert_conforms("POST", FEEDBACK, &res);
+    Ok(())
+}
+
+/// Every route of the document's for chat is served, and every other method on those paths
+/// is a 405 with `Allow` (not a 404).
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let state = offline_state(&db);
+    assert_routes_are_documented("chat", chat::ROUTES);
+    let cases = unsupported_methods("chat");
+    assert_eq!(cases.len(), 2 * 7);
+    for case in &cases {
+        let req = apigw_request(case.method, &case.path, Some("someone"), &[], None);
+        assert_method_not_allowed(case, &chat::handle(&state, req).await);
+    }
+    // an unknown path stays a 404
+    let req = apigw_request("GET", "/farms/x/chats", Some("someone"), &[], None);
+    assert_eq!(chat::handle(&state, req).await.status(), 404);
     Ok(())
 }

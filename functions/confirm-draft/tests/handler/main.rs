@@ -313,7 +313,8 @@ async fn bad_requests_get_their_status_never_500() -> R {
     )
     .await;
     farmops::testing::openapi::assert_conforms_path("GET", &path, &res);
-    assert_eq!(res.status(), 404, "only POST is served");
+    assert_eq!(res.status(), 405, "only POST is served");
+    assert_eq!(res.headers()["allow"], "POST");
     assert_eq!(f.draft_status(id).await?, "pending", "nothing was decided");
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! confirm-draft's real responses (success and refusals) conform to docs/openapi.yaml, and the
 //! check itself fails on a body that does not.
 
-use farmops::testing::openapi::{assert_conforms, conformance_errors};
+use farmops::testing::openapi::{
+    assert_conforms, assert_method_not_allowed, assert_routes_are_documented, conformance_errors,
+    parameter_allows, unsupported_methods,
+};
 
 use super::*;
 
@@ -72,5 +75,62 @@ async fn responses_conform_to_the_openapi_document() -> R {
     let (status, _, res) = f.post(&approve, Some("owner"), &[], None).await;
     assert_eq!(status, 409);
     assert_conforms("POST", APPROVE, &res);
+    Ok(())
+}
+
+/// A schema-driven fuzzer's view of the route table: every route of the document's for
+/// confirm-draft is served, and every other method on those paths is a 405 with `Allow`.
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() -> R {
+    let f = fixture().await?;
+    assert_routes_are_documented("confirm-draft", confirm_draft::ROUTES);
+    let cases = unsupported_methods("confirm-draft");
+    assert_eq!(cases.len(), 2 * 7);
+    for case in &cases {
+        let req = apigw_request(case.method, &case.path, Some("owner"), &[], None);
+        assert_method_not_allowed(case, &handle(&f.state, req).await);
+    }
+    Ok(())
+}
+
+/// The `Idempotency-Key` values the document allows are exactly the ones the handler takes:
+/// every other one is the documented 400. (Leading and trailing whitespace is left out: HTTP
+/// strips it from a field value before any handler sees it.)
+#[tokio::test]
+async fn idempotency_key_pattern_is_the_one_enforced() -> R {
+    let f = fixture().await?;
+    let long = "k".repeat(255);
+    let too_long = "k".repeat(256);
+    let values = [
+        "k",
+        "retry-1",
+        "~!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}",
+        &long,
+        &too_long,
+        "",
+        "two words",
+        "tab\there",
+        "café",
+        "ключ",
+        "\u{7f}",
+    ];
+    for value in values {
+        let id = f.draft(RecordType::Sale, sale()).await?;
+        let path = format!("/farms/{}/drafts/{id}/confirm", f.farm);
+        if lambda_http::http::HeaderValue::from_str(value).is_err() {
+            // not even a header value (a control character): no HTTP request can carry it
+            assert!(!parameter_allows("POST", CONFIRM, "Idempotency-Key", value));
+            continue;
+        }
+        let (status, body, res) = f
+            .post(&path, Some("owner"), &[("idempotency-key", value)], None)
+            .await;
+        let documented = parameter_allows("POST", CONFIRM, "Idempotency-Key", value);
+        assert_eq!(status != 400, documented, "{value:?}: {status} {body}");
+        if !documented {
+            assert_eq!(body["error"]["code"], "bad_request", "{value:?}");
+        }
+        assert_conforms("POST", CONFIRM, &res);
+    }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! discard-draft's real responses (success and refusals) conform to docs/openapi.yaml.
 
-use farmops::testing::openapi::assert_conforms;
+use farmops::testing::openapi::{
+    assert_conforms, assert_method_not_allowed, assert_routes_are_documented, unsupported_methods,
+};
 
 use super::*;
 
@@ -52,5 +54,20 @@ async fn responses_conform_to_the_openapi_document() -> R {
     let (status, _, res) = f.post(&unknown, Some("owner"), &[], reason).await;
     assert_eq!(status, 404);
     assert_conforms("POST", REJECT, &res);
+    Ok(())
+}
+
+/// Every route of the document's for discard-draft is served, and every other method on
+/// those paths is a 405 with `Allow`.
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() -> R {
+    let f = fixture().await?;
+    assert_routes_are_documented("discard-draft", discard_draft::ROUTES);
+    let cases = unsupported_methods("discard-draft");
+    assert_eq!(cases.len(), 2 * 7);
+    for case in &cases {
+        let req = apigw_request(case.method, &case.path, Some("owner"), &[], None);
+        assert_method_not_allowed(case, &handle(&f.state, req).await);
+    }
     Ok(())
 }

@@ -1,7 +1,10 @@
 //! The evidence function's real responses (JSON, HTML, CSV and every refusal) conform to
 //! docs/openapi.yaml, and the check itself fails on bodies that do not.
 
-use farmops::testing::openapi::{assert_conforms, conformance_errors, conformance_errors_as};
+use farmops::testing::openapi::{
+    assert_conforms, assert_method_not_allowed, assert_routes_are_documented, conformance_errors,
+    conformance_errors_as, parameter_allows, unsupported_methods,
+};
 
 use super::*;
 
@@ -255,5 +258,89 @@ async fn evidence_credits_and_drafts_conform_to_the_openapi_document() -> Result
     let mut broken = statement.clone();
     broken["entries"][0]["ai_run_id"] = json!(7);
     assert!(!conformance_errors("GET", CREDITS, 200, &broken).is_empty());
+    Ok(())
+}
+
+/// Every route of the document's for evidence is served, and every other method on those
+/// paths is a 405 with `Allow` (not a 404).
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() -> Result<()> {
+    let db = TestDb::new().await?;
+    let state = state(&db);
+    assert_routes_are_documented("evidence", evidence::ROUTES);
+    let cases = unsupported_methods("evidence");
+    assert_eq!(cases.len(), 10 * 7);
+    for case in &cases {
+        let req = apigw_request(case.method, &case.path, Some("alice"), &[], None);
+        assert_method_not_allowed(case, &handle(&state, req).await);
+    }
+    Ok(())
+}
+
+/// The `from` and `to` values the document allows (evidence: RFC 3339 `date-time` or
+/// `date`; records: `date`) are exactly the ones the handler takes; every other one, the
+/// empty value included, is the documented 422 naming the parameter.
+#[tokio::test]
+async fn from_and_to_take_exactly_what_the_document_allows() -> Result<()> {
+    let db = TestDb::new().await?;
+    let state = state(&db);
+    let farm = db.farm("Dates", 0).await?;
+    db.member(farm, "alice", "owner").await?;
+    let values = [
+        "2026-01-01",
+        "2024-02-29",
+        "2026-01-01T10:00:00Z",
+        "2026-01-01t10:00:00z",
+        "2026-01-01T10:00:00.123456789123+01:30",
+        "2026-01-01T00:00:00-23:59",
+        "2016-12-31T23:59:60Z",
+        "2016-12-31T15:59:60-08:00",
+        "",
+        "2016-12-31T12:00:60Z",
+        "2026-1-1",
+        "+2026-01-01",
+        "02026-01-01",
+        "2026-01-01 10:00:00Z",
+        "2026-01-01T10:00:00",
+        "2026-01-01T10:00Z",
+        "2026-01-01T10:00:00+24:00",
+        "2026-01-01T10:00:00+0100",
+        "2023-02-29",
+        "20260101",
+        "yesterday",
+    ];
+    let mut allowed = 0;
+    for (template, route) in [
+        (EVIDENCE, "evidence"),
+        ("/farms/{farm_id}/records", "records"),
+    ] {
+        for param in ["from", "to"] {
+            for value in values {
+                // percent-encoded as a client sends it (a raw `+` would read as a space)
+                let encoded = value.replace('+', "%2B").replace(' ', "%20");
+                let path = format!("/farms/{farm}/{route}?{param}={encoded}");
+                let res = handle(
+                    &state,
+                    apigw_request("GET", &path, Some("alice"), &[], None),
+                )
+                .await;
+                let documented = parameter_allows("GET", template, param, value);
+                let status = res.status().as_u16();
+                assert_eq!(status == 200, documented, "{path}: {}", text(&res));
+                if !documented {
+                    assert_eq!(status, 422, "{path}");
+                    assert_eq!(
+                        body_json(&res)["error"]["fields"][0]["field"],
+                        param,
+                        "{path}"
+                    );
+                }
+                assert_conforms("GET", template, &res);
+                allowed += usize::from(documented);
+            }
+        }
+    }
+    // evidence: 8 values twice; records: the 2 dates twice
+    assert_eq!(allowed, 8 * 2 + 2 * 2);
     Ok(())
 }

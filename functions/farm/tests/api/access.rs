@@ -270,3 +270,22 @@ async fn governance_acts_appear_in_the_html_evidence() -> Result<()> {
     assert!(!html.contains("<i>x</i>"), "escaped");
     Ok(())
 }
+
+/// Every route of the document's for the farm function is served, and every other method on
+/// those paths is a 405 with `Allow` (not a 404).
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() -> Result<()> {
+    use farmops::testing::openapi::{
+        assert_method_not_allowed, assert_routes_are_documented, unsupported_methods,
+    };
+    let api = Api::new().await?;
+    assert_routes_are_documented("farm", farm::ROUTES);
+    let cases = unsupported_methods("farm");
+    // settings/autonomy and memories/{id}: 7 others each; members/{user_id}: 6
+    assert_eq!(cases.len(), 7 + 7 + 6);
+    for case in &cases {
+        let req = apigw_request(case.method, &case.path, Some("owner-a"), &[], None);
+        assert_method_not_allowed(case, &farm::handle(&api.writes, req).await);
+    }
+    Ok(())
+}

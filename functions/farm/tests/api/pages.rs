@@ -260,7 +260,7 @@ async fn bad_parameters_are_422_naming_the_field() -> Result<()> {
             404,
         ),
         ("DELETE", format!("{f}/members/nobody"), None, 404),
-        ("PATCH", format!("{f}/settings/autonomy"), Some("{}"), 404),
+        ("PATCH", format!("{f}/settings/autonomy"), Some("{}"), 405),
     ];
     for (method, url, body, want) in bad_writes {
         let req = apigw_request(

@@ -17,6 +17,30 @@ mod openapi;
 
 type R<T = ()> = anyhow::Result<T>;
 
+/// A raw API Gateway HTTP API event as JSON (what the Lambda's raw-event loop receives).
+fn apigw_event(
+    method: &str,
+    path: &str,
+    sub: Option<&str>,
+    body: Option<&str>,
+) -> serde_json::Value {
+    let mut event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/json"}, "requestContext": {
+            "accountId": "1", "apiId": "a", "domainName": "x", "domainPrefix": "x",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "1.1.1.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "t", "timeEpoch": 0,
+        },
+        "body": body,
+        "isBase64Encoded": false
+    });
+    if let Some(sub) = sub {
+        event["requestContext"]["authorizer"] =
+            json!({"jwt": {"claims": {"sub": sub}, "scopes": null}});
+    }
+    event
+}
+
 async fn fixture() -> R<(TestDb, State, Uuid)> {
     let db = TestDb::new().await?;
     let farm = db.farm("Green Acres", 10_000).await?;
@@ -198,5 +222,80 @@ async fn reembed_on_demand_and_on_schedule() -> R {
     assert_eq!(out["statusCode"], 200, "{out}");
     let body: serde_json::Value = serde_json::from_str(out["body"].as_str().unwrap())?;
     assert_eq!(body["reembedded"], 0);
+    Ok(())
+}
+
+/// `cargo lambda watch` (scripts/dev-up.sh) sends a Function URL request as the
+/// `ApiGatewayV2httpRequest` of `aws_lambda_events` (no authorizer; the caller in the dev
+/// header) and reads the answer as an `ApiGatewayV2httpResponse`, as API Gateway does: the
+/// raw-event entry point must answer in that exact shape (`cookies` included) or the local
+/// URL answers 500.
+#[tokio::test]
+async fn answers_cargo_lambda_watch_function_url_events() -> R {
+    use lambda_http::aws_lambda_events::apigw::{
+        ApiGatewayV2httpRequest, ApiGatewayV2httpResponse,
+    };
+    let (_db, mut state, farm) = fixture().await?;
+    state.identity =
+        IdentitySource::from_lookup(|k| (k == "FARMOPS_DEV_IDENTITY").then(|| "1".to_string()));
+    let event = |method: &str, path: String, user: Option<&str>, body: Option<&str>| {
+        let mut event = ApiGatewayV2httpRequest::default();
+        event.version = Some("2.0".into());
+        event.route_key = Some("$default".into());
+        event.raw_path = Some(path.clone());
+        event.request_context.stage = Some("$default".into());
+        event.request_context.route_key = Some("$default".into());
+        event.request_context.request_id = Some(Uuid::new_v4().to_string());
+        event.request_context.domain_name = Some("localhost".into());
+        event.request_context.domain_prefix = Some("reembed".into());
+        event.request_context.http.method = method.parse().unwrap();
+        event.request_context.http.path = Some(path);
+        event.request_context.http.protocol = Some("http".into());
+        event.request_context.http.source_ip = Some("127.0.0.1".into());
+        event.request_context.http.user_agent = Some("cargo-lambda".into());
+        event.request_context.time_epoch = 1_700_000_000;
+        event
+            .headers
+            .insert("content-type", "application/json".parse().unwrap());
+        if let Some(user) = user {
+            event
+                .headers
+                .insert(farmops::http::DEV_USER_HEADER, user.parse().unwrap());
+        }
+        event.body = body.map(str::to_string);
+        serde_json::to_value(&event).unwrap()
+    };
+    let answer = |out: serde_json::Value| -> R<(u16, serde_json::Value)> {
+        let res: ApiGatewayV2httpResponse = serde_json::from_value(out.clone())
+            .map_err(|e| anyhow::anyhow!("not an ApiGatewayV2httpResponse ({e}): {out}"))?;
+        let body = match res.body {
+            Some(lambda_http::Body::Text(t)) => serde_json::from_str(&t)?,
+            other => anyhow::bail!("not a JSON text body: {other:?}"),
+        };
+        Ok((u16::try_from(res.status_code)?, body))
+    };
+    let doc = json!({"title": "Vaccination", "body": "Newcastle disease vaccine on day 7."});
+    let path = format!("/farms/{farm}/documents");
+    let out = handle_event(
+        &state,
+        event("POST", path.clone(), Some("worker"), Some(&doc.to_string())),
+    )
+    .await?;
+    let (status, added) = answer(out)?;
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["chunks"], 1);
+    let out = handle_event(&state, event("POST", path, None, Some(&doc.to_string()))).await?;
+    assert_eq!(answer(out)?.0, 401);
+    let out = handle_event(
+        &state,
+        event(
+            "DELETE",
+            format!("/farms/{farm}/documents/{}", added["id"].as_str().unwrap()),
+            Some("manager"),
+            None,
+        ),
+    )
+    .await?;
+    assert_eq!(answer(out)?.0, 200);
     Ok(())
 }

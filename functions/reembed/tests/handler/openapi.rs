@@ -7,7 +7,10 @@ use farmops::{
     embed::TitanEmbedder,
     testing::{
         converse::{ConverseStub, Scripted},
-        openapi::{assert_conforms, conformance_errors},
+        openapi::{
+            assert_conforms, assert_method_not_allowed, assert_routes_are_documented,
+            conformance_errors, unsupported_methods,
+        },
     },
 };
 use lambda_http::{Body, Response};
@@ -289,5 +292,27 @@ async fn documents_and_reembed_conform_to_the_openapi_document() -> R {
     assert!(!conformance_errors("DELETE", DOCUMENT, 200, &json!({"deleted": 1})).is_empty());
     let wrong = json!({"error": {"code": "not_found", "message": "x"}});
     assert!(!conformance_errors("POST", DOCUMENTS, 402, &wrong).is_empty());
+    Ok(())
+}
+
+/// Every HTTP route of the document's for reembed is served, and every other method on those
+/// paths is a 405 with `Allow`, also through the raw-event entry point the Lambda runs.
+#[tokio::test]
+async fn other_methods_answer_405_with_allow() -> R {
+    let (_db, state, _farm) = fixture().await?;
+    assert_routes_are_documented("reembed", reembed::ROUTES);
+    let cases = unsupported_methods("reembed");
+    assert_eq!(cases.len(), 3 * 7);
+    for case in &cases {
+        let req = apigw_request(case.method, &case.path, Some("owner"), &[], None);
+        assert_method_not_allowed(case, &handle(&state, req).await);
+    }
+    let case = cases
+        .iter()
+        .find(|c| c.method == "GET" && c.path.ends_with("/documents"))
+        .unwrap();
+    let out = handle_event(&state, apigw_event("GET", &case.path, Some("owner"), None)).await?;
+    assert_eq!(out["statusCode"], 405, "{out}");
+    assert_eq!(out["headers"]["allow"], "POST", "{out}");
     Ok(())
 }
