@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handle_event(state, event.payload)
             .await
-            .map_err(|e| lambda_runtime::Error::from(e.to_string()))
+            .map_err(lambda_runtime::Diagnostic::from)
     }))
     .await
 }

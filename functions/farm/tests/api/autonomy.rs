@@ -287,3 +287,75 @@ async fn a_settings_change_races_safely_with_a_running_turn() -> Result<()> {
     assert!(credits::audit_ledger(&tx).await?.holds);
     Ok(())
 }
+
+/// The offline model, whose first call waits while the owner's autonomy change commits
+/// through another connection (a turn already running when the owner changes the settings).
+struct ChangedDuringTheCall {
+    db: farmops::db::Db,
+    farm: Uuid,
+    changed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl farmops::model::ChatModel for ChangedDuringTheCall {
+    fn model_id(&self) -> &str {
+        OfflineChat.model_id()
+    }
+    fn input_token_bound(&self, request: &farmops::model::ChatRequest) -> u64 {
+        OfflineChat.input_token_bound(request)
+    }
+    async fn converse(
+        &self,
+        request: &farmops::model::ChatRequest,
+    ) -> farmops::Result<farmops::model::ChatResponse> {
+        if !self.changed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let tx = self.db.tenant(self.farm).await?;
+            let change: farmops::autonomy::AutonomyChange = serde_json::from_value(
+                json!({"tier": "auto", "auto_categories": ["feed_use"]}),
+            )
+            .expect("a change");
+            farmops::farm::settings::set_autonomy(&tx, "owner-mid", &change).await?;
+            tx.commit().await?;
+        }
+        OfflineChat.converse(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_turn_running_when_the_owner_changes_autonomy_keeps_what_it_read() -> Result<()> {
+    let api = Api::new().await?;
+    let farm = staffed_farm(&api.db, "mid", 1000).await?;
+    let said = "used 4 bags of feed";
+    let model = ChangedDuringTheCall {
+        db: api.db.app.clone(),
+        farm,
+        changed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let limits = ChatLimits::default();
+    let deps = ChatDeps {
+        db: &api.db.app,
+        model: &model,
+        retriever: &NoRetrieval,
+        limits: &limits,
+    };
+    let ask = || TurnRequest {
+        message: said.into(),
+        conversation_id: None,
+    };
+    // the change committed during this turn's model call; the turn used the tier it read
+    let running = serde_json::to_value(run_turn(&deps, farm, "manager-mid", &ask()).await?)?;
+    assert!(model.changed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(running["records"], json!([]), "{running}");
+    assert_eq!(running["drafts"][0]["record_type"], "feed_use", "{running}");
+    let (_, settings) = api
+        .call("GET", &format!("/farms/{farm}/settings"), "owner-mid", None)
+        .await;
+    assert_eq!(settings["autonomy"]["tier"], "auto", "{settings}");
+    // the next turn gets the new settings: the feed is written directly
+    let next = serde_json::to_value(run_turn(&deps, farm, "manager-mid", &ask()).await?)?;
+    assert_eq!(next["drafts"], json!([]), "{next}");
+    assert_eq!(next["records"][0]["record_type"], "feed_use", "{next}");
+    let tx = api.db.app.tenant(farm).await?;
+    assert!(credits::audit_ledger(&tx).await?.holds);
+    Ok(())
+}
