@@ -310,10 +310,9 @@ impl farmops::model::ChatModel for ChangedDuringTheCall {
     ) -> farmops::Result<farmops::model::ChatResponse> {
         if !self.changed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             let tx = self.db.tenant(self.farm).await?;
-            let change: farmops::autonomy::AutonomyChange = serde_json::from_value(
-                json!({"tier": "auto", "auto_categories": ["feed_use"]}),
-            )
-            .expect("a change");
+            let change: farmops::autonomy::AutonomyChange =
+                serde_json::from_value(json!({"tier": "auto", "auto_categories": ["feed_use"]}))
+                    .expect("a change");
             farmops::farm::settings::set_autonomy(&tx, "owner-mid", &change).await?;
             tx.commit().await?;
         }
