@@ -411,18 +411,16 @@ async fn killed_on_the_second_conversation_then_rerun_loses_and_duplicates_nothi
     ledger_holds(&db, farm).await;
 }
 
-#[tokio::test]
-async fn a_contradicting_fact_supersedes_the_older_and_both_remain() {
-    let db = TestDb::new().await.unwrap();
-    let farm = db.farm("f", 1000).await.unwrap();
-    let s = state(&db.app);
-    conversation(
-        &db.app,
-        farm,
-        &[("user", "We vaccinate on Mondays. Pond 3 is the nursery.")],
-    )
-    .await;
-    distill::run_at(&s, Utc::now()).await.unwrap();
+/// Distils `first` (which says we vaccinate on Mondays), then a conversation saying it is
+/// Thursdays now; the second run's outcome.
+async fn mondays_then_thursdays(
+    db: &TestDb,
+    farm: Uuid,
+    s: &State,
+    first: &str,
+) -> distill::DistillOutcome {
+    conversation(&db.app, farm, &[("user", first)]).await;
+    distill::run_at(s, Utc::now()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
     conversation(
         &db.app,
@@ -430,7 +428,21 @@ async fn a_contradicting_fact_supersedes_the_older_and_both_remain() {
         &[("user", "Actually we vaccinate on Thursdays now.")],
     )
     .await;
-    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    distill::run_at(s, Utc::now()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_contradicting_fact_supersedes_the_older_and_both_remain() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("f", 1000).await.unwrap();
+    let s = state(&db.app);
+    let out = mondays_then_thursdays(
+        &db,
+        farm,
+        &s,
+        "We vaccinate on Mondays. Pond 3 is the nursery.",
+    )
+    .await;
     assert_eq!(
         (out.memories_added, out.memories_superseded),
         (1, 1),
@@ -991,54 +1003,17 @@ async fn distill_bills_the_tokens_the_embedder_reports() {
     ledger_holds(&db, farm).await;
 }
 
-/// `PgRetriever`, remembering what it served.
-struct Served {
-    inner: farmops::rag::PgRetriever,
-    passages: std::sync::Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl farmops::rag::Retriever for Served {
-    async fn retrieve(
-        &self,
-        tx: &farmops::db::TenantTx,
-        query: &str,
-        k: usize,
-    ) -> farmops::Result<Vec<farmops::rag::Passage>> {
-        let found = self.inner.retrieve(tx, query, k).await?;
-        self.passages
-            .lock()
-            .unwrap()
-            .extend(found.iter().map(|p| format!("{} {}", p.source, p.content)));
-        Ok(found)
-    }
-}
-
 #[tokio::test]
 async fn a_superseded_memory_never_reaches_the_chat() {
     let db = TestDb::new().await.unwrap();
     let farm = db.farm("f", 1000).await.unwrap();
     db.member(farm, "farmer", "owner").await.unwrap();
     let s = state(&db.app);
-    conversation(&db.app, farm, &[("user", "We vaccinate on Mondays.")]).await;
-    distill::run_at(&s, Utc::now()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    conversation(
-        &db.app,
-        farm,
-        &[("user", "Actually we vaccinate on Thursdays now.")],
-    )
-    .await;
-    let out = distill::run_at(&s, Utc::now()).await.unwrap();
+    let out = mondays_then_thursdays(&db, farm, &s, "We vaccinate on Mondays.").await;
     assert_eq!(out.memories_superseded, 1, "{out:?}");
 
     // a chat turn retrieving through PgRetriever sees Thursday, never Monday
-    let retriever = Served {
-        inner: farmops::rag::PgRetriever {
-            embedder: Arc::new(WordsEmbedder),
-        },
-        passages: std::sync::Mutex::new(Vec::new()),
-    };
+    let retriever = farmops::testing::retrieval::ServedPassages::new(Arc::new(WordsEmbedder));
     let limits = farmops::chat::ChatLimits::default();
     let deps = farmops::chat::ChatDeps {
         db: &db.app,
@@ -1054,7 +1029,7 @@ async fn a_superseded_memory_never_reaches_the_chat() {
         .await
         .unwrap();
     // (a conversation's summary is that conversation's history and keeps what was said then)
-    let served = retriever.passages.lock().unwrap().clone();
+    let served = retriever.take();
     let memories: Vec<&String> = served.iter().filter(|p| p.starts_with("memory:")).collect();
     assert!(
         memories.iter().any(|p| p.contains("Thursdays")),

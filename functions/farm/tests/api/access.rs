@@ -4,7 +4,7 @@
 use anyhow::Result;
 use farmops::{
     db::Type,
-    records::{self, Provenance, RecordType, Source},
+    records::{self, RecordType},
 };
 use serde_json::{Value, json};
 
@@ -34,13 +34,7 @@ async fn every_route_answers_every_role() -> Result<()> {
         &tx,
         RecordType::Note,
         note.as_object().unwrap(),
-        &Provenance {
-            source: Source::Manual,
-            created_by: "worker-a",
-            ai_run_id: None,
-            draft_id: None,
-            confirmed_by: None,
-        },
+        &manual("worker-a"),
     )
     .await?;
     tx.commit().await?;

@@ -15,23 +15,6 @@ use serde_json::json;
 
 use super::*;
 
-async fn turn(api: &Api, farm: Uuid, user: &str, message: &str) -> Result<Value> {
-    let limits = ChatLimits::default();
-    let deps = ChatDeps {
-        db: &api.db.app,
-        model: &OfflineChat,
-        retriever: &NoRetrieval,
-        limits: &limits,
-    };
-    let request = TurnRequest {
-        message: message.into(),
-        conversation_id: None,
-    };
-    Ok(serde_json::to_value(
-        run_turn(&deps, farm, user, &request).await?,
-    )?)
-}
-
 #[tokio::test]
 async fn the_owners_change_reaches_the_next_turn_and_the_floor_holds() -> Result<()> {
     let api = Api::new().await?;
@@ -40,7 +23,7 @@ async fn the_owners_change_reaches_the_next_turn_and_the_floor_holds() -> Result
     let said = "used 4 bags of feed and sold 20 crates of eggs for 45,000 naira";
 
     // before: everything drafts
-    let before = turn(&api, farm, "manager-au", said).await?;
+    let before = offline_turn(&api, farm, "manager-au", said).await?;
     assert_eq!(before["records"], json!([]), "{before}");
     assert_eq!(before["drafts"].as_array().unwrap().len(), 2, "{before}");
 
@@ -98,7 +81,7 @@ async fn the_owners_change_reaches_the_next_turn_and_the_floor_holds() -> Result
     assert_eq!(settings["effective"]["sale"], "draft");
     assert_eq!(settings["effective"]["water"], "draft");
 
-    let after = turn(&api, farm, "manager-au", said).await?;
+    let after = offline_turn(&api, farm, "manager-au", said).await?;
     let records = after["records"].as_array().unwrap();
     assert_eq!(records.len(), 1, "{after}");
     assert_eq!(records[0]["record_type"], "feed_use");

@@ -6,35 +6,15 @@
 use anyhow::Result;
 use chrono::Utc;
 use farmops::{
-    chat::{ChatDeps, ChatLimits, TurnRequest, run_turn},
     db::Type,
     drafts::{self, Decider},
     membership::Role,
-    model::offline::OfflineChat,
-    rag::NoRetrieval,
     recommendations,
-    records::{self, Provenance, RecordType, Source},
+    records::{self, RecordType},
 };
 use serde_json::{Value, json};
 
 use super::*;
-
-async fn turn(api: &Api, farm: Uuid, user: &str, message: &str) -> Result<Value> {
-    let limits = ChatLimits::default();
-    let deps = ChatDeps {
-        db: &api.db.app,
-        model: &OfflineChat,
-        retriever: &NoRetrieval,
-        limits: &limits,
-    };
-    let request = TurnRequest {
-        message: message.into(),
-        conversation_id: None,
-    };
-    Ok(serde_json::to_value(
-        run_turn(&deps, farm, user, &request).await?,
-    )?)
-}
 
 fn list<'a>(page: &'a Value, what: &str) -> &'a Vec<Value> {
     page[what]
@@ -48,7 +28,7 @@ async fn an_assistant_message_carries_its_run_and_a_confirmed_record_its_provena
     let api = Api::new().await?;
     let farm = staffed_farm(&api.db, "fr", 1000).await?;
     let f = format!("/farms/{farm}");
-    let said = turn(&api, farm, "worker-fr", "3 birds died in pen 2").await?;
+    let said = offline_turn(&api, farm, "worker-fr", "3 birds died in pen 2").await?;
     let run_id = said["run_id"].as_str().unwrap().to_string();
     let conv = said["conversation_id"].as_str().unwrap();
 
@@ -115,13 +95,7 @@ async fn insert_note(api: &Api, farm: Uuid, body: &str, day: &str) -> Result<()>
         &tx,
         RecordType::Note,
         note.as_object().unwrap(),
-        &Provenance {
-            source: Source::Manual,
-            created_by: "owner-fl",
-            ai_run_id: None,
-            draft_id: None,
-            confirmed_by: None,
-        },
+        &manual("owner-fl"),
     )
     .await?;
     tx.commit().await?;

@@ -154,3 +154,32 @@ pub async fn app_session(db: &TestDb, farm: Uuid) -> Result<tokio_postgres::Clie
         .await?;
     Ok(client)
 }
+
+/// One chat turn with the offline model and no retrieval, as JSON.
+pub async fn offline_turn(api: &Api, farm: Uuid, user: &str, message: &str) -> Result<Value> {
+    let limits = farmops::chat::ChatLimits::default();
+    let deps = farmops::chat::ChatDeps {
+        db: &api.db.app,
+        model: &farmops::model::offline::OfflineChat,
+        retriever: &farmops::rag::NoRetrieval,
+        limits: &limits,
+    };
+    let request = farmops::chat::TurnRequest {
+        message: message.into(),
+        conversation_id: None,
+    };
+    Ok(serde_json::to_value(
+        farmops::chat::run_turn(&deps, farm, user, &request).await?,
+    )?)
+}
+
+/// The provenance of a record a person typed in.
+pub fn manual(created_by: &str) -> farmops::records::Provenance<'_> {
+    farmops::records::Provenance {
+        source: farmops::records::Source::Manual,
+        created_by,
+        ai_run_id: None,
+        draft_id: None,
+        confirmed_by: None,
+    }
+}

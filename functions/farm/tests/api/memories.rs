@@ -1,50 +1,23 @@
 //! Forgetting a memory: a chat turn through `PgRetriever` no longer retrieves it; forgetting
 //! while the distill job writes memories leaves a consistent state.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Result;
-use async_trait::async_trait;
 use chrono::Utc;
 use farmops::{
     chat::{ChatDeps, ChatLimits, TurnRequest, run_turn},
-    db::TenantTx,
     embed::OfflineEmbedder,
     memory::{
         distill::{self, DistillConfig, DistillState},
         extract::OfflineFactExtractor,
     },
     model::offline::OfflineChat,
-    rag::{Passage, PgRetriever, Retriever},
+    testing::retrieval::ServedPassages,
 };
 use serde_json::json;
 
 use super::*;
-
-/// PgRetriever, remembering what it served.
-struct Recording {
-    inner: PgRetriever,
-    served: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Retriever for Recording {
-    async fn retrieve(
-        &self,
-        tx: &TenantTx,
-        query: &str,
-        k: usize,
-    ) -> farmops::Result<Vec<Passage>> {
-        let passages = self.inner.retrieve(tx, query, k).await?;
-        let mut served = self.served.lock().unwrap();
-        served.extend(
-            passages
-                .iter()
-                .map(|p| format!("{} {}", p.source, p.content)),
-        );
-        Ok(passages)
-    }
-}
 
 #[tokio::test]
 async fn a_forgotten_memory_is_never_retrieved_again() -> Result<()> {
@@ -52,12 +25,7 @@ async fn a_forgotten_memory_is_never_retrieved_again() -> Result<()> {
     let farm = staffed_farm(&api.db, "fm", 1000).await?;
     let vet = memory(&api.db, farm, "vet", "Our veterinarian is Dr Ade.").await?;
     let pond = memory(&api.db, farm, "pond 3", "Pond 3 is the nursery.").await?;
-    let retriever = Recording {
-        inner: PgRetriever {
-            embedder: Arc::new(OfflineEmbedder::default()),
-        },
-        served: Mutex::new(Vec::new()),
-    };
+    let retriever = ServedPassages::new(Arc::new(OfflineEmbedder::default()));
     let limits = ChatLimits::default();
     let deps = ChatDeps {
         db: &api.db.app,
@@ -70,7 +38,7 @@ async fn a_forgotten_memory_is_never_retrieved_again() -> Result<()> {
         conversation_id: None,
     };
     let before = run_turn(&deps, farm, "worker-fm", &ask()).await?;
-    let served: Vec<String> = std::mem::take(&mut *retriever.served.lock().unwrap());
+    let served: Vec<String> = retriever.take();
     assert!(
         served.iter().any(|s| s.contains(&format!("memory:{vet}"))),
         "served before: {served:?}"

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use farmops::{
     db::Type,
-    records::{self, Provenance, RecordType, Source},
+    records::{self, RecordType},
     testing::TestDb,
 };
 use serde_json::{Value, json};
@@ -70,19 +70,7 @@ async fn insert(db: &TestDb, farm: Uuid, what: &str, n: usize, conv: Uuid) -> Re
                 } else {
                     (RecordType::FeedUse, json!({"quantity": 2, "unit": "bag"}))
                 };
-                records::insert_record(
-                    &tx,
-                    t,
-                    p.as_object().unwrap(),
-                    &Provenance {
-                        source: Source::Manual,
-                        created_by: "owner-p",
-                        ai_run_id: None,
-                        draft_id: None,
-                        confirmed_by: None,
-                    },
-                )
-                .await?;
+                records::insert_record(&tx, t, p.as_object().unwrap(), &manual("owner-p")).await?;
             }
         }
     }
