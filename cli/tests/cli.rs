@@ -13,11 +13,13 @@ use farmops::{
 use serde_json::Value;
 use uuid::Uuid;
 
-const COMMANDS: [&str; 8] = [
+const COMMANDS: [&str; 10] = [
     "migrate",
     "create-farm",
     "add-member",
     "grant",
+    "grants",
+    "reconcile",
     "set-autonomy",
     "expire",
     "audit",
@@ -286,6 +288,118 @@ async fn operator_commands_against_a_real_database() -> anyhow::Result<()> {
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0]["holds"], true, "{}", audit[0]);
     ok(&farmops(Some(&db), &["audit"]));
+    Ok(())
+}
+
+#[tokio::test]
+async fn grants_are_lots_with_keys_expiry_and_refusals_that_change_nothing() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let farm = db.farm("lots", 0).await?;
+    let id = farm.to_string();
+    let owner = db.owner_client().await?;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let promo = [
+        "grant",
+        &id,
+        "30",
+        "--reason",
+        "welcome",
+        "--category",
+        "promotional",
+        "--priority",
+        "10",
+        "--expires-at",
+        &soon,
+        "--source",
+        "promotion",
+        "--idempotency-key",
+        "welcome-2026",
+    ];
+    let first = ok(&farmops(Some(&db), &promo));
+    assert_eq!(
+        (first[0]["granted"].as_i64(), first[0]["balance"].as_i64()),
+        (Some(30), Some(30))
+    );
+    let again = ok(&farmops(Some(&db), &promo));
+    assert_eq!(again[0]["duplicate"], true, "the same key grants once");
+    assert_eq!(
+        (again[0]["granted"].as_i64(), again[0]["balance"].as_i64()),
+        (Some(0), Some(30))
+    );
+    ok(&farmops(
+        Some(&db),
+        &["grant", &id, "100", "--reason", "starter pack"],
+    ));
+
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let refusals: [(&[&str], &str); 6] = [
+        (
+            &["grant", &id, "5", "--reason", "r", "--expires-at", &past],
+            "expires_at: must be in the future",
+        ),
+        (
+            &["grant", &id, "-5", "--reason", "r"],
+            "amount: a grant must be positive",
+        ),
+        (
+            &["grant", &id, "5", "--reason", "r", "--category", "free"],
+            "--category must be paid or promotional",
+        ),
+        (
+            &["grant", &id, "5", "--reason", "r", "--source", "payment"],
+            "--source must be operator or promotion",
+        ),
+        (
+            &["grant", &id, "5", "--reason", "r", "--priority", "101"],
+            "priority: must be 0 to 100",
+        ),
+        (
+            &[
+                "grant",
+                &id,
+                "5",
+                "--reason",
+                "r",
+                "--expires-at",
+                "tomorrow",
+            ],
+            "--expires-at must be an RFC 3339 time",
+        ),
+    ];
+    for (args, message) in refusals {
+        fails(&farmops(Some(&db), args), message);
+    }
+    let (lots, balance): (i64, i64) = {
+        let r = owner
+            .query_one(
+                "SELECT (SELECT count(*) FROM credit_lots WHERE farm_id = $1),
+                        (SELECT credit_balance FROM farms WHERE id = $1)",
+                &[&farm],
+            )
+            .await?;
+        (r.get(0), r.get(1))
+    };
+    assert_eq!((lots, balance), (2, 130), "refused grants change nothing");
+
+    // spend order: the promotion (priority 10) before the pack
+    let listed = ok(&farmops(Some(&db), &["grants", &id]));
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["category"], "promotional");
+    assert_eq!(listed[0]["status"], "live");
+    assert_eq!(listed[1]["remaining"], 100);
+
+    // the promotion lapses unspent: reconcile closes it with one expire_grant leg
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let run = ok(&farmops(Some(&db), &["reconcile"]));
+    assert_eq!(run[0]["lots_closed"], 1, "{}", run[0]);
+    assert_eq!(run[0]["grant_credits_expired"], 30);
+    let twice = ok(&farmops(Some(&db), &["reconcile"]));
+    assert_eq!(twice[0]["lots_closed"], 0);
+    let listed = ok(&farmops(Some(&db), &["grants", &id]));
+    assert_eq!(listed[1]["status"], "closed", "closed lots last");
+    let audit = ok(&farmops(Some(&db), &["audit", &id]));
+    assert_eq!(audit[0]["holds"], true, "{}", audit[0]);
+    assert_eq!(audit[0]["credit_balance"], 100);
     Ok(())
 }
 
