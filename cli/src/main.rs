@@ -46,16 +46,42 @@ enum Command {
         #[arg(long)]
         role: String,
     },
-    /// Grant credits to a farm with a reason.
+    /// Grant credits to a farm as a lot: spent in order of priority (lower first), then
+    /// soonest expiry, then age. The same --idempotency-key never grants twice.
     Grant {
         farm_id: Uuid,
+        #[arg(allow_negative_numbers = true)]
         amount: i64,
         #[arg(long)]
         reason: String,
         /// Who grants (recorded in the ledger).
         #[arg(long, default_value = "operator")]
         actor: String,
+        /// paid or promotional.
+        #[arg(long, default_value = "paid")]
+        category: String,
+        /// 0 to 100; lower is spent first.
+        #[arg(long, default_value_t = credits::lots::DEFAULT_PRIORITY)]
+        priority: i32,
+        /// When the lot takes effect (RFC 3339; default now).
+        #[arg(long)]
+        effective_at: Option<String>,
+        /// When what is left of the lot expires (RFC 3339, in the future; default never).
+        #[arg(long)]
+        expires_at: Option<String>,
+        /// operator or promotion (payments grant through the billing function).
+        #[arg(long, default_value = "operator")]
+        source: String,
+        /// Grants with the same key on a farm grant once (default: a new key).
+        #[arg(long)]
+        idempotency_key: Option<String>,
     },
+    /// A farm's credit lots: remaining, expiry, source, status (JSON lines, spend order).
+    Grants { farm_id: Uuid },
+    /// Run the reconcile step once, exactly what the schedule runs: expire abandoned runs,
+    /// close expired lots, checkpoint ledgers. Settings from FARMOPS_MAX_RUN_SECS and
+    /// FARMOPS_CHECKPOINT_* as in the function.
+    Reconcile,
     /// Set a farm's AI autonomy: the tier, the record types `auto` may write directly, and
     /// per-record-type overrides. Sale, expense and mortality stay drafts whatever is set.
     SetAutonomy {
@@ -196,16 +222,53 @@ async fn run(cli: Cli) -> Result<()> {
             amount,
             reason,
             actor,
+            category,
+            priority,
+            effective_at,
+            expires_at,
+            source,
+            idempotency_key,
         } => {
+            let lot = new_lot(
+                amount,
+                &reason,
+                &actor,
+                &category,
+                priority,
+                effective_at.as_deref(),
+                expires_at.as_deref(),
+                &source,
+                idempotency_key,
+            )?;
             let tx = db.tenant(farm_id).await?;
-            let balance = credits::grant_credits(&tx, amount, &actor, &reason)
-                .await
-                .map_err(explain)?;
+            let granted = credits::grant_lot(&tx, &lot).await.map_err(explain)?;
             tx.commit().await.map_err(explain)?;
             println!(
                 "{}",
-                serde_json::json!({ "farm_id": farm_id, "granted": amount, "balance": balance })
+                serde_json::json!({
+                    "farm_id": farm_id,
+                    "lot_id": granted.lot_id,
+                    "granted": if granted.granted { amount } else { 0 },
+                    "duplicate": !granted.granted,
+                    "balance": granted.balance,
+                })
             );
+        }
+        Command::Grants { farm_id } => {
+            let tx = db.tenant(farm_id).await?;
+            let lots = credits::list_lots(&tx).await.map_err(explain)?;
+            tx.commit().await.map_err(explain)?;
+            for lot in lots {
+                println!("{}", serde_json::to_string(&lot)?);
+            }
+        }
+        Command::Reconcile => {
+            let config = farmops::reconcile::ReconcileConfig::from_env()?;
+            let state = farmops::reconcile::ReconcileState { db, config };
+            let outcome = farmops::reconcile::run_once(&state)
+                .await
+                .map_err(explain)?;
+            println!("{}", serde_json::to_string(&outcome)?);
         }
         Command::SetAutonomy {
             farm_id,
@@ -299,6 +362,47 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ClinicalCheck => {}
     }
     Ok(())
+}
+
+/// The grant's flags as a lot, checked by the same rules as the database's.
+#[allow(clippy::too_many_arguments)]
+fn new_lot(
+    amount: i64,
+    reason: &str,
+    actor: &str,
+    category: &str,
+    priority: i32,
+    effective_at: Option<&str>,
+    expires_at: Option<&str>,
+    source: &str,
+    idempotency_key: Option<String>,
+) -> Result<credits::NewLot> {
+    let Some(category) = credits::LotCategory::parse(category) else {
+        bail!("--category must be paid or promotional, not {category:?}");
+    };
+    let source = match credits::LotSource::parse(source) {
+        Some(s @ (credits::LotSource::Operator | credits::LotSource::Promotion)) => s,
+        _ => bail!("--source must be operator or promotion, not {source:?}"),
+    };
+    let time = |flag: &str, v: Option<&str>| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        v.map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .map(|t| t.to_utc())
+                .with_context(|| format!("{flag} must be an RFC 3339 time, not {v:?}"))
+        })
+        .transpose()
+    };
+    let mut lot = credits::NewLot::operator(amount, actor, reason);
+    lot.category = category;
+    lot.priority = priority;
+    lot.effective_at = time("--effective-at", effective_at)?;
+    lot.expires_at = time("--expires-at", expires_at)?;
+    lot.source = source;
+    if let Some(key) = idempotency_key {
+        lot.idempotency_key = key;
+    }
+    lot.validate(chrono::Utc::now()).map_err(explain)?;
+    Ok(lot)
 }
 
 /// The flags as an [`autonomy::AutonomyChange`], validated by the same rules as the API's

@@ -8,6 +8,11 @@
 //! right now, a concurrent reconcile) and never touches a closed run: running the job twice, or
 //! two copies at once, refunds each reservation exactly once.
 //!
+//! Then it closes the credit lots past their expiry (or revoked by a refund) from which no open
+//! run holds credits: one `expire_grant` leg per expired lot with what was left of it
+//! ([`credits::close_lots`], migration 0080). Runs are expired first, so what an abandoned run
+//! held from an expiring lot goes back to the lot and expires with it.
+//!
 //! The same pass then checkpoints the ledger of every farm with at least
 //! [`ReconcileConfig::checkpoint_min_rows`] rows past its last checkpoint
 //! ([`credits::checkpoint_ledger`], migration 0051), so the evidence and credits pages read
@@ -107,6 +112,10 @@ pub struct ReconcileOutcome {
     pub credits_refunded: i64,
     /// Farms whose transaction failed (logged; retried by the next invocation).
     pub farms_failed: usize,
+    /// Credit lots closed (past expiry or revoked, nothing held from them), and the credits
+    /// their `expire_grant` legs took.
+    pub lots_closed: i64,
+    pub grant_credits_expired: i64,
     /// Farms whose ledger was checkpointed, and the ledger rows folded in.
     pub ledgers_checkpointed: usize,
     pub ledger_rows_checkpointed: i64,
@@ -185,9 +194,24 @@ pub async fn run_at(db: &Db, cutoff: DateTime<Utc>) -> Result<ReconcileOutcome> 
             }
         }
     }
+    // after the runs: an abandoned run's hold goes back to its lots before they close
+    for farm_id in credits::farms_with_lots_to_close(db).await? {
+        match close_farm_lots(db, farm_id).await {
+            Ok(closed) => {
+                outcome.lots_closed += closed.lots;
+                outcome.grant_credits_expired += closed.credits_expired;
+            }
+            Err(e) => {
+                outcome.farms_failed += 1;
+                tracing::error!(%farm_id, error = %e, cause = ?std::error::Error::source(&e), "closing a farm's credit lots failed");
+            }
+        }
+    }
     tracing::info!(
         farms = outcome.farms,
         runs_expired = outcome.runs_expired,
+        lots_closed = outcome.lots_closed,
+        grant_credits_expired = outcome.grant_credits_expired,
         credits_refunded = outcome.credits_refunded,
         farms_failed = outcome.farms_failed,
         cutoff = %outcome.cutoff,
@@ -201,6 +225,13 @@ async fn expire_farm(db: &Db, farm_id: Uuid, cutoff: DateTime<Utc>) -> Result<cr
     let expired = credits::expire_reservations(&tx, cutoff).await?;
     tx.commit().await?;
     Ok(expired)
+}
+
+async fn close_farm_lots(db: &Db, farm_id: Uuid) -> Result<credits::ClosedLots> {
+    let tx = db.tenant(farm_id).await?;
+    let closed = credits::close_lots(&tx).await?;
+    tx.commit().await?;
+    Ok(closed)
 }
 
 #[cfg(test)]

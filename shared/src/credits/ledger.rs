@@ -10,48 +10,35 @@ use crate::{
     error::{Error, Result},
 };
 
-/// Adds credits (a purchase, a promotion): one statement. Returns the new balance.
+/// Adds credits as an operator's paid lot with no expiry (a purchase recorded by hand; for
+/// categories, priorities, expiry and idempotency keys see [`super::lots::grant_lot`]).
+/// Returns the new balance.
 #[tracing::instrument(skip(tx), fields(farm_id = %tx.farm_id()))]
 pub async fn grant_credits(tx: &TenantTx, amount: i64, actor: &str, reason: &str) -> Result<i64> {
-    if amount <= 0 {
-        return Err(Error::invalid("amount", "a grant must be positive"));
-    }
-    change_balance(tx, "grant", amount, actor, reason).await
+    Ok(
+        super::lots::grant_lot(tx, &super::lots::NewLot::operator(amount, actor, reason))
+            .await?
+            .balance,
+    )
 }
 
-/// Corrects a balance up or down with a reason; never below zero (422 if it would be).
+/// Corrects a balance up or down with a reason (`credit_adjust`): up is a new operator lot,
+/// down is taken from the spendable lots in spend order; never below zero (422 if it would be).
 #[tracing::instrument(skip(tx), fields(farm_id = %tx.farm_id()))]
 pub async fn adjust_credits(tx: &TenantTx, delta: i64, actor: &str, reason: &str) -> Result<i64> {
     if delta == 0 {
         return Err(Error::invalid("delta", "an adjustment must not be zero"));
     }
-    change_balance(tx, "adjust", delta, actor, reason).await
-}
-
-async fn change_balance(
-    tx: &TenantTx,
-    entry_type: &str,
-    delta: i64,
-    actor: &str,
-    reason: &str,
-) -> Result<i64> {
     if reason.trim().is_empty() || reason.chars().count() > 500 {
         return Err(Error::invalid("reason", "must be 1 to 500 characters"));
     }
     let farm_id = tx.farm_id();
     let row = tx
         .query_opt(
-            "WITH credit AS (
-               UPDATE farms SET credit_balance = credit_balance + $2
-                WHERE id = $1 AND credit_balance + $2 >= 0
-               RETURNING id, credit_balance)
-             INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, actor, reason)
-             SELECT id, $3, $2, credit_balance, $4, $5 FROM credit
-             RETURNING balance_after",
+            "SELECT balance FROM credit_adjust($1, $2, $3, $4)",
             &[
                 (&farm_id, Type::UUID),
                 (&delta, Type::INT8),
-                (&entry_type, Type::TEXT),
                 (&actor, Type::TEXT),
                 (&reason, Type::TEXT),
             ],
@@ -59,8 +46,10 @@ async fn change_balance(
         .await?;
     match row {
         Some(r) => Ok(r.get(0)),
-        None if delta < 0 => Err(Error::invalid("delta", "the balance cannot go below zero")),
-        None => Err(Error::NotFound("farm")),
+        None => Err(Error::invalid(
+            "delta",
+            "the spendable balance cannot go below zero",
+        )),
     }
 }
 
@@ -90,7 +79,19 @@ pub struct LedgerAudit {
     pub method: AuditMethod,
     /// The farm's latest ledger checkpoint, if it has one.
     pub checkpoint: Option<CheckpointUse>,
+    /// The farm's credit lots, checked by a full audit ([`audit_ledger`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lots: Option<LotsAudit>,
     pub holds: bool,
+}
+
+/// The lots side of a full audit: the balance is what the open lots hold, and every lot's
+/// remaining is the sum of its moves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LotsAudit {
+    pub remaining_in_open_lots: i64,
+    /// Lots whose remaining differs from the sum of their moves (must be 0).
+    pub lots_disagreeing_with_moves: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -171,12 +172,31 @@ pub async fn audit_ledger(tx: &TenantTx) -> Result<LedgerAudit> {
             entries_after: row.get(7),
             verified: Some(row.get::<_, Option<bool>>(8).unwrap_or(false)),
         });
-    Ok(audit_of(
+    let mut audit = audit_of(
         farm_id,
         [row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)],
         AuditMethod::Full,
         checkpoint,
-    ))
+    );
+    let lots = tx
+        .query_one(
+            "SELECT coalesce(sum(l.remaining) FILTER (WHERE l.closed_at IS NULL), 0)::bigint,
+                    count(*) FILTER (WHERE l.remaining <> coalesce(m.moved, 0))
+               FROM credit_lots l
+               LEFT JOIN (SELECT lot_id, sum(delta) AS moved FROM credit_lot_moves
+                           WHERE farm_id = $1 GROUP BY lot_id) m ON m.lot_id = l.id
+              WHERE l.farm_id = $1",
+            &[(&farm_id, Type::UUID)],
+        )
+        .await?;
+    let lots = LotsAudit {
+        remaining_in_open_lots: lots.get(0),
+        lots_disagreeing_with_moves: lots.get(1),
+    };
+    audit.holds &= lots.remaining_in_open_lots == audit.credit_balance
+        && lots.lots_disagreeing_with_moves == 0;
+    audit.lots = Some(lots);
+    Ok(audit)
 }
 
 /// `[credit_balance, last_balance_after, sum_of_deltas, entries, negative_balances]` read by
@@ -210,6 +230,7 @@ pub fn audit_of(
             verified,
         ),
         checkpoint,
+        lots: None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Credits: pricing (here), the holds a run takes before each model call and settles once
 //! ([`holds`], [`metered`]: the one metered-run type of every feature), and the operator's
-//! side of the ledger with its audits ([`ledger`]).
+//! side of the ledger with its audits ([`ledger`]); every credit sits in a lot ([`lots`]).
 //!
 //! Every balance change is ONE call that updates `farms.credit_balance` and appends the
 //! ledger leg together; the schema refuses a negative balance, an edited ledger, a balance that
@@ -9,6 +9,7 @@
 
 pub mod holds;
 pub mod ledger;
+pub mod lots;
 pub mod metered;
 
 pub use holds::{
@@ -16,6 +17,10 @@ pub use holds::{
     reserve_credits_committed, settle_run, top_up_committed,
 };
 pub use ledger::*;
+pub use lots::{
+    ClosedLots, Granted, Lot, LotCategory, LotSource, LotStatus, NewLot, close_lots,
+    farms_with_lots_to_close, grant_lot, list_lots,
+};
 pub use metered::{MeteredRun, NextCall, RunEnd, RunSpec};
 
 use serde::Serialize;

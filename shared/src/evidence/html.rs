@@ -137,9 +137,9 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
     let _ = write!(
         h,
         "<h2>Totals</h2><table id=\"totals\" class=\"legs\"><thead><tr><th></th><th>granted</th><th>adjusted</th>\
-         <th>reserved</th><th>charged</th><th>refunded</th><th>expired</th><th>open</th></tr></thead><tbody>\
-         <tr id=\"farm-totals\"><th>farm</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\
-         <tr id=\"page-totals\"><th>this page</th><td></td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\
+         <th>reserved</th><th>charged</th><th>refunded</th><th>expired</th><th>open</th><th>grants expired</th></tr></thead><tbody>\
+         <tr id=\"farm-totals\"><th>farm</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\
+         <tr id=\"page-totals\"><th>this page</th><td></td><td></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td></td></tr>\
          </tbody></table>",
         t.granted,
         t.adjusted,
@@ -148,6 +148,7 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
         t.refunded,
         t.expired,
         t.open,
+        t.grants_expired,
         p.reserved,
         p.charged,
         p.refunded,

@@ -8,7 +8,7 @@ SELECT f.credit_balance,
        -- the last balance_after: the tail's last row (by primary key) or the checkpoint's
        coalesce((SELECT balance_after FROM credit_ledger WHERE id = t.through_id), $3, 0),
        t.sum_delta, t.entries, t.negative_balances,
-       t.granted, t.adjusted, t.reserved, t.refunded, t.expired,
+       t.granted, t.adjusted, t.reserved, t.refunded, t.expired, t.grants_expired,
        (SELECT coalesce(sum(credits_reserved), 0) FROM ai_runs
          WHERE farm_id = $1 AND status = 'reserved')::bigint
   FROM farms f CROSS JOIN credit_ledger_sums($1, $2) t

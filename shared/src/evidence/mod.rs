@@ -342,12 +342,14 @@ pub struct FarmTotals {
     pub reserved: i64,
     pub refunded: i64,
     pub expired: i64,
+    /// Credits taken from lots that expired unspent (`expire_grant` legs).
+    pub grants_expired: i64,
     /// Reservations not yet settled nor expired.
     pub open: i64,
     /// reserved - refunded - expired - open: what the farm's runs actually cost.
     pub charged: i64,
     pub ledger_entries: i64,
-    /// granted + adjusted - charged - open: must equal the balance.
+    /// granted + adjusted - grants_expired - charged - open: must equal the balance.
     pub expected_balance: i64,
 }
 
@@ -508,7 +510,7 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
     let cp = tx
         .query_opt(
             "SELECT through_id, created_at, entries, sum_delta, negative_balances, granted,
-                    adjusted, reserved, refunded, expired, balance_after
+                    adjusted, reserved, refunded, expired, balance_after, grants_expired
                FROM credit_ledger_checkpoints WHERE farm_id = $1
               ORDER BY through_id DESC LIMIT 1",
             &[(&farm_id, Type::UUID)],
@@ -530,11 +532,12 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
     steered?;
     restored?;
     let row = row?.ok_or(Error::NotFound("farm"))?;
-    // [sum_delta, entries, negative_balances, granted, adjusted, reserved, refunded, expired]
-    let tail: [i64; 8] = std::array::from_fn(|i| row.get(2 + i));
-    let folded: [i64; 8] = match &cp {
-        Some(c) => [3, 2, 4, 5, 6, 7, 8, 9].map(|i| c.get::<_, i64>(i)),
-        None => [0; 8],
+    // [sum_delta, entries, negative_balances, granted, adjusted, reserved, refunded, expired,
+    //  grants_expired]
+    let tail: [i64; 9] = std::array::from_fn(|i| row.get(2 + i));
+    let folded: [i64; 9] = match &cp {
+        Some(c) => [3, 2, 4, 5, 6, 7, 8, 9, 11].map(|i| c.get::<_, i64>(i)),
+        None => [0; 9],
     };
     let [
         sum_delta,
@@ -545,8 +548,9 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
         reserved,
         refunded,
         expired,
+        grants_expired,
     ] = std::array::from_fn(|i| folded[i] + tail[i]);
-    let open: i64 = row.get(10);
+    let open: i64 = row.get(11);
     let charged = reserved - refunded - expired - open;
     let totals = FarmTotals {
         granted,
@@ -554,10 +558,11 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
         reserved,
         refunded,
         expired,
+        grants_expired,
         open,
         charged,
         ledger_entries: entries,
-        expected_balance: granted + adjusted - charged - open,
+        expected_balance: granted + adjusted - grants_expired - charged - open,
     };
     let checkpoint = cp.map(|c| credits::CheckpointUse {
         through_id,

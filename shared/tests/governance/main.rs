@@ -7,6 +7,7 @@ mod drafts;
 mod holds;
 mod invariants;
 mod knowledge;
+mod lots;
 mod payments;
 
 use farmops::{Error, db::TenantTx};
