@@ -9,7 +9,8 @@
 -- The doors decide everything that matters themselves: the pack's credits come from
 -- `credit_packs` (never from the caller), the amount paid must be the pack's price in naira
 -- (kobo), one Paystack reference is granted at most once (advisory lock per reference, then a
--- unique index), a refund claws back at most what is left of its lot. The application role
+-- unique index), a refund revokes its lot and claws back what is left of it, never below zero
+-- (0080's credit_claw_back_lot). The application role
 -- (`farmops_app`) gets nothing here: it still cannot mint credits (0060).
 --
 -- The signature is checked before a door is called (the billing function, with the secret
@@ -17,7 +18,8 @@
 -- `farmops_billing` did is on the record.
 --
 -- Redeliveries: every delivery with a valid signature is recorded, a redelivery of a granted
--- charge (or of an applied refund) as `duplicate`, granting (or clawing back) nothing.
+-- charge (or a second refund of a refunded payment) as `duplicate`, granting (or clawing back)
+-- nothing.
 --
 -- Expand-only: a new role, new tables and new functions.
 
@@ -61,7 +63,8 @@ CREATE TABLE payment_events (
   lot_id            bigint REFERENCES credit_lots (id),
   -- granted: the pack's credits; refunded: the credits taken back
   credits           bigint CHECK (credits >= 0),
-  -- refunded: the credits the refund should have taken back but had already been spent
+  -- refunded: the pack's credits the refund could not take back (spent, or held by open runs
+  -- at that moment; what such a run returns later is taken by reconcile, 0080)
   shortfall         bigint CHECK (shortfall >= 0),
   raw               text NOT NULL CHECK (octet_length(raw) <= 65536),
   CHECK (verdict NOT IN ('granted', 'refunded')
@@ -74,9 +77,9 @@ CREATE TRIGGER payment_events_append_only BEFORE UPDATE OR DELETE ON payment_eve
   FOR EACH ROW EXECUTE FUNCTION refuse_change();
 CREATE TRIGGER payment_events_no_truncate BEFORE TRUNCATE ON payment_events
   FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
--- one grant per Paystack reference, one claw-back per refund, whatever the farm
+-- one grant per Paystack reference and one claw-back per payment, whatever the farm
 CREATE UNIQUE INDEX payment_events_one_grant ON payment_events (reference) WHERE verdict = 'granted';
-CREATE UNIQUE INDEX payment_events_one_refund ON payment_events (refund_reference) WHERE verdict = 'refunded';
+CREATE UNIQUE INDEX payment_events_one_refund ON payment_events (reference) WHERE verdict = 'refunded';
 CREATE INDEX payment_events_farm ON payment_events (farm_id, id DESC);
 CREATE INDEX payment_events_reference ON payment_events (reference);
 
@@ -88,7 +91,8 @@ REVOKE ALL ON FUNCTION paystack_lock_reference(text) FROM PUBLIC;
 
 -- A `charge.success`: granted when the farm exists, the pack exists, the payment succeeded in
 -- naira and its amount is exactly the pack's price; then the pack's credits become a paid
--- lot whose idempotency key is the reference. Recorded whatever the verdict. Returns
+-- lot (priority 50, farmops::credits::lots::DEFAULT_PRIORITY: after promotions, no expiry)
+-- whose idempotency key is the reference. Recorded whatever the verdict. Returns
 -- {"event_id", "verdict", "farm_id", "lot_id", "credits", "balance"}.
 CREATE FUNCTION paystack_record_charge(raw_body text, ref text, farm uuid, pack_name text,
                                        amount bigint, currency_code text, charge_status text)
@@ -136,7 +140,7 @@ BEGIN
                   p.name, p.price_kobo);
   ELSE
     SELECT a.lot_id, a.granted, a.balance INTO lot, fresh, bal
-      FROM credit_add_lot(known, p.credits, 'paid', 0, now(), NULL, 'payment', ref, 'paystack',
+      FROM credit_add_lot(known, p.credits, 'paid', 50, now(), NULL, 'payment', ref, 'paystack',
                           format('Paystack payment %s: pack %s', ref, p.name)) a;
     IF fresh THEN
       verdict := 'granted';
@@ -156,9 +160,11 @@ BEGIN
                             'lot_id', lot, 'credits', granted, 'balance', bal);
 END $$;
 
--- A `refund.processed` of a granted payment: claws back the refunded share of the pack's
--- credits (all of them for a full refund, rounded up) from that payment's lot, never more than
--- the lot has left; the rest is the shortfall, recorded. Once per refund reference. Returns
+-- A `refund.processed` of a granted payment (in naira, at most the amount paid): revokes that
+-- payment's lot and claws back what is left of it, up to the pack's credits, never below zero
+-- (credit_claw_back_lot: an `adjust` leg); the rest is the shortfall, recorded. A refund,
+-- partial or full, revokes the whole lot (issue 17: "claw back what is left of that lot"), so
+-- a payment is refunded once: a later refund of it is a duplicate. Returns
 -- {"event_id", "verdict", "farm_id", "lot_id", "credits" (clawed back), "shortfall", "balance"}.
 CREATE FUNCTION paystack_record_refund(raw_body text, ref text, refund_ref text, amount bigint,
                                        currency_code text)
@@ -189,9 +195,9 @@ BEGIN
     verdict := 'unknown_reference';
     why := 'no payment with this reference was granted';
   ELSIF EXISTS (SELECT 1 FROM payment_events e
-                 WHERE e.refund_reference = refund_ref AND e.verdict = 'refunded') THEN
+                 WHERE e.reference = ref AND e.verdict = 'refunded') THEN
     verdict := 'duplicate';
-    why := 'this refund was applied already';
+    why := 'this payment was refunded already: its lot is revoked';
   ELSIF currency_code IS DISTINCT FROM 'NGN' THEN
     verdict := 'wrong_currency';
     why := format('the currency is %s, not NGN', coalesce(currency_code, 'missing'));
@@ -200,13 +206,13 @@ BEGIN
     why := format('refunded %s kobo of a %s kobo payment', coalesce(amount::text, 'nothing'),
                   paid.amount_kobo);
   ELSE
-    target := ceil(paid.credits::numeric * amount / paid.amount_kobo)::bigint;
+    target := paid.credits;
     SELECT a.clawed, a.shortfall, a.balance INTO clawed, short, bal
       FROM credit_claw_back_lot(paid.farm_id, paid.lot_id, target, 'paystack',
                                 format('Paystack refund %s of payment %s', refund_ref, ref)) a;
     verdict := 'refunded';
-    why := format('%s of %s credits taken back from lot %s; %s already spent', clawed, target,
-                  paid.lot_id, short);
+    why := format('refunded %s of %s kobo: lot %s revoked, %s of its %s credits taken back, %s spent or held',
+                  amount, paid.amount_kobo, paid.lot_id, clawed, target, short);
   END IF;
   INSERT INTO payment_events (event, reference, refund_reference, farm_id, amount_kobo, currency,
                               verdict, detail, lot_id, credits, shortfall, raw)

@@ -34,9 +34,9 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 pub enum PaymentVerdict {
     /// `charge.success` accepted: the pack's credits are a new paid lot.
     Granted,
-    /// `refund.processed` applied: what was left of the lot, up to the refunded share, taken back.
+    /// `refund.processed` applied: the payment's lot revoked, what was left of it taken back.
     Refunded,
-    /// A redelivery of a granted payment or an applied refund: nothing done.
+    /// A redelivery of a granted payment, or a refund of a refunded one: nothing done.
     Duplicate,
     UnknownFarm,
     UnknownPack,
@@ -102,7 +102,7 @@ pub struct Receipt {
     pub lot_id: Option<i64>,
     /// Granted, or clawed back.
     pub credits: Option<i64>,
-    /// Refunds: credits already spent, which could not be taken back.
+    /// Refunds: the pack's credits that could not be taken back (spent, or held by open runs).
     pub shortfall: Option<i64>,
     /// The farm's balance after the grant or the claw-back.
     pub balance: Option<i64>,
@@ -381,6 +381,20 @@ mod tests {
         let mut ours: Vec<&str> = PaymentVerdict::ALL.iter().map(|v| v.as_str()).collect();
         ours.sort();
         assert_eq!(allowed, ours);
+    }
+
+    /// A paid pack's lot takes the priority of a grant that names none (after promotions).
+    #[test]
+    fn paid_packs_get_the_default_lot_priority() {
+        let sql = include_str!("../../../migrations/0081_paystack_payments.sql");
+        let grant = sql.split("FROM credit_add_lot(").nth(1).unwrap();
+        let args: Vec<&str> = grant.split(',').map(str::trim).take(4).collect();
+        assert_eq!(args[2], "'paid'");
+        assert_eq!(
+            args[3],
+            crate::credits::lots::DEFAULT_PRIORITY.to_string(),
+            "{args:?}"
+        );
     }
 
     #[test]

@@ -363,35 +363,57 @@ async fn a_refund_after_spending_takes_back_what_is_left_and_records_the_shortfa
     assert!(credits::audit_ledger(&tx).await.unwrap().holds);
 }
 
+/// A refund, partial or full, revokes the payment's lot (issue 17: "claw back what is left
+/// of that lot"): once per payment, never more than the payment.
 #[tokio::test]
-async fn a_partial_refund_takes_back_its_share() {
+async fn a_refund_revokes_the_lot_once() {
     let db = TestDb::new().await.unwrap();
     let farm = db.farm("buyer", 0).await.unwrap();
     db.pack("starter", 500, 500_000).await.unwrap();
     let billing = db.billing_pool(2).unwrap();
     let body = charge("ps-20", &farm.to_string(), "starter", 500_000).to_string();
     deliver(&billing, body.as_bytes()).await.unwrap();
-    // ₦1,000.01 of ₦5,000 refunded: 100.002 credits, rounded up
+    // more than was paid: refused, nothing taken
     let r = deliver(
         &billing,
-        refund("ps-20", "rf-20", 100_001).to_string().as_bytes(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        (r.verdict, r.credits, r.shortfall),
-        (PaymentVerdict::Refunded, Some(101), Some(0))
-    );
-    assert_eq!(balance(&db, farm).await, 399);
-    // a refund larger than the payment is refused
-    let r = deliver(
-        &billing,
-        refund("ps-20", "rf-21", 500_001).to_string().as_bytes(),
+        refund("ps-20", "rf-20", 500_001).to_string().as_bytes(),
     )
     .await
     .unwrap();
     assert_eq!(r.verdict, PaymentVerdict::AmountMismatch);
-    assert_eq!(balance(&db, farm).await, 399);
+    assert_eq!(balance(&db, farm).await, 500);
+    // ₦1,000 of ₦5,000 refunded: the lot is revoked, all that is left taken back
+    let r = deliver(
+        &billing,
+        refund("ps-20", "rf-21", 100_000).to_string().as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (r.verdict, r.credits, r.shortfall, r.balance),
+        (PaymentVerdict::Refunded, Some(500), Some(0), Some(0))
+    );
+    // another refund of the same payment, or the same one again: nothing more
+    for rf in ["rf-22", "rf-21"] {
+        let r = deliver(
+            &billing,
+            refund("ps-20", rf, 100_000).to_string().as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.verdict, PaymentVerdict::Duplicate, "{rf}");
+    }
+    assert_eq!(balance(&db, farm).await, 0);
+    let owner = db.owner_client().await.unwrap();
+    let revoked: Option<chrono::DateTime<Utc>> = owner
+        .query_one(
+            "SELECT revoked_at FROM credit_lots WHERE farm_id = $1",
+            &[&farm],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(revoked.is_some(), "the lot is revoked");
 }
 
 fn refused(result: Result<impl std::fmt::Debug, tokio_postgres::Error>, what: &str) {
