@@ -141,9 +141,7 @@ pub async fn record_paystack_event(
         })
     })?;
     tracing::debug!(?scheme, "paystack signature verified");
-    // stored as text: the body as received, bytes that are not UTF-8 (or NUL, which text
-    // cannot hold) replaced
-    let raw = String::from_utf8_lossy(raw_body).replace('\0', "\u{FFFD}");
+    let raw = recorded_text(raw_body);
     let client = db.client().await?;
     let row = match paystack::parse_event(raw_body) {
         Ok(Event::ChargeSuccess(c)) => {
@@ -205,6 +203,21 @@ pub async fn record_paystack_event(
         "paystack event recorded"
     );
     Ok(receipt)
+}
+
+/// The body as `payment_events.raw` keeps it: text, the bytes that are not UTF-8 (and NUL,
+/// which PostgreSQL text cannot hold) replaced by U+FFFD, cut at [`MAX_EVENT_BYTES`] on a
+/// character boundary (a replacement takes three bytes where the byte took one).
+fn recorded_text(raw_body: &[u8]) -> String {
+    let mut text = String::from_utf8_lossy(raw_body).replace('\0', "\u{FFFD}");
+    if text.len() > MAX_EVENT_BYTES {
+        let mut end = MAX_EVENT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 async fn unusable(
@@ -354,6 +367,16 @@ pub async fn payment_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recorded_body_is_text_within_the_limit() {
+        assert_eq!(recorded_text(b"{\"a\":1}"), "{\"a\":1}");
+        assert_eq!(recorded_text(b"a\0b\xffc"), "a\u{FFFD}b\u{FFFD}c");
+        let invalid = vec![0xffu8; MAX_EVENT_BYTES];
+        let text = recorded_text(&invalid);
+        assert!(text.len() <= MAX_EVENT_BYTES && text.len() > MAX_EVENT_BYTES - 3);
+        assert!(text.chars().all(|c| c == '\u{FFFD}'));
+    }
 
     #[test]
     fn verdicts_round_trip_and_match_serde() {

@@ -252,9 +252,16 @@ async fn refused_deliveries_grant_nothing_and_say_why() {
         );
         assert!(!row.get::<_, String>(2).is_empty(), "{name}: the raw body");
     }
+    // bytes that are not UTF-8, as large as a body may be: recorded (as text), never a 500
+    let bytes = vec![0xffu8; payments::MAX_EVENT_BYTES];
+    let receipt = deliver(&billing, &bytes).await.unwrap();
+    assert_eq!(receipt.verdict, PaymentVerdict::Malformed);
     assert_eq!(balance(&db, farm).await, 0);
     assert_eq!(count(&db, "SELECT count(*) FROM credit_lots").await, 0);
-    assert_eq!(count(&db, "SELECT count(*) FROM payment_events").await, n);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM payment_events").await,
+        n + 1
+    );
 
     // and the good one, once
     assert_eq!(
