@@ -32,6 +32,7 @@ const START_BALANCE: i64 = 10_000_000;
 /// `runs` settled runs (reserve 2, settle with a refund of 1), chained, in three statements.
 async fn seed(db: &TestDb, farm: Uuid, runs: i64) -> Result<()> {
     let owner = db.owner_client().await?;
+    let lot = farmops::testing::seeded_lot_debit(farm, runs);
     owner
         .batch_execute(&format!(
             "BEGIN;
@@ -52,6 +53,7 @@ async fn seed(db: &TestDb, farm: Uuid, runs: i64) -> Result<()> {
                  FROM gen CROSS JOIN (VALUES (1, 'reserve', -2), (2, 'settle', 1)) k(o, t, d)
                 ORDER BY n, k.o;
              UPDATE farms SET credit_balance = {START_BALANCE} - {runs} WHERE id = '{farm}';
+             {lot}
              COMMIT;"
         ))
         .await?;

@@ -53,6 +53,18 @@ const RUN: NewRun<'static> = NewRun {
     request_summary: None,
 };
 
+/// A naive design's balance change by `$2` on farm `$1`, in one statement: the farm's balance,
+/// its one credit lot (the schema keeps the balance equal to the lots, migration 0080) and the
+/// lot's move, so the naive designs run under the same commit-time checks as ours.
+pub(crate) const NAIVE_CHANGE_BALANCE: &str = "
+    WITH lot AS (
+      UPDATE credit_lots SET remaining = remaining + $2
+       WHERE farm_id = $1 AND closed_at IS NULL RETURNING id),
+    moved AS (
+      INSERT INTO credit_lot_moves (farm_id, lot_id, kind, delta)
+      SELECT $1, id, 'adjust', $2 FROM lot)
+    UPDATE farms SET credit_balance = credit_balance + $2 WHERE id = $1";
+
 async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> {
     match design {
         Design::Ours => {
@@ -90,8 +102,8 @@ async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> 
                 return Ok(Outcome::Insufficient);
             }
             c.query_typed(
-                "UPDATE farms SET credit_balance = credit_balance - 1 WHERE id = $1",
-                &[(&farm, Type::UUID)],
+                NAIVE_CHANGE_BALANCE,
+                &[(&farm, Type::UUID), (&-1i64, Type::INT8)],
             )
             .await?;
             insert_run_and_leg(&c, farm, balance - 1).await?;
@@ -116,8 +128,17 @@ async fn reserve_once(pool: &Db, design: Design, farm: Uuid) -> Result<Outcome> 
             let after = balance - 1;
             c.batch_execute(&tenant).await?;
             let write = async {
+                // the lost update: writes the balance it read, minus one
                 c.query_typed(
-                    "UPDATE farms SET credit_balance = $2 WHERE id = $1",
+                    "WITH lot AS (
+                       UPDATE credit_lots l SET remaining = $2
+                         FROM (SELECT id, remaining FROM credit_lots
+                                WHERE farm_id = $1 AND closed_at IS NULL) o
+                        WHERE l.id = o.id RETURNING l.id, $2 - o.remaining AS delta),
+                     moved AS (
+                       INSERT INTO credit_lot_moves (farm_id, lot_id, kind, delta)
+                       SELECT $1, id, 'adjust', delta FROM lot)
+                     UPDATE farms SET credit_balance = $2 WHERE id = $1",
                     &[(&farm, Type::UUID), (&after, Type::INT8)],
                 )
                 .await?;

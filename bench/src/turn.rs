@@ -106,7 +106,8 @@ async fn naive(db: &Db, farm: Uuid) -> Result<(Duration, u64)> {
         q!("SELECT credit_balance FROM farms WHERE id = $1 FOR UPDATE", farm => Type::UUID)[0]
             .get(0);
     let credits = 10i64;
-    q!("UPDATE farms SET credit_balance = credit_balance - $2 WHERE id = $1", farm => Type::UUID, credits => Type::INT8);
+    let debit = -credits;
+    q!(crate::reserve::NAIVE_CHANGE_BALANCE, farm => Type::UUID, debit => Type::INT8);
     let run: Uuid = q!("INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved) VALUES ($1, 'chat', 'offline-farm-assistant', $2, $3) RETURNING id",
         farm => Type::UUID, user => Type::TEXT, credits => Type::INT8)[0].get(0);
     let after = balance - credits;
@@ -134,7 +135,7 @@ async fn naive(db: &Db, farm: Uuid) -> Result<(Duration, u64)> {
         q!("SELECT credit_balance FROM farms WHERE id = $1 FOR UPDATE", farm => Type::UUID)[0]
             .get(0);
     let refund = reserved - charged;
-    q!("UPDATE farms SET credit_balance = credit_balance + $2 WHERE id = $1", farm => Type::UUID, refund => Type::INT8);
+    q!(crate::reserve::NAIVE_CHANGE_BALANCE, farm => Type::UUID, refund => Type::INT8);
     let after = balance + refund;
     q!("INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor) VALUES ($1, 'settle', $2, $3, $4, 'system')",
         farm => Type::UUID, refund => Type::INT8, after => Type::INT8, run => Type::UUID);

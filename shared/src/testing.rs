@@ -143,6 +143,18 @@ fn admin_url_for(database: &str) -> String {
     }
 }
 
+/// SQL for a seeded history written straight into the ledger (as the owner, in bulk): takes
+/// `credits` from the farm's one credit lot with a single move, so the balance still equals
+/// the lots at commit (migration 0080). The farm must have exactly one open lot.
+pub fn seeded_lot_debit(farm: Uuid, credits: i64) -> String {
+    format!(
+        "WITH lot AS (UPDATE credit_lots SET remaining = remaining - {credits}
+                       WHERE farm_id = '{farm}' AND closed_at IS NULL RETURNING id)
+         INSERT INTO credit_lot_moves (farm_id, lot_id, kind, delta)
+           SELECT '{farm}', id, 'adjust', -{credits} FROM lot;"
+    )
+}
+
 /// An isolated, migrated database, dropped (connections and all) when this value drops.
 pub struct TestDb {
     pub name: String,

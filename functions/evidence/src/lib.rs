@@ -2,7 +2,7 @@
 //! manager), `GET /farms/{farm_id}/credits` (owner and manager) and
 //! `GET /farms/{farm_id}/drafts?status=` (every member), and the app's reads of a farm
 //! ([`farmops::farm`]): `conversations`, `conversations/{id}/messages`, `recommendations`,
-//! `records`, `memories`, `settings`, `members`. The work is in the shared crate; this crate
+//! `records`, `memories`, `settings`, `members`, `grants`. The work is in the shared crate; this crate
 //! parses the request and picks the representation.
 
 use farmops::{
@@ -24,6 +24,7 @@ pub const ROUTES: &[http::Route] = &[
     ("GET", "/farms/{farm_id}/memories"),
     ("GET", "/farms/{farm_id}/settings"),
     ("GET", "/farms/{farm_id}/members"),
+    ("GET", "/farms/{farm_id}/grants"),
 ];
 
 /// Built once at cold start.
@@ -112,6 +113,7 @@ async fn farm_read(
         ["memories"] => json(farm::memories::list(&tx, user, param).await?),
         ["settings"] => json(farm::settings::get(&tx, user).await?),
         ["members"] => json(farm::members::list(&tx, user, param).await?),
+        ["grants"] => json(farm::grants::list(&tx, user).await?),
         _ => return Err(http::no_route()),
     };
     tx.commit().await?;

@@ -21,6 +21,8 @@ use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+#[path = "handler/grants.rs"]
+mod grants;
 #[path = "handler/openapi.rs"]
 mod openapi;
 
@@ -834,6 +836,7 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
     let small = db.farm("Small Farm", 1000).await?;
     db.member(big, "alice", "owner").await?;
     let owner = db.owner_client().await?;
+    let lot = farmops::testing::seeded_lot_debit(big, 100_000);
     // 100,000 settled runs, each with its reserve (-2) and settle (+1) legs, chained: after
     // run n the balance is 1,000,000 - n. One INSERT ... SELECT per table.
     owner
@@ -853,6 +856,7 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
                  FROM gen CROSS JOIN (VALUES (1, 'reserve', -2), (2, 'settle', 1)) k(o, t, d)
                 ORDER BY n, k.o;
              UPDATE farms SET credit_balance = 1000000 - 100000 WHERE id = '{big}';
+             {lot}
              COMMIT;
              ANALYZE ai_runs; ANALYZE credit_ledger; ANALYZE assistant_drafts;
              ANALYZE ai_recommendations; ANALYZE ai_evals; ANALYZE ai_feedback;"

@@ -590,6 +590,8 @@ pub struct CreditStatement {
     pub totals: FarmTotals,
     /// `credit_balance = last balance_after = sum(delta)` and no negative balance, checked now.
     pub invariant: LedgerAudit,
+    /// The farm's credit lots (open ones first, in spend order): where the balance sits.
+    pub lots: Vec<credits::Lot>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -602,6 +604,8 @@ pub struct LedgerEntry {
     pub actor: Option<String>,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The lot a grant, an adjustment or an `expire_grant` leg belongs to.
+    pub lot_id: Option<i64>,
 }
 
 pub const CREDIT_ENTRIES: i64 = 50;
@@ -611,7 +615,8 @@ pub async fn credit_statement(tx: &TenantTx) -> Result<CreditStatement> {
     let farm_id = tx.farm_id();
     let rows = tx
         .query(
-            "SELECT id, entry_type, delta, balance_after, ai_run_id, actor, reason, created_at
+            "SELECT id, entry_type, delta, balance_after, ai_run_id, actor, reason, created_at,
+                    lot_id
                FROM credit_ledger WHERE farm_id = $1 ORDER BY id DESC LIMIT $2",
             &[(&farm_id, Type::UUID), (&CREDIT_ENTRIES, Type::INT8)],
         )
@@ -627,15 +632,18 @@ pub async fn credit_statement(tx: &TenantTx) -> Result<CreditStatement> {
             actor: r.get(5),
             reason: r.get(6),
             created_at: r.get(7),
+            lot_id: r.get(8),
         })
         .collect();
     let (totals, invariant) = farm_ledger(tx).await?;
+    let lots = credits::list_lots(tx).await?;
     Ok(CreditStatement {
         farm_id,
         balance: invariant.credit_balance,
         entries,
         totals,
         invariant,
+        lots,
     })
 }
 

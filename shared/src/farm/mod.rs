@@ -2,7 +2,7 @@
 //!
 //! * reads (the `evidence` function): [`conversations`] (and their messages),
 //!   [`recommendations`], [`records`] of every type with provenance, [`memories`],
-//!   [`settings`], [`members`];
+//!   [`settings`], [`members`], the credit lots ([`grants`]);
 //! * writes (the `farm` function): the farm's autonomy ([`settings::set_autonomy`]),
 //!   membership ([`members::set_role`], [`members::remove`]), forgetting a memory
 //!   ([`memories::forget`]).
@@ -15,6 +15,7 @@
 //! in `farm_events`); their refusals come back as [`refusal`]s.
 
 pub mod conversations;
+pub mod grants;
 pub mod members;
 pub mod memories;
 pub mod recommendations;

@@ -76,13 +76,10 @@ fn routes(t: &Value) -> BTreeMap<(String, String), String> {
     out
 }
 
-/// Routes the design names that open issues have still to build (the grants issue: grants;
-/// the tamper-evidence issue: the signed export). Each must be absent from the template: when
-/// one lands, it moves to [`DESIGN_ROUTES`].
-const NOT_YET_BUILT: &[(&str, &str)] = &[
-    ("GET", "/farms/{farm_id}/grants"),
-    ("GET", "/farms/{farm_id}/evidence/export"),
-];
+/// Routes the design names that open issues have still to build (the tamper-evidence issue:
+/// the signed export). Each must be absent from the template: when one lands, it moves to
+/// [`DESIGN_ROUTES`].
+const NOT_YET_BUILT: &[(&str, &str)] = &[("GET", "/farms/{farm_id}/evidence/export")];
 
 /// The one route without the JWT authorizer: Paystack calls it, its signature authenticates it.
 const PAYSTACK_WEBHOOK: (&str, &str) = ("POST", "/payments/paystack");
@@ -129,6 +126,7 @@ const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/farms/{farm_id}/memories", "evidence"),
     ("GET", "/farms/{farm_id}/settings", "evidence"),
     ("GET", "/farms/{farm_id}/members", "evidence"),
+    ("GET", "/farms/{farm_id}/grants", "evidence"),
     ("PUT", "/farms/{farm_id}/settings/autonomy", "farm"),
     ("PUT", "/farms/{farm_id}/members/{user_id}", "farm"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}", "farm"),
