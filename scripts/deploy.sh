@@ -33,3 +33,5 @@ if [ "$error" != "None" ] && [ -n "$error" ]; then
 fi
 aws cloudformation describe-stacks --region "$region" --stack-name "$stack" \
   --query "Stacks[0].Outputs" --output table
+echo "Paystack: until the real secret key is in PaystackSecretArn, every webhook is refused (401);"
+echo "put it once with aws secretsmanager put-secret-value (docs/deploy.md, \"The Paystack key\")."

@@ -3,7 +3,8 @@
 #   1. installs the PostgreSQL 15 server and headers if missing,
 #   2. builds and installs pgvector >= 0.8 from Debian's source package if missing,
 #   3. starts a private cluster (as the postgres user) on 127.0.0.1:$FARMOPS_PG_PORT,
-#   4. creates the owner role (migrations) and the application role (owns nothing).
+#   4. creates the owner role (migrations), the application role and the billing role (both own
+#      nothing; billing is what the Paystack webhook connects as, migration 0081).
 # Idempotent: every step checks before it acts. Needs root (apt-get, runuser).
 #
 # Environment (all optional):
@@ -88,7 +89,13 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'farmops_app') THEN
     CREATE ROLE farmops_app LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD 'farmops_app';
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'farmops_billing') THEN
+    CREATE ROLE farmops_billing LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD 'farmops_billing';
+  END IF;
 END $$;
+-- migration 0081 creates farmops_billing NOLOGIN when it is missing (a cluster set up before it)
+ALTER ROLE farmops_billing LOGIN PASSWORD 'farmops_billing';
 ALTER ROLE farmops_app SET statement_timeout = '15s';
+ALTER ROLE farmops_billing SET statement_timeout = '15s';
 SQL
-log "ready: postgres://postgres:postgres@127.0.0.1:$PORT/postgres (admin), roles farmops_owner / farmops_app"
+log "ready: postgres://postgres:postgres@127.0.0.1:$PORT/postgres (admin), roles farmops_owner / farmops_app / farmops_billing"

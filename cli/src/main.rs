@@ -4,6 +4,7 @@
 //!
 //! Every command prints what it did (JSON where it reports data) and exits non-zero with a
 //! clear message on failure. `farmops <command> --help` documents each one.
+//! `set-pack` and `payments` are the operator's side of the Paystack top-ups (`farmops::payments`).
 //! `clinical-check` needs no database: it screens texts with the clinical-safety rules.
 
 use anyhow::{Context, Result, bail};
@@ -100,6 +101,27 @@ enum Command {
         /// Age in seconds (default 900: longer than any function timeout).
         #[arg(long, default_value_t = 900)]
         older_than_secs: i64,
+    },
+    /// Create a credit pack a farm can buy through Paystack, or change one: CREDITS credits for
+    /// PRICE_KOBO kobo (100 kobo = 1 naira). A Paystack payment for the pack is granted only when
+    /// it paid exactly the price; events already recorded keep what they were.
+    SetPack {
+        /// 1 to 63 of a-z, 0-9, '-' and '_' (the `pack` of a payment's metadata).
+        name: String,
+        #[arg(long)]
+        credits: i64,
+        #[arg(long)]
+        price_kobo: i64,
+    },
+    /// The Paystack events received, oldest first, as JSON lines: what was granted or clawed
+    /// back, and why the rest was refused (`verdict`, `detail`).
+    Payments {
+        /// Only the events of this farm.
+        #[arg(long)]
+        farm: Option<Uuid>,
+        /// Include each event's raw body.
+        #[arg(long)]
+        raw: bool,
     },
     /// Check the ledger invariant (balance = last balance_after = sum of deltas) for one
     /// farm or, without an id, for every farm. Exits 1 if any farm breaks it.
@@ -309,6 +331,31 @@ async fn run(cli: Cli) -> Result<()> {
             }
             if broken > 0 {
                 bail!("{broken} farm(s) break the ledger invariant");
+            }
+        }
+        Command::SetPack {
+            name,
+            credits,
+            price_kobo,
+        } => {
+            let pack = farmops::payments::set_pack(
+                &db,
+                &farmops::payments::CreditPack {
+                    name,
+                    credits,
+                    price_kobo,
+                },
+            )
+            .await
+            .map_err(explain)?;
+            println!("{}", serde_json::to_string(&pack)?);
+        }
+        Command::Payments { farm, raw } => {
+            for event in farmops::payments::payment_events(&db, farm, raw)
+                .await
+                .map_err(explain)?
+            {
+                println!("{}", serde_json::to_string(&event)?);
             }
         }
         // Answered above, before connecting.

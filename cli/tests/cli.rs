@@ -13,7 +13,7 @@ use farmops::{
 use serde_json::Value;
 use uuid::Uuid;
 
-const COMMANDS: [&str; 10] = [
+const COMMANDS: [&str; 12] = [
     "migrate",
     "create-farm",
     "add-member",
@@ -23,6 +23,8 @@ const COMMANDS: [&str; 10] = [
     "set-autonomy",
     "expire",
     "audit",
+    "set-pack",
+    "payments",
     "clinical-check",
 ];
 
@@ -400,6 +402,110 @@ async fn grants_are_lots_with_keys_expiry_and_refusals_that_change_nothing() -> 
     let audit = ok(&farmops(Some(&db), &["audit", &id]));
     assert_eq!(audit[0]["holds"], true, "{}", audit[0]);
     assert_eq!(audit[0]["credit_balance"], 100);
+    Ok(())
+}
+
+#[tokio::test]
+async fn packs_and_the_payments_received() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let farm = db.farm("buyer", 0).await?;
+    let set = ok(&farmops(
+        Some(&db),
+        &[
+            "set-pack",
+            "starter",
+            "--credits",
+            "500",
+            "--price-kobo",
+            "500000",
+        ],
+    ));
+    assert_eq!(
+        set[0],
+        serde_json::json!({"name": "starter", "credits": 500, "price_kobo": 500000})
+    );
+    // changed in place
+    ok(&farmops(
+        Some(&db),
+        &[
+            "set-pack",
+            "starter",
+            "--credits",
+            "600",
+            "--price-kobo",
+            "500000",
+        ],
+    ));
+    let owner = db.owner_client().await?;
+    let row = owner
+        .query_one(
+            "SELECT credits, price_kobo FROM credit_packs WHERE name = 'starter'",
+            &[],
+        )
+        .await?;
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (600, 500_000));
+    for (args, message) in [
+        (
+            ["set-pack", "Starter", "--credits", "1", "--price-kobo", "1"],
+            "name: 1 to 63 of a-z",
+        ),
+        (
+            ["set-pack", "free", "--credits", "0", "--price-kobo", "1"],
+            "credits: must be a positive whole number",
+        ),
+        (
+            ["set-pack", "free", "--credits", "5", "--price-kobo", "0"],
+            "price_kobo: must be a positive whole number of kobo",
+        ),
+    ] {
+        fails(&farmops(Some(&db), &args), message);
+    }
+    let out = farmops(
+        Some(&db),
+        &["set-pack", "x", "--credits", "many", "--price-kobo", "1"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("many"));
+
+    // two deliveries as the billing role: one granted, one for a pack that does not exist
+    let billing = db.billing_pool(1)?;
+    let secret = farmops::config::Secret::new("sk_test_cli");
+    for (reference, pack) in [("ps-cli-1", "starter"), ("ps-cli-2", "gold")] {
+        let body = serde_json::json!({"event": "charge.success", "data": {
+            "reference": reference, "status": "success", "currency": "NGN", "amount": 500000,
+            "metadata": {"farm_id": farm, "pack": pack}}})
+        .to_string();
+        let signature = farmops::payments::paystack::sign(body.as_bytes(), b"sk_test_cli");
+        farmops::payments::record_paystack_event(
+            &billing,
+            body.as_bytes(),
+            Some(&signature),
+            &secret,
+            chrono::Utc::now(),
+        )
+        .await?;
+    }
+    let listed = ok(&farmops(Some(&db), &["payments"]));
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0]["verdict"], "granted");
+    assert_eq!(listed[0]["credits"], 600);
+    assert_eq!(listed[1]["verdict"], "unknown_pack");
+    assert!(listed[1]["detail"].as_str().unwrap().contains("gold"));
+    assert!(
+        listed[0].get("raw").is_none(),
+        "the raw body on request only"
+    );
+    let mine = ok(&farmops(
+        Some(&db),
+        &["payments", "--farm", &farm.to_string(), "--raw"],
+    ));
+    assert_eq!(mine.len(), 2);
+    assert!(mine[0]["raw"].as_str().unwrap().contains("ps-cli-1"));
+    let none = farmops(
+        Some(&db),
+        &["payments", "--farm", &Uuid::new_v4().to_string()],
+    );
+    assert!(none.status.success() && none.stdout.is_empty());
     Ok(())
 }
 

@@ -155,6 +155,67 @@ pub async fn admin_credentials_from(
     parse_admin_secret(text)
 }
 
+/// [`paystack_secret_from`] with the default AWS configuration (the function's role).
+#[cfg(feature = "paystack-secret")]
+pub async fn paystack_secret(secret_arn: &str) -> crate::Result<crate::config::Secret> {
+    paystack_secret_from(
+        &aws_config::defaults(BehaviorVersion::latest()).load().await,
+        secret_arn,
+    )
+    .await
+}
+
+/// The Paystack secret key held in a Secrets Manager secret (billing only: feature
+/// `paystack-secret`), read once at cold start: the string itself, or `{"secret_key": ..}`
+/// (the console's key/value form).
+#[cfg(feature = "paystack-secret")]
+pub async fn paystack_secret_from(
+    sdk: &aws_config::SdkConfig,
+    secret_arn: &str,
+) -> crate::Result<crate::config::Secret> {
+    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    let value = client
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            crate::Error::unexpected(format!(
+                "reading the Paystack secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = value
+        .secret_string()
+        .ok_or_else(|| crate::Error::unexpected("the Paystack secret has no SecretString"))?;
+    parse_paystack_secret(text)
+}
+
+/// The key out of the secret's text (see [`paystack_secret_from`]); never echoes it.
+pub fn parse_paystack_secret(text: &str) -> crate::Result<crate::config::Secret> {
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        secret_key: String,
+    }
+    let text = text.trim();
+    let key = if text.starts_with('{') {
+        serde_json::from_str::<Shape>(text)
+            .map_err(|_| {
+                crate::Error::unexpected("the Paystack secret is JSON without a \"secret_key\"")
+            })?
+            .secret_key
+    } else {
+        text.to_string()
+    };
+    let key = key.trim();
+    if key.is_empty() || key.chars().any(char::is_whitespace) {
+        return Err(crate::Error::unexpected(
+            "the Paystack secret is empty or not one word",
+        ));
+    }
+    Ok(crate::config::Secret::new(key))
+}
+
 /// `{"username": .., "password": ..}` (the shape RDS writes).
 pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::Secret)> {
     #[derive(serde::Deserialize)]
@@ -166,6 +227,29 @@ pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::S
         crate::Error::unexpected("the admin secret is not {\"username\", \"password\"} JSON")
     })?;
     Ok((shape.username, crate::config::Secret::new(shape.password)))
+}
+
+#[cfg(test)]
+mod paystack_secret_tests {
+    use super::parse_paystack_secret;
+
+    #[test]
+    fn reads_the_plain_and_the_key_value_forms_and_never_echoes() {
+        assert_eq!(
+            parse_paystack_secret("sk_live_abc\n").unwrap().expose(),
+            "sk_live_abc"
+        );
+        assert_eq!(
+            parse_paystack_secret(r#"{"secret_key": "sk_live_abc"}"#)
+                .unwrap()
+                .expose(),
+            "sk_live_abc"
+        );
+        for bad in ["", "  ", r#"{"key": "sk_live_hunter2"}"#, "sk_live hunter2"] {
+            let err = parse_paystack_secret(bad).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! | `FARMOPS_OWNER_DATABASE_URL` | required by migrate and the CLI | URL of the owner role (migrations); the `FARMOPS_DB_*` settings above apply to it too |
 //! | `FARMOPS_DB_ADMIN_SECRET_ARN` | unset | migrate only: Secrets Manager secret (`{"username","password"}`, the cluster's master user) whose credentials replace the owner URL's; migrate then bootstraps the roles and migrates as `farmops_owner` |
 //! | `FARMOPS_MIGRATE_BOOTSTRAP` | `0` | migrate only: `1` bootstraps the roles with the owner URL's own (admin) credentials before migrating |
+//! | `FARMOPS_BILLING_DATABASE_URL` | required by billing | URL of the billing role (`farmops_billing`, migration 0081), with the same `FARMOPS_DB_*` settings; a variable of its own so that one local `cargo lambda watch` serves billing beside the app's functions |
+//! | `FARMOPS_PAYSTACK_SECRET_ARN` | unset | billing only: Secrets Manager secret holding the Paystack secret key (the string `sk_...`, or `{"secret_key": "sk_..."}`), read once at cold start (the deployed stack) |
+//! | `FARMOPS_PAYSTACK_SECRET_KEY` | required by billing without the ARN | billing only: the Paystack secret key itself (local development: `sk_test_farmops_local`); never set together with the ARN |
 //!
 //! Every value is checked here; a missing or malformed one is a [`ConfigError`] naming the
 //! variable. Secrets are wrapped in [`Secret`] so they never print.
@@ -228,6 +231,57 @@ impl DatabaseConfig {
     }
 }
 
+/// Where the billing function's Paystack secret key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaystackSecretSource {
+    /// `FARMOPS_PAYSTACK_SECRET_KEY` (local development).
+    Key(Secret),
+    /// `FARMOPS_PAYSTACK_SECRET_ARN`: read from Secrets Manager at cold start (AWS).
+    SecretsManager { arn: String },
+}
+
+/// The billing function's settings (`functions/billing`).
+#[derive(Debug, Clone)]
+pub struct BillingConfig {
+    /// `FARMOPS_BILLING_DATABASE_URL` and the `FARMOPS_DB_*` settings.
+    pub database: DatabaseConfig,
+    pub paystack_secret: PaystackSecretSource,
+}
+
+impl BillingConfig {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let database = DatabaseConfig::from_env_with_url(&env, "FARMOPS_BILLING_DATABASE_URL")?;
+        let key = env.optional("FARMOPS_PAYSTACK_SECRET_KEY");
+        let arn = env.optional("FARMOPS_PAYSTACK_SECRET_ARN");
+        let paystack_secret = match (key, arn) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    var: "FARMOPS_PAYSTACK_SECRET_KEY",
+                    reason: "set it or FARMOPS_PAYSTACK_SECRET_ARN, not both".into(),
+                });
+            }
+            (Some(key), None) => PaystackSecretSource::Key(Secret::new(key.trim())),
+            (None, Some(arn)) if arn.trim().starts_with("arn:") => {
+                PaystackSecretSource::SecretsManager {
+                    arn: arn.trim().to_string(),
+                }
+            }
+            (None, Some(arn)) => {
+                return Err(ConfigError::Invalid {
+                    var: "FARMOPS_PAYSTACK_SECRET_ARN",
+                    reason: format!("{arn:?} is not an ARN"),
+                });
+            }
+            (None, None) => return Err(ConfigError::Missing("FARMOPS_PAYSTACK_SECRET_KEY")),
+        };
+        Ok(BillingConfig {
+            database,
+            paystack_secret,
+        })
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|var| std::env::var(var).ok())
@@ -412,6 +466,67 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn billing_needs_its_url_and_exactly_one_source_of_the_paystack_key() {
+        let billing = |vars: &[(&str, &str)]| {
+            let map: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            BillingConfig::from_lookup(|k| map.get(k).cloned())
+        };
+        let url = (
+            "FARMOPS_BILLING_DATABASE_URL",
+            "postgres://farmops_billing:pw@127.0.0.1/farmops",
+        );
+        let key = ("FARMOPS_PAYSTACK_SECRET_KEY", "sk_test_farmops_local");
+        let arn = (
+            "FARMOPS_PAYSTACK_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:paystack-AbCdEf",
+        );
+        let c = billing(&[url, key]).unwrap();
+        assert_eq!(
+            c.paystack_secret,
+            PaystackSecretSource::Key(Secret::new("sk_test_farmops_local"))
+        );
+        assert!(
+            !format!("{c:?}").contains("sk_test"),
+            "the key never prints"
+        );
+        let c = billing(&[url, arn]).unwrap();
+        assert!(matches!(
+            c.paystack_secret,
+            PaystackSecretSource::SecretsManager { .. }
+        ));
+        assert_eq!(
+            billing(&[url]).unwrap_err(),
+            ConfigError::Missing("FARMOPS_PAYSTACK_SECRET_KEY")
+        );
+        assert_eq!(
+            billing(&[key]).unwrap_err(),
+            ConfigError::Missing("FARMOPS_BILLING_DATABASE_URL")
+        );
+        assert!(matches!(
+            billing(&[url, key, arn]).unwrap_err(),
+            ConfigError::Invalid {
+                var: "FARMOPS_PAYSTACK_SECRET_KEY",
+                ..
+            }
+        ));
+        assert!(matches!(
+            billing(&[url, ("FARMOPS_PAYSTACK_SECRET_ARN", "paystack")]).unwrap_err(),
+            ConfigError::Invalid {
+                var: "FARMOPS_PAYSTACK_SECRET_ARN",
+                ..
+            }
+        ));
+        // the app's URL is not the billing role's
+        assert_eq!(
+            billing(&[("FARMOPS_DATABASE_URL", "postgres://farmops_app@h/db"), key]).unwrap_err(),
+            ConfigError::Missing("FARMOPS_BILLING_DATABASE_URL")
         );
     }
 

@@ -30,6 +30,10 @@ pub enum Error {
     /// No caller identity. 401.
     #[error("no caller identity")]
     Unauthenticated,
+    /// A webhook whose signature is missing or wrong (the provider signs; nothing is written).
+    /// 401.
+    #[error("{0}")]
+    InvalidSignature(&'static str),
     /// The farm cannot pay for the run. 402.
     #[error("insufficient credits: {needed} needed, {balance} available")]
     InsufficientCredits { needed: i64, balance: i64 },
@@ -90,6 +94,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => 400,
             Error::Unauthenticated => 401,
+            Error::InvalidSignature(_) => 401,
             Error::InsufficientCredits { .. } => 402,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
@@ -108,6 +113,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => "bad_request",
             Error::Unauthenticated => "unauthenticated",
+            Error::InvalidSignature(_) => "invalid_signature",
             Error::InsufficientCredits { .. } => "insufficient_credits",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
@@ -182,6 +188,11 @@ mod tests {
         let cases: Vec<(Error, u16, &str)> = vec![
             (Error::BadRequest("x".into()), 400, "bad_request"),
             (Error::Unauthenticated, 401, "unauthenticated"),
+            (
+                Error::InvalidSignature("the signature does not match the body"),
+                401,
+                "invalid_signature",
+            ),
             (
                 Error::InsufficientCredits {
                     needed: 3,

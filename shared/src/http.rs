@@ -186,15 +186,21 @@ pub fn path_id(segment: &str, what: &'static str) -> Result<Uuid> {
     Uuid::parse_str(segment).map_err(|_| Error::NotFound(what))
 }
 
-/// The body as JSON of type `T`: 413 over `limit`, 400 when it is not UTF-8 JSON, 422 when
-/// it is JSON of the wrong shape (not an object, missing or unknown fields, wrong types).
-pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T> {
-    let bytes: &[u8] = match req.body() {
+/// The body's bytes exactly as received (API Gateway's `isBase64Encoded` already undone by
+/// `lambda_http`); empty when there is none.
+pub fn raw_body(req: &Request) -> &[u8] {
+    match req.body() {
         Body::Empty => b"",
         Body::Text(s) => s.as_bytes(),
         Body::Binary(b) => b,
         _ => b"",
-    };
+    }
+}
+
+/// The body as JSON of type `T`: 413 over `limit`, 400 when it is not UTF-8 JSON, 422 when
+/// it is JSON of the wrong shape (not an object, missing or unknown fields, wrong types).
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T> {
+    let bytes = raw_body(req);
     if bytes.len() > limit {
         return Err(Error::PayloadTooLarge { limit });
     }

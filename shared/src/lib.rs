@@ -4,7 +4,8 @@
 //! the AI may act), [`records`] (what it may write, validated), [`drafts`] (what a human must
 //! confirm), [`recommendations`] (advice a human approves), [`decisions`] (the one entry
 //! point for confirm/discard/approve/reject, idempotent through [`idempotency`]),
-//! [`membership`] (who may do what), [`farm`] (the app's API over a farm), [`db`] (pool, tenant
+//! [`membership`] (who may do what), [`farm`] (the app's API over a farm), [`payments`] (Paystack
+//! top-ups: signed webhooks become paid credits), [`db`] (pool, tenant
 //! transactions, migrations), [`clinical`] (the clinical-safety rules every reply,
 //! recommendation and AI-written record passes), [`config`] and the one [`error::Error`] mapped
 //! to HTTP.
@@ -31,6 +32,7 @@ pub mod idempotency;
 pub mod membership;
 pub mod memory;
 pub mod model;
+pub mod payments;
 pub mod rag;
 pub mod recommendations;
 pub mod reconcile;

@@ -6,7 +6,8 @@
 //! | `FARMOPS_TEST_ADMIN_URL` | `postgres://postgres:postgres@127.0.0.1:55432/postgres` (a superuser: creates databases and the `vector` extension) |
 //! | `FARMOPS_TEST_HOST` / `FARMOPS_TEST_PORT` | `127.0.0.1` / `55432` |
 //!
-//! The roles `farmops_owner` and `farmops_app` come from `scripts/setup-postgres.sh`.
+//! The roles `farmops_owner`, `farmops_app` and `farmops_billing` come from
+//! `scripts/setup-postgres.sh`.
 
 use anyhow::{Context, Result};
 use tokio_postgres::NoTls;
@@ -16,6 +17,7 @@ use crate::{credits, db::Db, db::migrate};
 
 pub const OWNER_PASSWORD: &str = "farmops_owner";
 pub const APP_PASSWORD: &str = "farmops_app";
+pub const BILLING_PASSWORD: &str = "farmops_billing";
 
 fn admin_url() -> String {
     std::env::var("FARMOPS_TEST_ADMIN_URL")
@@ -183,6 +185,35 @@ impl TestDb {
 
     pub fn owner_url(&self) -> String {
         url("farmops_owner", OWNER_PASSWORD, &self.name)
+    }
+
+    pub fn billing_url(&self) -> String {
+        url("farmops_billing", BILLING_PASSWORD, &self.name)
+    }
+
+    /// A pool of the billing role (the Paystack webhook's, migration 0081) with room for
+    /// `size` concurrent connections.
+    pub fn billing_pool(&self, size: usize) -> Result<Db> {
+        self.pool_of(self.billing_url(), size)
+    }
+
+    /// A plain connection as the billing role.
+    pub async fn billing_client(&self) -> Result<tokio_postgres::Client> {
+        connect(&self.billing_url()).await
+    }
+
+    /// Creates or replaces a credit pack (as the owner).
+    pub async fn pack(&self, name: &str, credits: i64, price_kobo: i64) -> Result<()> {
+        crate::payments::set_pack(
+            &self.owner,
+            &crate::payments::CreditPack {
+                name: name.into(),
+                credits,
+                price_kobo,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// A pool of the application role with room for `size` concurrent connections.

@@ -7,6 +7,7 @@ mod assume_role;
 mod iam_token;
 mod moto;
 mod passwords;
+mod paystack_secret;
 mod pinning;
 mod template;
 mod tls;

@@ -1,6 +1,7 @@
 //! template.yaml: every function is a binary of this workspace (and every function crate is
-//! deployed), every route of the design is mapped, the schedules exist, and nothing enables
-//! the development identity header.
+//! deployed), every route of the design is mapped, the schedules exist, nothing enables
+//! the development identity header, and Paystack's webhook is the one route without a JWT,
+//! with its secret key in Secrets Manager only.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -75,13 +76,13 @@ fn routes(t: &Value) -> BTreeMap<(String, String), String> {
     out
 }
 
-/// Routes the design names that open issues have still to build (the grants issue: the
-/// Paystack webhook; the tamper-evidence issue: the signed export). Each must be absent
-/// from the template: when one lands, it moves to [`DESIGN_ROUTES`].
-const NOT_YET_BUILT: &[(&str, &str)] = &[
-    ("GET", "/farms/{farm_id}/evidence/export"),
-    ("POST", "/payments/paystack"),
-];
+/// Routes the design names that open issues have still to build (the tamper-evidence issue:
+/// the signed export). Each must be absent from the template: when one lands, it moves to
+/// [`DESIGN_ROUTES`].
+const NOT_YET_BUILT: &[(&str, &str)] = &[("GET", "/farms/{farm_id}/evidence/export")];
+
+/// The one route without the JWT authorizer: Paystack calls it, its signature authenticates it.
+const PAYSTACK_WEBHOOK: (&str, &str) = ("POST", "/payments/paystack");
 
 /// The design's routes (../shared/DESIGN.md table) plus the ones the issues added.
 const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
@@ -130,6 +131,8 @@ const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
     ("PUT", "/farms/{farm_id}/members/{user_id}", "farm"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}", "farm"),
     ("DELETE", "/farms/{farm_id}/memories/{id}", "farm"),
+    // issue 17: Paystack top-ups
+    ("POST", "/payments/paystack", "billing"),
 ];
 
 const FUNCTIONS: &[&str] = &[
@@ -139,6 +142,7 @@ const FUNCTIONS: &[&str] = &[
     "reembed",
     "evidence",
     "farm",
+    "billing",
     "distill-memories",
     "reconcile-credits",
     "migrate",
@@ -273,14 +277,121 @@ fn routes_sit_behind_the_jwt_authorizer() {
         is_ref(&jwt["issuer"]) && is_ref(&jwt["audience"]),
         "issuer/audience are parameters"
     );
+    let mut unauthorized = Vec::new();
     for (id, r) in functions(&t) {
         if let Some(events) = r["Properties"]["Events"].as_mapping() {
             for e in events.values().filter(|e| e["Type"] == "HttpApi") {
-                assert!(
-                    e["Properties"].get("Auth").is_none(),
-                    "{id}: no route overrides the authorizer"
-                );
+                let p = &e["Properties"];
+                let route = (p["Method"].as_str().unwrap(), p["Path"].as_str().unwrap());
+                match p.get("Auth") {
+                    None => {}
+                    Some(auth) => {
+                        assert_eq!(auth["Authorizer"], "NONE", "{id}: {route:?}");
+                        assert_eq!(
+                            auth.as_mapping().unwrap().len(),
+                            1,
+                            "{id}: {route:?} only turns the authorizer off"
+                        );
+                        assert_eq!(id, "BillingFunction");
+                        unauthorized.push(route);
+                    }
+                }
             }
+        }
+    }
+    assert_eq!(
+        unauthorized,
+        [PAYSTACK_WEBHOOK],
+        "only Paystack's webhook is outside the JWT authorizer"
+    );
+}
+
+/// Billing alone connects as `farmops_billing`, through a role of its own, and reads the
+/// Paystack key from Secrets Manager at cold start: never a parameter, never a value in the
+/// template or the environment.
+#[test]
+fn the_paystack_key_lives_in_secrets_manager_and_only_billing_reads_it() {
+    let text = std::fs::read_to_string(root().join("template.yaml")).unwrap();
+    assert!(
+        !text.contains("FARMOPS_PAYSTACK_SECRET_KEY"),
+        "no plain key"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("SecretString:")),
+        "no secret value in the template"
+    );
+    let t = template();
+    for (name, p) in t["Parameters"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap().to_lowercase();
+        assert!(
+            !name.contains("paystack") && !name.contains("secret"),
+            "parameter {name}: the key is never a parameter"
+        );
+        assert!(p.get("NoEcho").is_none(), "{name}");
+    }
+    let res = resources(&t);
+    let secret = &res["PaystackSecret"];
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    assert!(
+        secret["Properties"].get("SecretString").is_none(),
+        "generated placeholder, the real key put by the operator"
+    );
+    let fns = functions(&t);
+    let billing = &fns["BillingFunction"]["Properties"];
+    let vars = &billing["Environment"]["Variables"];
+    assert_eq!(
+        serde_yaml::to_string(&vars["FARMOPS_PAYSTACK_SECRET_ARN"])
+            .unwrap()
+            .trim(),
+        "!Ref PaystackSecret"
+    );
+    assert!(
+        serde_yaml::to_string(&vars["FARMOPS_BILLING_DATABASE_URL"])
+            .unwrap()
+            .contains("postgres://farmops_billing@"),
+        "billing connects as farmops_billing"
+    );
+    assert!(vars.get("FARMOPS_DATABASE_URL").is_none());
+    assert_eq!(
+        serde_yaml::to_string(&billing["Role"]).unwrap().trim(),
+        "!GetAtt BillingFunctionRole.Arn"
+    );
+    for (id, f) in &fns {
+        let env = serde_yaml::to_string(&f["Properties"]["Environment"]).unwrap();
+        assert_eq!(
+            env.contains("PaystackSecret"),
+            id == "BillingFunction",
+            "{id}"
+        );
+        assert_eq!(
+            env.contains("farmops_billing"),
+            id == "BillingFunction",
+            "{id}"
+        );
+    }
+    for (id, r) in res {
+        if r["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let policies = serde_yaml::to_string(&r["Properties"]["Policies"]).unwrap();
+        assert_eq!(
+            policies.contains("PaystackSecret"),
+            id == "BillingFunctionRole",
+            "{id}: reads the Paystack secret"
+        );
+        // the proxy connects onward as either user (end-to-end IAM)
+        let billing_user = policies.contains("/farmops_billing");
+        assert_eq!(
+            billing_user,
+            id == "BillingFunctionRole" || id == "ProxyRole",
+            "{id}: connects as farmops_billing"
+        );
+        if id == "BillingFunctionRole" {
+            assert!(!policies.contains("/farmops_app"), "billing is not the app");
+            assert!(!policies.contains("sts:AssumeRole"));
         }
     }
 }
@@ -315,7 +426,9 @@ fn the_deployed_stack_never_enables_the_dev_identity_and_always_uses_iam_and_tls
     let t = template();
     for (id, r) in functions(&t) {
         let vars = &r["Properties"]["Environment"]["Variables"];
-        if vars.get("FARMOPS_DATABASE_URL").is_some() {
+        if vars.get("FARMOPS_DATABASE_URL").is_some()
+            || vars.get("FARMOPS_BILLING_DATABASE_URL").is_some()
+        {
             assert_eq!(vars["FARMOPS_DB_IAM_AUTH"], "1", "{id}");
             assert_eq!(vars["FARMOPS_DB_TLS"], "proxy", "{id}");
         } else {

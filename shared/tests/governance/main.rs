@@ -8,6 +8,7 @@ mod holds;
 mod invariants;
 mod knowledge;
 mod lots;
+mod payments;
 
 use farmops::{Error, db::TenantTx};
 
