@@ -8,8 +8,11 @@
 //! after it with the balance), never one per run. Rendered as JSON, as a
 //! self-contained HTML page ([`html`]) or as CSV ([`csv`]).
 
+pub mod chain;
 pub mod csv;
+pub mod export;
 pub mod html;
+pub mod signing;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
