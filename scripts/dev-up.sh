@@ -63,6 +63,11 @@ for f in $(grep -o 'x-farmops-function: [a-z-]*' docs/openapi.yaml | awk '{print
   http_functions+=("$f")
 done
 mkdir -p target/dev
+# the local evidence-checkpoint signing key (in AWS: a KMS key); kept across restarts
+export FARMOPS_EVIDENCE_KEY_FILE="$PWD/target/dev/evidence-key.pem"
+if [ ! -s "$FARMOPS_EVIDENCE_KEY_FILE" ]; then
+  (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$FARMOPS_EVIDENCE_KEY_FILE")
+fi
 if [ "${FARMOPS_DEV_NO_SERVE:-0}" != 1 ]; then
   pidfile=target/dev/watch.pid
   if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -115,4 +120,5 @@ Try (the README walkthrough has more):
   FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL $farmops audit
   scripts/paystack-event.sh      # a signed charge.success: pack starter for the demo farm
   FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL $farmops payments
+  FARMOPS_OWNER_DATABASE_URL=$FARMOPS_OWNER_DATABASE_URL $farmops sign-checkpoints --key-file $FARMOPS_EVIDENCE_KEY_FILE
 MSG

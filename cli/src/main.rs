@@ -6,13 +6,15 @@
 //! clear message on failure. `farmops <command> --help` documents each one.
 //! `set-pack` and `payments` are the operator's side of the Paystack top-ups (`farmops::payments`).
 //! `clinical-check` needs no database: it screens texts with the clinical-safety rules.
+//! `verify` needs none either: it checks an evidence bundle (`export-evidence`) offline.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use farmops::{
     autonomy,
     config::{DatabaseConfig, Env},
-    credits,
+    credits, evidence,
+    evidence::signing::KeyFileSigner,
 };
 use uuid::Uuid;
 
@@ -131,6 +133,45 @@ enum Command {
     /// "span"}]}, or {"id"?, "line", "error"} for an invalid line (the batch goes on). Needs
     /// no database. Exits 0 when every line was screened, whatever the verdicts.
     ClinicalCheck,
+    /// Sign the chain head of every farm whose evidence chain grew since its last signed
+    /// checkpoint (what reconcile does), with the local key file (PKCS#8 PEM, P-256).
+    SignCheckpoints {
+        #[arg(long, env = "FARMOPS_EVIDENCE_KEY_FILE")]
+        key_file: std::path::PathBuf,
+    },
+    /// Write a farm's evidence bundle (docs/evidence-chain.md): the chain entries from --from to
+    /// --to (default: all) with their hashes and the fields re-derived from the live rows, the
+    /// signed checkpoints covering them, and the signing key when --key-file or --public-key
+    /// names it. `farmops verify` checks it offline.
+    ExportEvidence {
+        farm_id: Uuid,
+        #[arg(long)]
+        from: Option<i64>,
+        #[arg(long)]
+        to: Option<i64>,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The public key (PEM) to name in the bundle.
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
+        /// The local signing key: its public key is named in the bundle.
+        #[arg(long, env = "FARMOPS_EVIDENCE_KEY_FILE", conflicts_with = "public_key")]
+        key_file: Option<std::path::PathBuf>,
+    },
+    /// Verify an evidence bundle with no database: chain continuity, every hash, every
+    /// checkpoint's signature with the key you trust (given out of band), later checkpoints
+    /// extending earlier ones, ledger balance arithmetic, no row outside the chain. Exits 0
+    /// when all holds; otherwise 1, naming the first bad sequence number and what is wrong.
+    Verify {
+        file: std::path::PathBuf,
+        /// The trusted public key (PEM file).
+        #[arg(long, required_unless_present = "fingerprint")]
+        public_key: Option<std::path::PathBuf>,
+        /// The trusted key's fingerprint (hex SHA-256 of its DER SubjectPublicKeyInfo): the
+        /// bundle's key must have it.
+        #[arg(long, conflicts_with = "public_key")]
+        fingerprint: Option<String>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -152,6 +193,14 @@ async fn run(cli: Cli) -> Result<()> {
             summary.passed, summary.failed, summary.invalid
         );
         return Ok(());
+    }
+    if let Command::Verify {
+        file,
+        public_key,
+        fingerprint,
+    } = &cli.command
+    {
+        return verify_bundle(file, public_key.as_deref(), fingerprint.as_deref());
     }
     // The URL from the flag or the environment; TLS and IAM settings from `FARMOPS_DB_*`.
     let url = cli
@@ -350,6 +399,63 @@ async fn run(cli: Cli) -> Result<()> {
             .map_err(explain)?;
             println!("{}", serde_json::to_string(&pack)?);
         }
+        Command::SignCheckpoints { key_file } => {
+            let signer = KeyFileSigner::from_file(&key_file).map_err(explain)?;
+            for signed in evidence::signing::sign_due(&db, &signer)
+                .await
+                .map_err(explain)?
+            {
+                println!("{}", serde_json::to_string(&signed)?);
+            }
+        }
+        Command::ExportEvidence {
+            farm_id,
+            from,
+            to,
+            out,
+            public_key,
+            key_file,
+        } => {
+            let pem = match (public_key, key_file) {
+                (Some(path), _) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                ),
+                (None, Some(path)) => Some(
+                    KeyFileSigner::from_file(&path)
+                        .map_err(explain)?
+                        .public_key_pem(),
+                ),
+                (None, None) => None,
+            };
+            let fingerprint = match &pem {
+                Some(pem) => Some(
+                    evidence::chain::public_key_from_pem(pem)
+                        .map_err(anyhow::Error::msg)?
+                        .1,
+                ),
+                None => None,
+            };
+            let tx = db.tenant(farm_id).await?;
+            let bundle = evidence::export::export_bundle(&tx, from, to, fingerprint, pem)
+                .await
+                .map_err(explain)?;
+            tx.commit().await.map_err(explain)?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&bundle)?)
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "farm_id": farm_id,
+                    "from_seq": bundle.from_seq,
+                    "to_seq": bundle.to_seq,
+                    "entries": bundle.entries.len(),
+                    "checkpoints": bundle.checkpoints.len(),
+                    "unchained": bundle.unchained.len(),
+                    "out": out,
+                })
+            );
+        }
         Command::Payments { farm, raw } => {
             for event in farmops::payments::payment_events(&db, farm, raw)
                 .await
@@ -359,7 +465,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         // Answered above, before connecting.
-        Command::ClinicalCheck => {}
+        Command::ClinicalCheck | Command::Verify { .. } => {}
     }
     Ok(())
 }
@@ -432,6 +538,32 @@ fn parse_autonomy(
     };
     let valid = change.validate().map_err(explain)?;
     Ok(valid.apply(&autonomy::AutonomySettings::default()))
+}
+
+/// `farmops verify`: reads the bundle and the trusted key, checks everything offline.
+fn verify_bundle(
+    file: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+    fingerprint: Option<&str>,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let bundle: evidence::chain::Bundle = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a bundle", file.display()))?;
+    let trusted = match (public_key, fingerprint) {
+        (Some(path), _) => evidence::chain::TrustedKey::Pem(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        (None, Some(fp)) => evidence::chain::TrustedKey::Fingerprint(fp.to_string()),
+        (None, None) => bail!("give the trusted key: --public-key PEM or --fingerprint HEX"),
+    };
+    match evidence::chain::verify(&bundle, &trusted) {
+        Ok(verified) => {
+            println!("{}", serde_json::to_string(&verified)?);
+            Ok(())
+        }
+        Err(failure) => bail!("verification failed: {failure}"),
+    }
 }
 
 /// The shared crate's error with its cause chain, for an operator's eyes.

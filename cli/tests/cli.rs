@@ -13,7 +13,7 @@ use farmops::{
 use serde_json::Value;
 use uuid::Uuid;
 
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 15] = [
     "migrate",
     "create-farm",
     "add-member",
@@ -26,6 +26,9 @@ const COMMANDS: [&str; 12] = [
     "set-pack",
     "payments",
     "clinical-check",
+    "sign-checkpoints",
+    "export-evidence",
+    "verify",
 ];
 
 fn farmops(db: Option<&TestDb>, args: &[&str]) -> Output {
@@ -552,4 +555,100 @@ fn clinical_check_screens_json_lines_from_stdin_without_a_database() {
         serde_json::json!({"id": "r3", "passed": true, "violations": []})
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("1 passed, 1 failed, 1 invalid"));
+}
+
+#[tokio::test]
+async fn evidence_is_signed_exported_and_verified_offline() -> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let farm = db.farm("evidence", 100).await?;
+    let tx = db.app.tenant(farm).await?;
+    let run = credits::reserve_credits(
+        &tx,
+        &NewRun {
+            feature: Feature::Chat,
+            model: "m",
+            user_id: Some("u"),
+            credits: 10,
+            request_summary: None,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let dir = std::env::temp_dir().join(format!("farmops-evidence-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    let key = dir.join("key.pem");
+    let signer = farmops::evidence::signing::KeyFileSigner::from_bytes(&[3; 32])?;
+    std::fs::write(&key, pkcs8_pem(&[3; 32]))?;
+    let public = dir.join("public.pem");
+    std::fs::write(&public, signer.public_key_pem())?;
+    let (key_s, public_s) = (key.to_str().unwrap(), public.to_str().unwrap());
+    let signed = ok(&farmops(
+        Some(&db),
+        &["sign-checkpoints", "--key-file", key_s],
+    ));
+    assert!(
+        signed
+            .iter()
+            .any(|s| s["farm_id"] == farm.to_string() && s["seq"] == 3),
+        "{signed:?}"
+    );
+    let bundle = dir.join("bundle.json");
+    let bundle_s = bundle.to_str().unwrap();
+    let farm_s = farm.to_string();
+    let export = |db: &TestDb| {
+        farmops(
+            Some(db),
+            &[
+                "export-evidence",
+                &farm_s,
+                "--out",
+                bundle_s,
+                "--key-file",
+                key_s,
+            ],
+        )
+    };
+    let out = ok(&export(&db));
+    assert_eq!(
+        (out[0]["entries"].clone(), out[0]["checkpoints"].clone()),
+        (3.into(), 1.into())
+    );
+    // no database needed: none is given
+    let verified = ok(&farmops(
+        None,
+        &["verify", bundle_s, "--public-key", public_s],
+    ));
+    assert_eq!(verified[0]["signed_through"], 3);
+    let fp = serde_json::from_str::<Value>(&std::fs::read_to_string(&bundle)?)?
+        ["public_key_fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&farmops(None, &["verify", bundle_s, "--fingerprint", &fp]));
+    // a superuser edits the reserve leg with the triggers off: the fresh export fails at seq 3
+    let admin = farmops::testing::admin_client(&db.name).await?;
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             UPDATE credit_ledger SET delta = -1 WHERE farm_id = '{farm}' AND entry_type = 'reserve'"
+        ))
+        .await?;
+    ok(&export(&db));
+    fails(
+        &farmops(None, &["verify", bundle_s, "--public-key", public_s]),
+        "verification failed: seq 3:",
+    );
+    let _ = run;
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// A PKCS#8 PEM of a P-256 secret (what `openssl genpkey` writes).
+fn pkcs8_pem(secret: &[u8; 32]) -> String {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    p256::SecretKey::from_slice(secret)
+        .unwrap()
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap()
+        .to_string()
 }
