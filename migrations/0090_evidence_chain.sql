@@ -3,22 +3,19 @@
 -- checkpoints of its head. Expand-only: new columns with defaults, new tables, new functions
 -- and AFTER triggers that refuse nothing.
 --
--- The chain's head lives on the farm row (`chain_seq`, `chain_head`). Every chained write
--- appends through chain_append(), which advances the head with one UPDATE of the farm row and
--- records the entry in the append-only `evidence_chain`, in the same transaction as the write.
--- The credit doors already lock the farm row before they write, so a hold takes no new lock;
--- other chained writes (decisions, AI records) serialise on the farm row. One farm's entries
--- therefore form one linear sequence with no gap and no fork whatever the concurrency.
+-- Every chained write appends through chain_append(), in the same transaction as the write: it
+-- takes the farm row's lock (FOR NO KEY UPDATE, the lock the credit doors already hold when they
+-- write a leg, so a hold takes no new lock; decisions and AI records serialise on it), reads the
+-- farm's last entry by index and appends the next one to the append-only `evidence_chain`. One
+-- farm's entries therefore form one linear sequence with no gap and no fork whatever the
+-- concurrency. The head is the farm's last entry. (It is not kept on the farm row: updating that
+-- row once per entry makes a transaction that writes n entries walk n row versions per update,
+-- quadratic for a bulk history; re-locking a row the transaction already holds writes nothing.)
 --
 -- entry hash = SHA-256(previous hash || UTF-8 of the entry's canonical text), the first
 -- previous hash being 32 zero bytes. The canonical text is specified byte for byte in
 -- docs/evidence-chain.md; evidence_canonical() below is its one definition in SQL and
 -- farmops::evidence::chain its one definition in Rust (golden vectors test both).
-
-ALTER TABLE farms
-  ADD COLUMN chain_seq  bigint NOT NULL DEFAULT 0 CHECK (chain_seq >= 0),
-  ADD COLUMN chain_head bytea  NOT NULL DEFAULT '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea
-             CHECK (length(chain_head) = 32);
 
 CREATE TABLE evidence_chain (
   farm_id     uuid NOT NULL REFERENCES farms (id),
@@ -123,24 +120,23 @@ CREATE FUNCTION evidence_record_fields(tbl text, r jsonb) RETURNS text[]
                           'created_by', 'confirmed_by', 'confirmed_at', 'created_at'])::text]
 $$;
 
--- Appends one entry to the farm's chain: advances the head on the farm row (the row lock
--- sequences the farm's writers) and records the entry. Only the triggers below call it.
+-- Appends one entry to the farm's chain, sequenced by the farm row's lock. Only the triggers
+-- below call it.
 CREATE FUNCTION chain_append(farm uuid, entry_kind text, source text, vals text[])
   RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public AS $$
 DECLARE
   s bigint;
   h bytea;
 BEGIN
-  UPDATE farms f
-     SET chain_seq = f.chain_seq + 1,
-         chain_head = sha256(f.chain_head
-                             || convert_to(evidence_canonical(farm, f.chain_seq + 1, entry_kind,
-                                                              source, vals), 'UTF8'))
-   WHERE f.id = farm
-  RETURNING f.chain_seq, f.chain_head INTO s, h;
+  PERFORM 1 FROM farms f WHERE f.id = farm FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'farm % does not exist', farm USING ERRCODE = 'no_data_found';
   END IF;
+  SELECT c.seq, c.hash INTO s, h FROM evidence_chain c
+   WHERE c.farm_id = farm ORDER BY c.seq DESC LIMIT 1;
+  s := coalesce(s, 0) + 1;
+  h := sha256(coalesce(h, '\x0000000000000000000000000000000000000000000000000000000000000000'::bytea)
+              || convert_to(evidence_canonical(farm, s, entry_kind, source, vals), 'UTF8'));
   INSERT INTO evidence_chain (farm_id, seq, kind, source_id, hash)
   VALUES (farm, s, entry_kind, source, h);
   RETURN s;
@@ -296,7 +292,8 @@ GRANT EXECUTE ON FUNCTION evidence_record_checkpoint(uuid, bigint, bytea, timest
 CREATE FUNCTION farms_due_evidence_checkpoint() RETURNS SETOF uuid
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
   SELECT f.id FROM farms f
-   WHERE f.chain_seq > coalesce((SELECT max(c.seq) FROM evidence_checkpoints c WHERE c.farm_id = f.id), 0)
+   WHERE coalesce((SELECT max(e.seq) FROM evidence_chain e WHERE e.farm_id = f.id), 0)
+         > coalesce((SELECT max(c.seq) FROM evidence_checkpoints c WHERE c.farm_id = f.id), 0)
 $$;
 REVOKE ALL ON FUNCTION farms_due_evidence_checkpoint() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION farms_due_evidence_checkpoint() TO farmops_app;

@@ -35,3 +35,5 @@ aws cloudformation describe-stacks --region "$region" --stack-name "$stack" \
   --query "Stacks[0].Outputs" --output table
 echo "Paystack: until the real secret key is in PaystackSecretArn, every webhook is refused (401);"
 echo "put it once with aws secretsmanager put-secret-value (docs/deploy.md, \"The Paystack key\")."
+echo "Evidence: until EvidenceKeyFingerprint is set, reconcile signs no checkpoint; publish the"
+echo "EvidenceSigningKeyArn public key and set its fingerprint (docs/deploy.md, \"The evidence signing key\")."

@@ -81,8 +81,8 @@ enum Command {
     /// A farm's credit lots: remaining, expiry, source, status (JSON lines, spend order).
     Grants { farm_id: Uuid },
     /// Run the reconcile step once, exactly what the schedule runs: expire abandoned runs,
-    /// close expired lots, checkpoint ledgers. Settings from FARMOPS_MAX_RUN_SECS and
-    /// FARMOPS_CHECKPOINT_* as in the function.
+    /// close expired lots, checkpoint ledgers, sign moved evidence chain heads. Settings from
+    /// FARMOPS_MAX_RUN_SECS, FARMOPS_CHECKPOINT_* and FARMOPS_EVIDENCE_* as in the function.
     Reconcile,
     /// Set a farm's AI autonomy: the tier, the record types `auto` may write directly, and
     /// per-record-type overrides. Sale, expense and mortality stay drafts whatever is set.
@@ -313,7 +313,10 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Reconcile => {
             let config = farmops::reconcile::ReconcileConfig::from_env()?;
-            let state = farmops::reconcile::ReconcileState { db, config };
+            let signer = evidence::signing::signer_from_env(|k| std::env::var(k).ok())
+                .await
+                .map_err(explain)?;
+            let state = farmops::reconcile::ReconcileState { db, config, signer };
             let outcome = farmops::reconcile::run_once(&state)
                 .await
                 .map_err(explain)?;

@@ -18,6 +18,10 @@
 //! ([`credits::checkpoint_ledger`], migration 0051), so the evidence and credits pages read
 //! the farm's totals and invariant from the checkpoint plus a short tail.
 //!
+//! Last, it signs the evidence chain head of every farm whose chain moved since its last signed
+//! checkpoint (`evidence::signing::sign_due`, migration 0090) when a signer is configured
+//! (`evidence::signing::signer_from_env`: a KMS key in AWS, a key file locally).
+//!
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `FARMOPS_MAX_RUN_SECS` | `900` | the longest a run can last. Must exceed the longest function timeout (API Gateway caps HTTP at 30 s; Lambda at 900 s), so a run still in progress is never expired. A reservation older than this is abandoned. |
@@ -100,6 +104,8 @@ impl ReconcileConfig {
 pub struct ReconcileState {
     pub db: Db,
     pub config: ReconcileConfig,
+    /// Signs the farms' evidence chain heads; none: no signing.
+    pub signer: Option<std::sync::Arc<dyn crate::evidence::signing::CheckpointSigner>>,
 }
 
 /// What one invocation did.
@@ -119,6 +125,8 @@ pub struct ReconcileOutcome {
     /// Farms whose ledger was checkpointed, and the ledger rows folded in.
     pub ledgers_checkpointed: usize,
     pub ledger_rows_checkpointed: i64,
+    /// Farms whose evidence chain head was signed.
+    pub evidence_checkpoints_signed: usize,
 }
 
 /// One pass: every farm with a reservation older than `now - max_run`, each in its own
@@ -142,6 +150,15 @@ pub async fn run_once(state: &ReconcileState) -> Result<ReconcileOutcome> {
         ledger_rows_checkpointed = rows,
         "ledger checkpoints taken"
     );
+    if let Some(signer) = &state.signer {
+        match crate::evidence::signing::sign_due(&state.db, signer.as_ref()).await {
+            Ok(signed) => outcome.evidence_checkpoints_signed = signed.len(),
+            Err(e) => {
+                outcome.farms_failed += 1;
+                tracing::error!(error = %e, "signing evidence checkpoints failed");
+            }
+        }
+    }
     Ok(outcome)
 }
 

@@ -75,6 +75,7 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
     let state = State {
         db: db.app.clone(),
         config: ReconcileConfig::from_lookup(|_| None).unwrap(),
+        signer: None,
     };
     let out = handle(&state, scheduled_event()).await.unwrap();
     assert_eq!(
@@ -83,7 +84,11 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
     );
     assert_eq!(runs(&db, farm).await[&run].0, "reserved");
 
-    // a max run of zero makes it stale: expired and refunded in full, once
+    // a max run of zero makes it stale: expired and refunded in full, once; the farm's
+    // evidence chain head is signed through the real KMS client (against the local stub)
+    let kms = farmops::testing::kms::KmsStub::start([21; 32])
+        .await
+        .unwrap();
     let state = State {
         db: db.app.clone(),
         config: ReconcileConfig {
@@ -91,12 +96,20 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
             checkpoint_min_rows: 1,
             checkpoint_max_age: Duration::from_secs(86_400),
         },
+        signer: Some(std::sync::Arc::new(kms.signer().await)),
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
     let out = handle(&state, scheduled_event()).await.unwrap();
     assert_eq!(
         (out.farms, out.runs_expired, out.credits_refunded),
         (1, 1, 30)
+    );
+    assert_eq!(out.evidence_checkpoints_signed, 1);
+    assert!(
+        kms.requests()
+            .iter()
+            .any(|(target, body)| target == "TrentService.Sign" && body["MessageType"] == "RAW"),
+        "signed with kms:Sign"
     );
     assert_eq!(runs(&db, farm).await[&run], ("expired".into(), 0, 1));
     assert_eq!(audit_holds(&db.app, farm).await.credit_balance, 100);

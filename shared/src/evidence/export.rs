@@ -30,8 +30,7 @@ pub async fn export_bundle(
     let farm = tx.farm_id();
     let head = tx
         .query_opt(
-            "SELECT greatest(f.chain_seq,
-                             coalesce((SELECT max(c.seq) FROM evidence_chain c WHERE c.farm_id = f.id), 0),
+            "SELECT greatest(coalesce((SELECT max(c.seq) FROM evidence_chain c WHERE c.farm_id = f.id), 0),
                              coalesce((SELECT max(c.seq) FROM evidence_checkpoints c WHERE c.farm_id = f.id), 0)),
                     evidence_ts(now())
                FROM farms f WHERE f.id = $1",

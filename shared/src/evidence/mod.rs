@@ -12,6 +12,7 @@ pub mod chain;
 pub mod csv;
 pub mod export;
 pub mod html;
+pub mod kms;
 pub mod signing;
 
 use chrono::{DateTime, Utc};

@@ -19,6 +19,44 @@ pub trait CheckpointSigner: Send + Sync {
     async fn public_key_der(&self) -> Result<Vec<u8>>;
     /// A DER signature of `message` (hashed with SHA-256 by the signer).
     async fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+    /// The key's fingerprint ([`chain::fingerprint`] of its public key).
+    async fn fingerprint(&self) -> Result<String> {
+        Ok(chain::fingerprint(&self.public_key_der().await?))
+    }
+}
+
+/// Where reconcile's checkpoint signer comes from:
+///
+/// | variable | meaning |
+/// |---|---|
+/// | `FARMOPS_EVIDENCE_KMS_KEY_ID` | the asymmetric KMS key (ECC_NIST_P256) that signs, in AWS |
+/// | `FARMOPS_EVIDENCE_KEY_FINGERPRINT` | its fingerprint, so the function needs only `kms:Sign` (without it, `kms:GetPublicKey` once per cold start) |
+/// | `FARMOPS_EVIDENCE_KMS_ENDPOINT` | another KMS endpoint (tests) |
+/// | `FARMOPS_EVIDENCE_KEY_FILE` | locally: a PKCS#8 PEM P-256 key file (`scripts/dev-up.sh` creates one) |
+///
+/// None set: no signer (checkpoints are not signed).
+pub async fn signer_from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<std::sync::Arc<dyn CheckpointSigner>>> {
+    let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    if let Some(key_id) = get("FARMOPS_EVIDENCE_KMS_KEY_ID") {
+        let base = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let client = super::kms::KmsSigner::client_from(
+            &base,
+            get("FARMOPS_EVIDENCE_KMS_ENDPOINT").as_deref(),
+        );
+        let mut signer = super::kms::KmsSigner::new(client, key_id);
+        if let Some(fp) = get("FARMOPS_EVIDENCE_KEY_FINGERPRINT") {
+            signer = signer.with_fingerprint(fp);
+        }
+        return Ok(Some(std::sync::Arc::new(signer)));
+    }
+    if let Some(path) = get("FARMOPS_EVIDENCE_KEY_FILE") {
+        return Ok(Some(std::sync::Arc::new(KeyFileSigner::from_file(
+            std::path::Path::new(&path),
+        )?)));
+    }
+    Ok(None)
 }
 
 /// A key file: PKCS#8 PEM (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`).
@@ -102,9 +140,11 @@ pub async fn sign_checkpoint(
     let farm = tx.farm_id();
     let row = tx
         .query_one(
-            "SELECT f.chain_seq, f.chain_head, evidence_ts(now()),
-                    coalesce((SELECT max(c.seq) FROM evidence_checkpoints c WHERE c.farm_id = f.id), 0)
-               FROM farms f WHERE f.id = $1",
+            "SELECT coalesce(e.seq, 0), coalesce(e.hash, '\\x'::bytea), evidence_ts(now()),
+                    coalesce((SELECT max(c.seq) FROM evidence_checkpoints c WHERE c.farm_id = $1), 0)
+               FROM (SELECT 1) one
+               LEFT JOIN LATERAL (SELECT seq, hash FROM evidence_chain WHERE farm_id = $1
+                                   ORDER BY seq DESC LIMIT 1) e ON true",
             &[(&farm, Type::UUID)],
         )
         .await?;
@@ -156,7 +196,7 @@ pub async fn sign_due(
     db: &crate::db::Db,
     signer: &dyn CheckpointSigner,
 ) -> Result<Vec<FarmSigned>> {
-    let fingerprint = chain::fingerprint(&signer.public_key_der().await?);
+    let fingerprint = signer.fingerprint().await?;
     let farms: Vec<uuid::Uuid> = {
         let client = db.client().await?;
         client

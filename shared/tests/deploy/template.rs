@@ -647,3 +647,52 @@ fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_
         }
     }
 }
+
+/// The evidence checkpoints (#19): an asymmetric P-256 signing key kept when the stack goes,
+/// used by the reconcile function's own role with kms:Sign only (ECDSA_SHA_256) and by no
+/// other role, reached through a KMS endpoint, and published as a stack output.
+#[test]
+fn only_the_reconcile_role_signs_with_the_evidence_key_and_only_signs() {
+    let t = template();
+    let text = |v: &Value| serde_yaml::to_string(v).unwrap();
+    let key = &resources(&t)["EvidenceSigningKey"];
+    assert_eq!(key["Type"], "AWS::KMS::Key");
+    assert_eq!(key["Properties"]["KeySpec"], "ECC_NIST_P256");
+    assert_eq!(key["Properties"]["KeyUsage"], "SIGN_VERIFY");
+    assert_eq!(key["DeletionPolicy"], "Retain");
+    for (id, r) in resources(&t) {
+        if r["Type"] != "AWS::IAM::Role" {
+            continue;
+        }
+        let id = id.as_str().unwrap();
+        let policies = text(&r["Properties"]["Policies"]);
+        if id == "ReconcileFunctionRole" {
+            let kms: Vec<&Value> = r["Properties"]["Policies"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
+                .filter(|s| text(&s["Action"]).contains("kms:"))
+                .collect();
+            assert_eq!(kms.len(), 1, "one KMS statement");
+            assert_eq!(kms[0]["Action"], "kms:Sign");
+            assert!(text(&kms[0]["Resource"]).contains("EvidenceSigningKey.Arn"));
+            assert_eq!(
+                kms[0]["Condition"]["StringEquals"]["kms:SigningAlgorithm"],
+                "ECDSA_SHA_256"
+            );
+        } else {
+            assert!(!policies.contains("kms:Sign"), "{id}: no kms:Sign");
+            assert!(!policies.contains("EvidenceSigningKey"), "{id}");
+        }
+    }
+    let reconcile = &functions(&t)["ReconcileCreditsFunction"];
+    assert!(text(&reconcile["Properties"]["Role"]).contains("ReconcileFunctionRole"));
+    let env = text(&reconcile["Properties"]["Environment"]);
+    assert!(
+        env.contains("FARMOPS_EVIDENCE_KMS_KEY_ID")
+            && env.contains("FARMOPS_EVIDENCE_KEY_FINGERPRINT")
+    );
+    assert!(text(&resources(&t)["KmsEndpoint"]["Properties"]["ServiceName"]).contains(".kms"));
+    assert!(text(&t["Outputs"]["EvidenceSigningKeyArn"]["Value"]).contains("EvidenceSigningKey"));
+}

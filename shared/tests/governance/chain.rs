@@ -166,7 +166,7 @@ async fn every_kind_is_chained_exported_and_verified() {
     let head = exec(
         &db.app,
         farm,
-        "SELECT encode(chain_head, 'hex'), chain_seq FROM farms",
+        "SELECT encode(hash, 'hex') FROM evidence_chain ORDER BY seq DESC LIMIT 1",
     )
     .await
     .unwrap();
@@ -200,7 +200,6 @@ async fn the_application_cannot_write_the_chain_or_forge_a_checkpoint() {
         ),
         "UPDATE evidence_chain SET source_id = 'y'".into(),
         "DELETE FROM evidence_chain".into(),
-        "UPDATE farms SET chain_seq = 0".into(),
         "DELETE FROM evidence_checkpoints".into(),
     ] {
         assert_eq!(
@@ -372,12 +371,7 @@ async fn reordering_two_entries_fails_at_the_first() {
 #[tokio::test]
 async fn cutting_the_tail_after_a_checkpoint_fails() {
     let (f, b) = tampered(|farm, _| {
-        format!(
-            "DELETE FROM evidence_chain WHERE farm_id = '{farm}' AND seq > 10;
-             UPDATE farms SET chain_seq = 10,
-                    chain_head = (SELECT hash FROM evidence_chain WHERE farm_id = '{farm}' AND seq = 10)
-              WHERE id = '{farm}'"
-        )
+        format!("DELETE FROM evidence_chain WHERE farm_id = '{farm}' AND seq > 10")
     })
     .await;
     assert_eq!(b.entries.len(), 10);
@@ -437,4 +431,35 @@ async fn a_swapped_public_key_fails_at_the_first_checkpoint() {
     let trusted = fingerprint(&signer()).await;
     let f = chain::verify(&b, &TrustedKey::Fingerprint(trusted)).unwrap_err();
     assert!(f.what.contains("fingerprint"), "{f}");
+}
+
+#[tokio::test]
+async fn checkpoints_signed_through_the_kms_client_verify_with_the_kms_public_key() {
+    let stub = farmops::testing::kms::KmsStub::start([11; 32])
+        .await
+        .unwrap();
+    let kms = stub.signer().await;
+    let der = kms.public_key_der().await.unwrap();
+    let pem = signing::public_key_pem(&der).unwrap();
+    assert_eq!(pem, stub.key.public_key_pem());
+    let db = TestDb::new().await.unwrap();
+    let (farm, _) = history(&db).await;
+    let signed = signing::sign_due(&db.app, &kms).await.unwrap();
+    assert_eq!(signed.len(), 1);
+    assert_eq!((signed[0].farm_id, signed[0].signed.seq), (farm, 12));
+    let targets: Vec<String> = stub.requests().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        targets,
+        ["TrentService.GetPublicKey", "TrentService.Sign"],
+        "the public key once (cached), then one Sign"
+    );
+    let tx = db.app.tenant(farm).await.unwrap();
+    let b = export::export_bundle(&tx, None, None, None, Some(pem.clone()))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let v = chain::verify(&b, &TrustedKey::Pem(pem)).unwrap();
+    assert_eq!(v.signed_through, Some(12));
+    // the local test key is not the KMS key
+    assert!(verify(&b).is_err());
 }
