@@ -21,26 +21,63 @@ pub struct Mode {
     pub seconds: f64,
     /// Repetitions per cell (the median is reported).
     pub reps: usize,
+    /// The evidence chain's triggers on (default); `--without-chain` turns them off in the
+    /// sections' databases (reserve, turn), to measure what the chain costs.
+    pub chain: bool,
+}
+
+/// Turns the evidence chain's triggers off in a benchmark database (as the owner).
+pub async fn without_chain(db: &farmops::testing::TestDb) -> Result<()> {
+    let owner = db.owner_client().await?;
+    owner
+        .batch_execute(
+            "ALTER TABLE credit_ledger DISABLE TRIGGER evidence_chain;
+             ALTER TABLE ai_runs DISABLE TRIGGER evidence_chain_opened;
+             ALTER TABLE ai_runs DISABLE TRIGGER evidence_chain_closed;
+             ALTER TABLE assistant_drafts DISABLE TRIGGER evidence_chain;
+             ALTER TABLE ai_recommendations DISABLE TRIGGER evidence_chain;",
+        )
+        .await?;
+    for t in [
+        "mortality_events",
+        "feed_logs",
+        "sales",
+        "expenses",
+        "water_logs",
+        "weight_records",
+        "symptom_reports",
+        "notes",
+        "tasks",
+    ] {
+        owner
+            .batch_execute(&format!("ALTER TABLE {t} DISABLE TRIGGER evidence_chain"))
+            .await?;
+    }
+    Ok(())
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let short = args.iter().any(|a| a == "--short");
+    let chain = !args.iter().any(|a| a == "--without-chain");
     let mode = if short {
         Mode {
             seconds: 0.3,
             reps: 1,
+            chain,
         }
     } else {
         Mode {
             seconds: 3.0,
             reps: 3,
+            chain,
         }
     };
     println!(
-        "# FarmOps benchmark ({} mode)\n",
-        if short { "short" } else { "full" }
+        "# FarmOps benchmark ({} mode{})\n",
+        if short { "short" } else { "full" },
+        if chain { "" } else { ", evidence chain off" }
     );
     println!(
         "machine: {} cores; PostgreSQL on loopback; medians of {} repetition(s)\n",

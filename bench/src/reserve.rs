@@ -353,6 +353,9 @@ async fn oversell_plain(db: &TestDb, clients: usize, credits: i64, attempts: usi
 
 pub async fn run(mode: &Mode) -> Result<()> {
     let db = TestDb::new().await?;
+    if !mode.chain {
+        crate::without_chain(&db).await?;
+    }
     let pool = db.app_pool(64)?;
     let warm: Vec<_> = futures::future::join_all((0..64).map(|_| pool.client())).await;
     warm.into_iter().collect::<Result<Vec<_>, _>>()?;

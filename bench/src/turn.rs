@@ -145,6 +145,9 @@ async fn naive(db: &Db, farm: Uuid) -> Result<(Duration, u64)> {
 
 pub async fn run(mode: &Mode) -> Result<()> {
     let db = TestDb::new().await?;
+    if !mode.chain {
+        crate::without_chain(&db).await?;
+    }
     let farm = db.farm("turns", 1_000_000_000).await?;
     db.member(farm, "bench-owner", "owner").await?;
     let pool = db.app_pool(2)?;

@@ -2,7 +2,8 @@
 //! manager), `GET /farms/{farm_id}/credits` (owner and manager) and
 //! `GET /farms/{farm_id}/drafts?status=` (every member), and the app's reads of a farm
 //! ([`farmops::farm`]): `conversations`, `conversations/{id}/messages`, `recommendations`,
-//! `records`, `memories`, `settings`, `members`, `grants`. The work is in the shared crate; this crate
+//! `records`, `memories`, `settings`, `members`, `grants`; and `GET
+//! /farms/{farm_id}/evidence/export` (owners), the evidence chain's bundle. The work is in the shared crate; this crate
 //! parses the request and picks the representation.
 
 use farmops::{
@@ -25,6 +26,7 @@ pub const ROUTES: &[http::Route] = &[
     ("GET", "/farms/{farm_id}/settings"),
     ("GET", "/farms/{farm_id}/members"),
     ("GET", "/farms/{farm_id}/grants"),
+    ("GET", "/farms/{farm_id}/evidence/export"),
 ];
 
 /// Built once at cold start.
@@ -42,6 +44,10 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
     http::check_route(req, ROUTES)?;
     let segments = http::segments(req);
     let (farm, what) = match (req.method(), segments.as_slice()) {
+        (&Method::GET, ["farms", farm, "evidence", "export"]) => {
+            let tx = state.db.tenant(http::path_id(farm, "farm")?).await?;
+            return export(tx, req, &caller.user_id).await;
+        }
         (&Method::GET, ["farms", farm, what @ ("evidence" | "credits" | "drafts")]) => {
             (http::path_id(farm, "farm")?, *what)
         }
@@ -92,6 +98,31 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
     };
     tx.commit().await?;
     Ok(response)
+}
+
+/// `GET /farms/{farm_id}/evidence/export?from=&to=` (owners): the evidence bundle of
+/// `docs/evidence-chain.md`, which `farmops verify` checks offline.
+async fn export(
+    tx: farmops::db::TenantTx,
+    req: &Request,
+    user: &str,
+) -> farmops::Result<Response<Body>> {
+    membership::require_role(&tx, user, "export the evidence", |r| r == Role::Owner).await?;
+    let seq = |name: &'static str| -> farmops::Result<Option<i64>> {
+        match http::query_param(req, name) {
+            None => Ok(None),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(farmops::Error::BadRequest(format!(
+                    "{name} must be a sequence number (1 or more)"
+                ))),
+            },
+        }
+    };
+    let (from, to) = (seq("from")?, seq("to")?);
+    let bundle = evidence::export::export_bundle(&tx, from, to, None, None).await?;
+    tx.commit().await?;
+    Ok(http::json_response(200, &bundle))
 }
 
 /// The app's reads of a farm: one shared function each, JSON 200.

@@ -21,6 +21,8 @@ use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+#[path = "handler/export.rs"]
+mod export;
 #[path = "handler/grants.rs"]
 mod grants;
 #[path = "handler/openapi.rs"]
