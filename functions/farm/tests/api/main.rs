@@ -5,6 +5,7 @@
 
 mod access;
 mod autonomy;
+mod budgets;
 mod fields;
 mod members;
 mod memories;
