@@ -259,7 +259,11 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Reconcile => {
             let config = farmops::reconcile::ReconcileConfig::from_env()?;
-            let state = farmops::reconcile::ReconcileState { db, config };
+            let state = farmops::reconcile::ReconcileState {
+                db,
+                config,
+                alerts: farmops::credits::alerts::AlertBus::from_env().await,
+            };
             let outcome = farmops::reconcile::run_once(&state)
                 .await
                 .map_err(explain)?;

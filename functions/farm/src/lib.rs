@@ -2,12 +2,13 @@
 //! `PUT /farms/{farm_id}/settings/autonomy` (owner), `PUT /farms/{farm_id}/members/{user_id}`
 //! (owner; managers add workers and viewers), `DELETE /farms/{farm_id}/members/{user_id}`
 //! (owner), `PUT /farms/{farm_id}/members/{user_id}/budget` (owner; managers for workers and
-//! viewers) and `DELETE /farms/{farm_id}/memories/{id}` (owner, manager). This crate parses
+//! viewers), `PUT /farms/{farm_id}/alerts` (owner, manager: low-balance thresholds) and
+//! `DELETE /farms/{farm_id}/memories/{id}` (owner, manager). This crate parses
 //! the request; the shared crate and the database's doors decide.
 
 use farmops::{
     autonomy::AutonomyChange,
-    farm::{budgets, members, memories, settings},
+    farm::{alerts, budgets, members, memories, settings},
     http,
 };
 use lambda_http::{Body, Request, Response, http::Method};
@@ -18,6 +19,7 @@ pub const ROUTES: &[http::Route] = &[
     ("PUT", "/farms/{farm_id}/members/{user_id}"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}"),
     ("PUT", "/farms/{farm_id}/members/{user_id}/budget"),
+    ("PUT", "/farms/{farm_id}/alerts"),
     ("DELETE", "/farms/{farm_id}/memories/{id}"),
 ];
 
@@ -54,6 +56,10 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
             json(members::set_role(&tx, user, member, &change).await?)
         }
         (&Method::DELETE, ["members", member]) => json(members::remove(&tx, user, member).await?),
+        (&Method::PUT, ["alerts"]) => {
+            let body: serde_json::Value = http::json_body(req, BODY_LIMIT)?;
+            json(alerts::set(&tx, user, &body).await?)
+        }
         (&Method::PUT, ["members", member, "budget"]) => {
             let change: serde_json::Value = http::json_body(req, BODY_LIMIT)?;
             json(budgets::set(&tx, user, member, &change).await?)

@@ -15,6 +15,7 @@
 //! DEFINER functions of migration 0070 that check the role again, validate and record the act
 //! in `farm_events`); their refusals come back as [`refusal`]s.
 
+pub mod alerts;
 pub mod budgets;
 pub mod conversations;
 pub mod grants;
@@ -158,7 +159,7 @@ pub fn refusal(error: Error) -> Error {
 pub struct FarmEvent {
     pub id: i64,
     /// `autonomy_changed`, `memory_forgotten`, `member_added`, `member_role_changed`,
-    /// `member_removed`, `member_budget_set`.
+    /// `member_removed`, `member_budget_set`, `credit_alerts_set`.
     pub kind: String,
     pub actor: String,
     /// The member or memory it is about.

@@ -133,6 +133,7 @@ const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
         "evidence",
     ),
     ("PUT", "/farms/{farm_id}/members/{user_id}/budget", "farm"),
+    ("PUT", "/farms/{farm_id}/alerts", "farm"),
     ("PUT", "/farms/{farm_id}/settings/autonomy", "farm"),
     ("PUT", "/farms/{farm_id}/members/{user_id}", "farm"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}", "farm"),

@@ -4,6 +4,7 @@
 //! cross a chat turn (autonomy, forgetting a memory) and the distill job.
 
 mod access;
+mod alerts;
 mod autonomy;
 mod budgets;
 mod fields;
