@@ -88,6 +88,21 @@ pub async fn dispatch_alerts(db: &Db, bus: &AlertBus) -> Result<Dispatched> {
     Ok(total)
 }
 
+/// Right after a chat turn: publishes the farm's unsent alerts (those the turn's debits wrote,
+/// if any), best effort: a failure is logged and the reconcile step sends them later. Costs
+/// one indexed read when there is nothing to send.
+pub async fn publish_best_effort(db: &Db, bus: &AlertBus, farm_id: Uuid) {
+    match dispatch_farm(db, bus, farm_id).await {
+        Ok(d) if d.failed > 0 => {
+            tracing::warn!(%farm_id, failed = d.failed, "low-balance alerts left for the reconcile step")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(%farm_id, error = %e, "publishing low-balance alerts after the turn failed")
+        }
+    }
+}
+
 /// Publishes one farm's unsent alerts, a batch at a time, until none is left or a batch
 /// fails.
 #[tracing::instrument(skip(db, bus), fields(farm_id = %farm_id))]

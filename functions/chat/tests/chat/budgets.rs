@@ -1,7 +1,8 @@
 //! A member's budget over HTTP (issue 18): a turn the budget cannot open is a 402
 //! `member_budget_exceeded` with the window's figures (the error shape of the document) and
 //! writes nothing; a turn whose next call the budget cannot take ends with what it did, as
-//! when the farm runs out of credits.
+//! when the farm runs out of credits. And a turn that crosses a low-balance threshold
+//! publishes the alert right after it.
 
 use anyhow::Result;
 use farmops::db::Type;
@@ -85,5 +86,47 @@ async fn a_turn_past_the_members_budget_is_a_402_and_a_turn_at_it_ends_early() -
     assert_eq!(turn["drafts"].as_array().map(Vec::len), Some(2), "{turn}");
     assert!(turn["credits"]["reserved"].as_i64() <= Some(2), "{turn}");
     assert!(ledger_holds(&db, farm).await?);
+    Ok(())
+}
+
+/// A turn whose hold takes the balance below a threshold writes the alert in the hold's own
+/// transaction, and the chat function publishes it right after the turn (the real
+/// EventBridge client, to the local stub).
+#[tokio::test]
+async fn a_turn_that_crosses_a_threshold_publishes_the_alert_after_it() -> Result<()> {
+    let db = farmops::testing::TestDb::new().await?;
+    let stub = farmops::testing::eventbridge::EventBridgeStub::start(vec![]).await?;
+    let mut state = offline_state(&db);
+    state.alerts = Some(stub.bus("farmops-alerts").await);
+    let (farm, owner) = farm(&db, "alerting", 30).await?;
+    let tx = db.app.tenant(farm).await?;
+    tx.query(
+        "SELECT set_credit_alerts($1, '[28]'::jsonb)",
+        &[(&owner, Type::TEXT)],
+    )
+    .await?;
+    tx.commit().await?;
+    let (status, turn) = chat(&state, farm, &owner, json!({"message": MESSAGE})).await;
+    assert_eq!(status, 200, "{turn}");
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let entry = &requests[0]["Entries"][0];
+    assert_eq!(
+        (&entry["Source"], &entry["DetailType"]),
+        (&json!("farmops.credits"), &json!("low_balance"))
+    );
+    let unsent = scalar(
+        &db,
+        farm,
+        "SELECT count(*) FROM credit_alert_outbox WHERE sent_at IS NULL",
+    )
+    .await?;
+    let sent = scalar(
+        &db,
+        farm,
+        "SELECT count(*) FROM credit_alert_outbox WHERE sent_at IS NOT NULL",
+    )
+    .await?;
+    assert_eq!((unsent, sent), (0, 1));
     Ok(())
 }
