@@ -118,6 +118,43 @@ pub async fn dispatch_farm(db: &Db, bus: &AlertBus, farm_id: Uuid) -> Result<Dis
     }
 }
 
+/// One alert as the evidence page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertEvidence {
+    /// The published event's id (`detail.id`).
+    pub id: Uuid,
+    pub threshold: i64,
+    /// The balance the crossing debit left.
+    pub balance: i64,
+    pub created_at: DateTime<Utc>,
+    /// When it was published; none while it waits in the outbox.
+    pub sent_at: Option<DateTime<Utc>>,
+    pub attempts: i32,
+}
+
+/// The tenant farm's latest `limit` alerts, newest first.
+pub async fn recent_alerts(tx: &crate::db::TenantTx, limit: i64) -> Result<Vec<AlertEvidence>> {
+    let farm_id = tx.farm_id();
+    let rows = tx
+        .query(
+            "SELECT id, threshold, balance, created_at, sent_at, attempts FROM credit_alert_outbox
+              WHERE farm_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            &[(&farm_id, Type::UUID), (&limit, Type::INT8)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AlertEvidence {
+            id: r.get(0),
+            threshold: r.get(1),
+            balance: r.get(2),
+            created_at: r.get(3),
+            sent_at: r.get(4),
+            attempts: r.get(5),
+        })
+        .collect())
+}
+
 struct Row {
     id: Uuid,
     threshold: i64,

@@ -238,6 +238,15 @@ async fn farm_with_three_alerts(db: &TestDb, name: &str) -> Uuid {
     farm
 }
 
+async fn outbox_farm(db: &TestDb) -> Uuid {
+    let owner = db.owner_client().await.unwrap();
+    owner
+        .query_one("SELECT farm_id FROM credit_alert_outbox LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 async fn unsent(db: &TestDb) -> i64 {
     let owner = db.owner_client().await.unwrap();
     owner
@@ -316,6 +325,35 @@ async fn a_failed_publish_leaves_the_alert_for_the_next_run() {
         .await
         .unwrap();
     assert_eq!((first.sent, first.failed), (0, 3));
+    // the evidence shows them waiting, then sent
+    let shown = |sent: bool, attempts: i32| {
+        let db = &db;
+        async move {
+            let farm = outbox_farm(db).await;
+            let tx = db.app.tenant(farm).await.unwrap();
+            let page = farmops::evidence::evidence_page(
+                &tx,
+                &farmops::evidence::EvidenceQuery::parse(|_| None).unwrap(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(page.credit_alerts.len(), 3);
+            assert!(
+                page.credit_alerts
+                    .iter()
+                    .all(|a| a.sent_at.is_some() == sent && a.attempts == attempts),
+                "{:?}",
+                page.credit_alerts
+            );
+            let html = farmops::evidence::html::render(&page, None);
+            assert_eq!(
+                html.matches(&format!("class=\"credit-alert\" data-sent=\"{sent}\""))
+                    .count(),
+                3
+            );
+        }
+    };
+    shown(false, 1).await;
     assert_eq!(unsent(&db).await, 3);
     let owner = db.owner_client().await.unwrap();
     let row = owner
@@ -331,6 +369,7 @@ async fn a_failed_publish_leaves_the_alert_for_the_next_run() {
         .unwrap();
     assert_eq!((second.sent, second.failed), (3, 0));
     assert_eq!(unsent(&db).await, 0);
+    shown(true, 2).await;
     let ids = |r: &serde_json::Value| -> Vec<String> {
         r["Entries"]
             .as_array()
