@@ -266,7 +266,8 @@ async fn db_now(db: &TestDb) -> DateTime<Utc> {
 /// The documented rule at midnight, with the real clock: the farm's time zone is chosen so
 /// that its midnight falls five seconds after the test starts. A run held before midnight
 /// and topped up and settled after counts on the day it was opened; the new day starts at 0
-/// (nothing carried, nothing counted twice); the month counts both days once.
+/// (nothing carried, nothing counted twice); the month counts both days once (or, when that
+/// midnight also starts a month, only the new day).
 #[tokio::test]
 async fn a_run_counts_in_the_day_it_was_opened_across_midnight() {
     let db = TestDb::new().await.unwrap();
@@ -336,11 +337,35 @@ async fn a_run_counts_in_the_day_it_was_opened_across_midnight() {
     set_budget(&db.app, farm, "owner", "worker", Some(None), None)
         .await
         .unwrap();
-    assert_eq!(
-        budget_refusal(open(&db.app, farm, "worker", 14).await),
-        ("monthly".into(), 30, 17, 0, 14)
-    );
-    open(&db.app, farm, "worker", 13).await.unwrap();
+    // (when the synthetic midnight is also the first of a month, the month starts at zero
+    // too: only the new day's 10 count)
+    let month_start = |at: DateTime<Utc>| {
+        let (db, zone) = (&db, zone.clone());
+        async move {
+            let owner = db.owner_client().await.unwrap();
+            let row = owner
+                .query_one(
+                    "SELECT starts_at FROM budget_window($1, 'monthly', $2)",
+                    &[&zone, &at],
+                )
+                .await
+                .unwrap();
+            row.get::<_, DateTime<Utc>>(0)
+        }
+    };
+    if month_start(opened).await == month_start(midnight).await {
+        assert_eq!(
+            budget_refusal(open(&db.app, farm, "worker", 14).await),
+            ("monthly".into(), 30, 17, 0, 14)
+        );
+        open(&db.app, farm, "worker", 13).await.unwrap();
+    } else {
+        assert_eq!(
+            budget_refusal(open(&db.app, farm, "worker", 21).await),
+            ("monthly".into(), 30, 10, 0, 21)
+        );
+        open(&db.app, farm, "worker", 20).await.unwrap();
+    }
     assert!(audit_holds(&db.app, farm).await);
 }
 
