@@ -389,6 +389,7 @@ pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_j
 }
 
 pub mod converse;
+pub mod eventbridge;
 pub mod retrieval;
 
 /// The OpenAPI document (`docs/openapi.yaml`) as a conformance check for handler responses.

@@ -1,6 +1,6 @@
 //! Cold start: configuration and pool built once, then the Lambda runtime loop.
 //! Reads `FARMOPS_DATABASE_URL` (and the pool variables of `farmops::config`) and
-//! `FARMOPS_MAX_RUN_SECS` (`farmops::reconcile`).
+//! `FARMOPS_MAX_RUN_SECS` and `FARMOPS_ALERT_BUS` (`farmops::reconcile`).
 
 use farmops::{config::Config, reconcile::ReconcileConfig};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
@@ -13,6 +13,7 @@ async fn main() -> Result<(), Error> {
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
         config: ReconcileConfig::from_env()?,
+        alerts: farmops::credits::alerts::AlertBus::from_env().await,
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {

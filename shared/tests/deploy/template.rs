@@ -127,6 +127,14 @@ const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/farms/{farm_id}/settings", "evidence"),
     ("GET", "/farms/{farm_id}/members", "evidence"),
     ("GET", "/farms/{farm_id}/grants", "evidence"),
+    // issue 18: member budgets
+    (
+        "GET",
+        "/farms/{farm_id}/members/{user_id}/usage",
+        "evidence",
+    ),
+    ("PUT", "/farms/{farm_id}/members/{user_id}/budget", "farm"),
+    ("PUT", "/farms/{farm_id}/alerts", "farm"),
     ("PUT", "/farms/{farm_id}/settings/autonomy", "farm"),
     ("PUT", "/farms/{farm_id}/members/{user_id}", "farm"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}", "farm"),
