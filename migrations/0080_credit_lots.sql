@@ -31,8 +31,8 @@
 -- functions update its balance; the others lock it first), so lots are never raced.
 --
 -- Balances that exist when this migration runs are carried into one operator lot per farm
--- (paid, priority 50, no expiry) that also covers what open runs hold, so their settles
--- return credits to it.
+-- (paid, priority 50, no expiry, effective since the farm was created) that also covers what
+-- open runs hold, so their settles return credits to it.
 
 CREATE TABLE credit_lots (
   farm_id          uuid NOT NULL REFERENCES farms (id),
@@ -53,6 +53,7 @@ CREATE TABLE credit_lots (
   PRIMARY KEY (id),
   UNIQUE (farm_id, id),
   UNIQUE (farm_id, idempotency_key),
+  CHECK (isfinite(effective_at) AND (expires_at IS NULL OR isfinite(expires_at))),
   CHECK (closed_at IS NULL OR remaining = 0),
   CHECK (closed_at IS NULL OR revoked_at IS NOT NULL OR expires_at <= closed_at)
 );
@@ -185,7 +186,7 @@ carried AS (
   INSERT INTO credit_lots (farm_id, category, priority, amount, remaining, effective_at,
                            source, idempotency_key, actor, reason)
   SELECT f.id, 'paid', 50, f.credit_balance + coalesce(h.credits, 0), f.credit_balance,
-         '-infinity', 'operator', 'carried-by-migration-0080', 'migration',
+         f.created_at, 'operator', 'carried-by-migration-0080', 'migration',
          'the balance (and open holds) before credits came in lots'
     FROM farms f LEFT JOIN held h ON h.farm_id = f.id
    WHERE f.credit_balance + coalesce(h.credits, 0) > 0

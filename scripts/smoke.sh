@@ -30,12 +30,19 @@ CHECK[confirm]='.draft.status == "confirmed" and .draft.decided_by == "demo-owne
 CHECK[discard]='.status == "discarded" and .decision_note == "the buyer cancelled; we sold 18 crates"
   and .record_id == null'
 CHECK[conflict]='.error.code == "conflict" and (.error.message | type) == "string"'
-# Three JSON documents (drafts, evidence, credits), slurped.
-CHECK[evidence]='length == 3
+# Four JSON documents (drafts, evidence, credits, grants), slurped.
+CHECK[evidence]='length == 4
   and (.[0] | tostring | contains($MORTALITY))
   and (.[1] | tostring | contains($SALE) and contains($MORTALITY))
   and ([.[2] | .. | objects | .balance? | numbers] | length) > 0
-  and ([.[2] | .. | objects | .holds? | booleans] | all)'
+  and ([.[2] | .. | objects | .holds? | booleans] | all)
+  and .[3].balance == .[2].balance and (.[3].lots | length) >= 1
+  and ([.[3].lots[].remaining] | add) == .[3].balance'
+# Two JSON documents (the signed charge.success, the grants after it), slurped.
+CHECK[topup]='length == 2
+  and .[0].verdict == "granted" and .[0].credits == 500
+  and any(.[1].lots[]; .source == "payment" and .category == "paid" and .amount == 500)
+  and .[1].balance == .[0].balance'
 # Two JSON documents (the added document, the chat turn that answers from it), slurped.
 CHECK[documents]='length == 2
   and (.[0].id | type) == "string" and .[0].chunks >= 1 and .[0].credits_charged > 0
@@ -49,7 +56,7 @@ CHECK[autonomy]='length == 2
   and .[1].error.code == "invalid_payload" and (.[1].error.fields[0].message | contains("floor"))'
 
 # Steps whose output is several JSON documents: their check reads the array of them.
-SLURPED=(evidence documents autonomy)
+SLURPED=(evidence topup documents autonomy)
 
 # ---- the blocks
 steps=()

@@ -98,6 +98,23 @@ enum Command {
         #[arg(long = "override")]
         overrides: Vec<String>,
     },
+    /// Set or remove a member's credit caps: a hold that would take the member's charged plus
+    /// held credits in the day or month (farm time zone; a run counts in the window it was
+    /// opened in) past a cap is refused. A flag left out keeps that cap; `none` removes it.
+    /// Caps are whole credits from 0 to 1000000000. Recorded in the farm's events.
+    SetBudget {
+        farm_id: Uuid,
+        user_id: String,
+        /// Credits per day, or `none` to remove the daily cap.
+        #[arg(long, allow_negative_numbers = true)]
+        daily: Option<String>,
+        /// Credits per month, or `none` to remove the monthly cap.
+        #[arg(long, allow_negative_numbers = true)]
+        monthly: Option<String>,
+        /// Who sets it (recorded in the farm's events).
+        #[arg(long, default_value = "operator")]
+        actor: String,
+    },
     /// Expire reservations older than the given age that never settled (refunds them).
     Expire {
         /// Age in seconds (default 900: longer than any function timeout).
@@ -316,7 +333,12 @@ async fn run(cli: Cli) -> Result<()> {
             let signer = evidence::signing::signer_from_env(|k| std::env::var(k).ok())
                 .await
                 .map_err(explain)?;
-            let state = farmops::reconcile::ReconcileState { db, config, signer };
+            let state = farmops::reconcile::ReconcileState {
+                db,
+                config,
+                alerts: farmops::credits::alerts::AlertBus::from_env().await,
+                signer,
+            };
             let outcome = farmops::reconcile::run_once(&state)
                 .await
                 .map_err(explain)?;
@@ -337,6 +359,24 @@ async fn run(cli: Cli) -> Result<()> {
             println!(
                 "{}",
                 serde_json::json!({ "farm_id": farm_id, "autonomy": settings })
+            );
+        }
+        Command::SetBudget {
+            farm_id,
+            user_id,
+            daily,
+            monthly,
+            actor,
+        } => {
+            let change = parse_budget(daily.as_deref(), monthly.as_deref())?;
+            let tx = db.tenant(farm_id).await?;
+            let budget = farmops::farm::budgets::set_as_operator(&tx, &actor, &user_id, change)
+                .await
+                .map_err(explain)?;
+            tx.commit().await.map_err(explain)?;
+            println!(
+                "{}",
+                serde_json::json!({ "farm_id": farm_id, "budget": budget })
             );
         }
         Command::Expire { older_than_secs } => {
@@ -567,6 +607,29 @@ fn verify_bundle(
         }
         Err(failure) => bail!("verification failed: {failure}"),
     }
+}
+
+/// `--daily` and `--monthly` as the API's body: a number, or `none` (null: remove the cap).
+fn parse_budget(
+    daily: Option<&str>,
+    monthly: Option<&str>,
+) -> Result<farmops::farm::budgets::BudgetChange> {
+    let mut body = serde_json::Map::new();
+    for (name, value) in [("daily", daily), ("monthly", monthly)] {
+        let Some(v) = value else { continue };
+        let v = match v {
+            "none" => serde_json::Value::Null,
+            n => match n.parse::<i64>() {
+                Ok(n) => n.into(),
+                Err(_) => bail!("--{name} must be a whole number of credits or none, not {n:?}"),
+            },
+        };
+        body.insert(name.to_string(), v);
+    }
+    if body.is_empty() {
+        bail!("name --daily and/or --monthly (a number of credits, or none to remove the cap)");
+    }
+    farmops::farm::budgets::BudgetChange::parse(&serde_json::Value::Object(body)).map_err(explain)
 }
 
 /// The shared crate's error with its cause chain, for an operator's eyes.

@@ -13,7 +13,7 @@ use farmops::{
 use serde_json::Value;
 use uuid::Uuid;
 
-const COMMANDS: [&str; 15] = [
+const COMMANDS: [&str; 16] = [
     "migrate",
     "create-farm",
     "add-member",
@@ -21,6 +21,7 @@ const COMMANDS: [&str; 15] = [
     "grants",
     "reconcile",
     "set-autonomy",
+    "set-budget",
     "expire",
     "audit",
     "set-pack",
@@ -509,6 +510,78 @@ async fn packs_and_the_payments_received() -> anyhow::Result<()> {
         &["payments", "--farm", &Uuid::new_v4().to_string()],
     );
     assert!(none.status.success() && none.stdout.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn set_budget_caps_a_member_removes_caps_explicitly_and_refuses_bad_caps()
+-> anyhow::Result<()> {
+    let db = TestDb::new().await?;
+    let farm = db.farm("budgeted", 100).await?;
+    db.member(farm, "ada", "worker").await?;
+    let id = farm.to_string();
+    let set = ok(&farmops(
+        Some(&db),
+        &[
+            "set-budget",
+            &id,
+            "ada",
+            "--daily",
+            "20",
+            "--monthly",
+            "300",
+        ],
+    ));
+    assert_eq!(
+        set[0]["budget"],
+        serde_json::json!({"user_id": "ada", "daily": 20, "monthly": 300})
+    );
+    let set = ok(&farmops(
+        Some(&db),
+        &["set-budget", &id, "ada", "--daily", "none"],
+    ));
+    assert_eq!(
+        set[0]["budget"],
+        serde_json::json!({"user_id": "ada", "daily": null, "monthly": 300})
+    );
+    for (args, message) in [
+        (vec!["--daily", "-5"], "daily"),
+        (vec!["--monthly", "1.5"], "--monthly must be a whole number"),
+        (vec!["--monthly", "1000000001"], "monthly"),
+        (vec![], "name --daily and/or --monthly"),
+    ] {
+        let mut all = vec!["set-budget", &id, "ada"];
+        all.extend(args);
+        fails(&farmops(Some(&db), &all), message);
+    }
+    fails(
+        &farmops(Some(&db), &["set-budget", &id, "nobody", "--daily", "1"]),
+        "member not found",
+    );
+    let owner = db.owner_client().await?;
+    let row = owner
+        .query_one(
+            "SELECT daily_cap, monthly_cap, set_by FROM member_budgets WHERE farm_id = $1",
+            &[&farm],
+        )
+        .await?;
+    assert_eq!(
+        (
+            row.get::<_, Option<i64>>(0),
+            row.get::<_, Option<i64>>(1),
+            row.get::<_, String>(2)
+        ),
+        (None, Some(300), "operator".to_string()),
+        "the refusals changed nothing"
+    );
+    let events: i64 = owner
+        .query_one(
+            "SELECT count(*) FROM farm_events WHERE farm_id = $1 AND kind = 'member_budget_set' AND actor = 'operator'",
+            &[&farm],
+        )
+        .await?
+        .get(0);
+    assert_eq!(events, 2);
     Ok(())
 }
 

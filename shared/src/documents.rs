@@ -420,6 +420,7 @@ pub async fn reembed_farm(
             }
             Err(
                 e @ (Error::InsufficientCredits { .. }
+                | Error::MemberBudgetExceeded { .. }
                 | Error::ModelFailed(_)
                 | Error::ModelUnavailable(_)),
             ) => {

@@ -37,6 +37,22 @@ pub enum Error {
     /// The farm cannot pay for the run. 402.
     #[error("insufficient credits: {needed} needed, {balance} available")]
     InsufficientCredits { needed: i64, balance: i64 },
+    /// The member's budget (a daily or monthly cap set by an owner or a manager) cannot take
+    /// the hold: `spent` (charged) plus `held` (open runs) in the window, plus the hold, would
+    /// pass `cap`. The window resets at `resets_at`. 402.
+    #[error(
+        "the member's {window} budget of {cap} credits would be passed: {spent} spent and {held} held in the window, which resets at {resets_at}"
+    )]
+    MemberBudgetExceeded {
+        /// `daily` or `monthly`.
+        window: String,
+        cap: i64,
+        spent: i64,
+        held: i64,
+        /// Credits the refused hold asked for.
+        needed: i64,
+        resets_at: chrono::DateTime<chrono::Utc>,
+    },
     /// The caller's role is too low. 403.
     #[error("{0}")]
     Forbidden(String),
@@ -96,6 +112,7 @@ impl Error {
             Error::Unauthenticated => 401,
             Error::InvalidSignature(_) => 401,
             Error::InsufficientCredits { .. } => 402,
+            Error::MemberBudgetExceeded { .. } => 402,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed { .. } => 405,
@@ -115,6 +132,7 @@ impl Error {
             Error::Unauthenticated => "unauthenticated",
             Error::InvalidSignature(_) => "invalid_signature",
             Error::InsufficientCredits { .. } => "insufficient_credits",
+            Error::MemberBudgetExceeded { .. } => "member_budget_exceeded",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
@@ -141,6 +159,21 @@ impl Error {
             Error::InsufficientCredits { needed, balance } => {
                 error["needed"] = serde_json::json!(needed);
                 error["balance"] = serde_json::json!(balance);
+            }
+            Error::MemberBudgetExceeded {
+                window,
+                cap,
+                spent,
+                held,
+                needed,
+                resets_at,
+            } => {
+                error["window"] = serde_json::json!(window);
+                error["cap"] = serde_json::json!(cap);
+                error["spent"] = serde_json::json!(spent);
+                error["held"] = serde_json::json!(held);
+                error["needed"] = serde_json::json!(needed);
+                error["resets_at"] = serde_json::json!(resets_at);
             }
             _ => {}
         }
@@ -200,6 +233,18 @@ mod tests {
                 },
                 402,
                 "insufficient_credits",
+            ),
+            (
+                Error::MemberBudgetExceeded {
+                    window: "daily".into(),
+                    cap: 10,
+                    spent: 8,
+                    held: 1,
+                    needed: 3,
+                    resets_at: chrono::DateTime::UNIX_EPOCH,
+                },
+                402,
+                "member_budget_exceeded",
             ),
             (Error::Forbidden("x".into()), 403, "forbidden"),
             (Error::NotFound("farm"), 404, "not_found"),
@@ -264,6 +309,34 @@ mod tests {
         }
         .body();
         assert_eq!(body["error"]["status"], "discarded");
+        let body = Error::MemberBudgetExceeded {
+            window: "monthly".into(),
+            cap: 100,
+            spent: 90,
+            held: 6,
+            needed: 5,
+            resets_at: chrono::DateTime::from_timestamp(1_767_222_000, 0).unwrap(),
+        }
+        .body();
+        assert_eq!(body["error"]["code"], "member_budget_exceeded");
+        assert_eq!(
+            (
+                &body["error"]["window"],
+                &body["error"]["cap"],
+                &body["error"]["spent"],
+                &body["error"]["held"],
+                &body["error"]["needed"],
+                &body["error"]["resets_at"]
+            ),
+            (
+                &serde_json::json!("monthly"),
+                &serde_json::json!(100),
+                &serde_json::json!(90),
+                &serde_json::json!(6),
+                &serde_json::json!(5),
+                &serde_json::json!("2025-12-31T23:00:00Z")
+            )
+        );
         let body = Error::invalid("amount_kobo", "must be a whole number").body();
         assert_eq!(body["error"]["fields"][0]["field"], "amount_kobo");
     }

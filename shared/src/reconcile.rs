@@ -18,12 +18,17 @@
 //! ([`credits::checkpoint_ledger`], migration 0051), so the evidence and credits pages read
 //! the farm's totals and invariant from the checkpoint plus a short tail.
 //!
+//! Then it publishes the low-balance alerts the debits left in the outbox (migration 0086,
+//! [`credits::alerts::dispatch_alerts`]) when an alert bus is configured; a publish failure
+//! leaves the rows for the next run.
+//!
 //! Last, it signs the evidence chain head of every farm whose chain moved since its last signed
 //! checkpoint (`evidence::signing::sign_due`, migration 0090) when a signer is configured
 //! (`evidence::signing::signer_from_env`: a KMS key in AWS, a key file locally).
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
+//! | `FARMOPS_ALERT_BUS` | unset | the EventBridge bus (name or ARN) low-balance alerts are published to; unset: alerts stay in the outbox ([`credits::alerts::AlertBus::from_env`]). |
 //! | `FARMOPS_MAX_RUN_SECS` | `900` | the longest a run can last. Must exceed the longest function timeout (API Gateway caps HTTP at 30 s; Lambda at 900 s), so a run still in progress is never expired. A reservation older than this is abandoned. |
 //! | `FARMOPS_CHECKPOINT_MIN_ROWS` | `500` | a farm's ledger is checkpointed once it has at least this many rows past its last checkpoint (at least 1). |
 //! | `FARMOPS_CHECKPOINT_MAX_AGE_SECS` | `86400` | ... or any new row once its last checkpoint is older than this (at least 60). |
@@ -104,6 +109,8 @@ impl ReconcileConfig {
 pub struct ReconcileState {
     pub db: Db,
     pub config: ReconcileConfig,
+    /// Where low-balance alerts are published; `None`: they wait in the outbox.
+    pub alerts: Option<credits::alerts::AlertBus>,
     /// Signs the farms' evidence chain heads; none: no signing.
     pub signer: Option<std::sync::Arc<dyn crate::evidence::signing::CheckpointSigner>>,
 }
@@ -125,6 +132,9 @@ pub struct ReconcileOutcome {
     /// Farms whose ledger was checkpointed, and the ledger rows folded in.
     pub ledgers_checkpointed: usize,
     pub ledger_rows_checkpointed: i64,
+    /// Low-balance alerts published, and those whose publish failed (left for the next run).
+    pub alerts_sent: u64,
+    pub alerts_failed: u64,
     /// Farms whose evidence chain head was signed.
     pub evidence_checkpoints_signed: usize,
 }
@@ -150,6 +160,17 @@ pub async fn run_once(state: &ReconcileState) -> Result<ReconcileOutcome> {
         ledger_rows_checkpointed = rows,
         "ledger checkpoints taken"
     );
+    if let Some(bus) = &state.alerts {
+        match credits::alerts::dispatch_alerts(&state.db, bus).await {
+            Ok(d) => {
+                outcome.alerts_sent = d.sent;
+                outcome.alerts_failed = d.failed;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "publishing low-balance alerts failed");
+            }
+        }
+    }
     if let Some(signer) = &state.signer {
         match crate::evidence::signing::sign_due(&state.db, signer.as_ref()).await {
             Ok(signed) => outcome.evidence_checkpoints_signed = signed.len(),

@@ -121,6 +121,20 @@ pub async fn ensure_database(name: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// An empty database named `name` (the `vector` extension, owned by the owner role), not
+/// migrated: for tests that migrate it step by step. Drop it with [`drop_database`].
+pub async fn empty_database(name: &str) -> Result<()> {
+    let admin = connect(&admin_url()).await?;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name} OWNER farmops_owner"))
+        .await?;
+    admin_client(name)
+        .await?
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
+        .await?;
+    Ok(())
+}
+
 /// Drops a database made by [`ensure_database`] (connections and all).
 pub async fn drop_database(name: &str) -> Result<()> {
     let admin = connect(&admin_url()).await?;
@@ -375,6 +389,7 @@ pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_j
 }
 
 pub mod converse;
+pub mod eventbridge;
 pub mod kms;
 pub mod retrieval;
 

@@ -28,6 +28,9 @@ pub struct State {
     pub model: Arc<dyn ChatModel>,
     pub retriever: Arc<dyn Retriever>,
     pub limits: ChatLimits,
+    /// Where low-balance alerts go (`FARMOPS_ALERT_BUS`); after a turn the farm's unsent
+    /// alerts are published, best effort. `None`: the reconcile step sends them.
+    pub alerts: Option<farmops::credits::alerts::AlertBus>,
 }
 
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
@@ -48,6 +51,9 @@ async fn route(state: &State, req: &Request) -> Result<(u16, Value)> {
                 limits: &state.limits,
             };
             let turn = chat::run_turn(&deps, farm_id, &caller.user_id, &body).await?;
+            if let Some(bus) = &state.alerts {
+                farmops::credits::alerts::publish_best_effort(&state.db, bus, farm_id).await;
+            }
             Ok((
                 200,
                 serde_json::to_value(turn).map_err(|e| Error::unexpected(e.to_string()))?,

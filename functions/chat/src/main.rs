@@ -36,6 +36,7 @@ async fn main() -> Result<(), Error> {
             embedder: farmops::embed::embedder_from_env(&env, "offline").await?,
         }),
         limits,
+        alerts: farmops::credits::alerts::AlertBus::from_env().await,
     });
     lambda_http::run(service_fn(move |req| {
         let state = Arc::clone(&state);

@@ -2,7 +2,7 @@
 //! manager), `GET /farms/{farm_id}/credits` (owner and manager) and
 //! `GET /farms/{farm_id}/drafts?status=` (every member), and the app's reads of a farm
 //! ([`farmops::farm`]): `conversations`, `conversations/{id}/messages`, `recommendations`,
-//! `records`, `memories`, `settings`, `members`, `grants`; and `GET
+//! `records`, `memories`, `settings`, `members`, `grants`, `members/{user_id}/usage`; and `GET
 //! /farms/{farm_id}/evidence/export` (owners), the evidence chain's bundle. The work is in the shared crate; this crate
 //! parses the request and picks the representation.
 
@@ -26,6 +26,7 @@ pub const ROUTES: &[http::Route] = &[
     ("GET", "/farms/{farm_id}/settings"),
     ("GET", "/farms/{farm_id}/members"),
     ("GET", "/farms/{farm_id}/grants"),
+    ("GET", "/farms/{farm_id}/members/{user_id}/usage"),
     ("GET", "/farms/{farm_id}/evidence/export"),
 ];
 
@@ -145,6 +146,7 @@ async fn farm_read(
         ["settings"] => json(farm::settings::get(&tx, user).await?),
         ["members"] => json(farm::members::list(&tx, user, param).await?),
         ["grants"] => json(farm::grants::list(&tx, user).await?),
+        ["members", member, "usage"] => json(farm::budgets::usage(&tx, user, member).await?),
         _ => return Err(http::no_route()),
     };
     tx.commit().await?;

@@ -1,12 +1,14 @@
 //! farm: the app's writes to a farm ([`farmops::farm`]):
 //! `PUT /farms/{farm_id}/settings/autonomy` (owner), `PUT /farms/{farm_id}/members/{user_id}`
 //! (owner; managers add workers and viewers), `DELETE /farms/{farm_id}/members/{user_id}`
-//! (owner) and `DELETE /farms/{farm_id}/memories/{id}` (owner, manager). This crate parses
+//! (owner), `PUT /farms/{farm_id}/members/{user_id}/budget` (owner; managers for workers and
+//! viewers), `PUT /farms/{farm_id}/alerts` (owner, manager: low-balance thresholds) and
+//! `DELETE /farms/{farm_id}/memories/{id}` (owner, manager). This crate parses
 //! the request; the shared crate and the database's doors decide.
 
 use farmops::{
     autonomy::AutonomyChange,
-    farm::{members, memories, settings},
+    farm::{alerts, budgets, members, memories, settings},
     http,
 };
 use lambda_http::{Body, Request, Response, http::Method};
@@ -16,6 +18,8 @@ pub const ROUTES: &[http::Route] = &[
     ("PUT", "/farms/{farm_id}/settings/autonomy"),
     ("PUT", "/farms/{farm_id}/members/{user_id}"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}"),
+    ("PUT", "/farms/{farm_id}/members/{user_id}/budget"),
+    ("PUT", "/farms/{farm_id}/alerts"),
     ("DELETE", "/farms/{farm_id}/memories/{id}"),
 ];
 
@@ -52,6 +56,14 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
             json(members::set_role(&tx, user, member, &change).await?)
         }
         (&Method::DELETE, ["members", member]) => json(members::remove(&tx, user, member).await?),
+        (&Method::PUT, ["alerts"]) => {
+            let body: serde_json::Value = http::json_body(req, BODY_LIMIT)?;
+            json(alerts::set(&tx, user, &body).await?)
+        }
+        (&Method::PUT, ["members", member, "budget"]) => {
+            let change: serde_json::Value = http::json_body(req, BODY_LIMIT)?;
+            json(budgets::set(&tx, user, member, &change).await?)
+        }
         (&Method::DELETE, ["memories", id]) => {
             let id = http::path_id(id, "memory")?;
             json(memories::forget(&tx, user, id).await?)

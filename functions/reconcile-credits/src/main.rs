@@ -1,7 +1,7 @@
 //! Cold start: configuration and pool built once, then the Lambda runtime loop.
 //! Reads `FARMOPS_DATABASE_URL` (and the pool variables of `farmops::config`) and
-//! `FARMOPS_MAX_RUN_SECS` (`farmops::reconcile`), and the evidence checkpoint signer's
-//! `FARMOPS_EVIDENCE_*` (`farmops::evidence::signing::signer_from_env`).
+//! `FARMOPS_MAX_RUN_SECS` and `FARMOPS_ALERT_BUS` (`farmops::reconcile`), and the evidence
+//! checkpoint signer's `FARMOPS_EVIDENCE_*` (`farmops::evidence::signing::signer_from_env`).
 
 use farmops::{config::Config, reconcile::ReconcileConfig};
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
@@ -14,6 +14,7 @@ async fn main() -> Result<(), Error> {
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
         config: ReconcileConfig::from_env()?,
+        alerts: farmops::credits::alerts::AlertBus::from_env().await,
         signer: farmops::evidence::signing::signer_from_env(|k| std::env::var(k).ok()).await?,
     };
     let state = &state;

@@ -75,6 +75,7 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
     let state = State {
         db: db.app.clone(),
         config: ReconcileConfig::from_lookup(|_| None).unwrap(),
+        alerts: None,
         signer: None,
     };
     let out = handle(&state, scheduled_event()).await.unwrap();
@@ -96,6 +97,7 @@ async fn handler_accepts_the_scheduled_event_and_expires_only_stale_reservations
             checkpoint_min_rows: 1,
             checkpoint_max_age: Duration::from_secs(86_400),
         },
+        alerts: None,
         signer: Some(std::sync::Arc::new(kms.signer().await)),
     };
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -219,4 +221,39 @@ async fn a_run_settling_while_reconcile_runs_is_settled_or_expired_never_both() 
     assert_eq!((n_settled, n_expired), (settled, expired as usize));
     let a = audit_holds(&db.app, farm).await;
     assert_eq!(a.credit_balance, 10_000 - 4 * settled as i64);
+}
+
+/// The scheduled step publishes the low-balance alerts the debits left in the outbox, through
+/// the real EventBridge client (to the local stub); a second run has nothing left to send.
+#[tokio::test]
+async fn the_reconcile_step_publishes_low_balance_alerts() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("alerting", 100).await.unwrap();
+    db.member(farm, "owner", "owner").await.unwrap();
+    let tx = db.app.tenant(farm).await.unwrap();
+    tx.query("SELECT set_credit_alerts('owner', '[50]'::jsonb)", &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    reserve(&db.app, farm, 60).await;
+    let stub = farmops::testing::eventbridge::EventBridgeStub::start(vec![])
+        .await
+        .unwrap();
+    let state = State {
+        db: db.app.clone(),
+        config: ReconcileConfig::from_lookup(|_| None).unwrap(),
+        alerts: Some(stub.bus("farmops-alerts").await),
+    };
+    let out = handle(&state, scheduled_event()).await.unwrap();
+    assert_eq!((out.alerts_sent, out.alerts_failed), (1, 0));
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1);
+    let detail: serde_json::Value =
+        serde_json::from_str(requests[0]["Entries"][0]["Detail"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (&detail["threshold"], &detail["balance"]),
+        (&serde_json::json!(50), &serde_json::json!(40))
+    );
+    let again = handle(&state, scheduled_event()).await.unwrap();
+    assert_eq!((again.alerts_sent, again.alerts_failed), (0, 0));
 }

@@ -57,10 +57,12 @@ fn next_input_bound(
 
 const OUT_OF_CREDITS: &str =
     "(stopped: the farm has run out of credits for the next step; what is listed was saved)";
+const OUT_OF_BUDGET: &str =
+    "(stopped: your credit budget for this period is used up; what is listed was saved)";
 
 /// Runs the loop. The first call is already held for (the run was opened with it); every
-/// later one is held for before it is made, and when the farm cannot pay for it the turn
-/// ends with what it has done. A model (or database) error ends it; `run` keeps what was
+/// later one is held for before it is made, and when the farm cannot pay for it (or the
+/// member's budget cannot take it) the turn ends with what it has done. A model (or database) error ends it; `run` keeps what was
 /// consumed.
 pub(super) async fn tool_loop(
     deps: &ChatDeps<'_>,
@@ -84,10 +86,14 @@ pub(super) async fn tool_loop(
             };
             match run.hold_for(deps.db, next).await {
                 Ok(output) => request.max_tokens = u32::try_from(output).unwrap_or(u32::MAX),
-                Err(Error::InsufficientCredits { .. }) => {
-                    turn.reply = format!("{} {OUT_OF_CREDITS}", turn.reply.trim())
-                        .trim()
-                        .to_string();
+                Err(
+                    e @ (Error::InsufficientCredits { .. } | Error::MemberBudgetExceeded { .. }),
+                ) => {
+                    let why = match e {
+                        Error::MemberBudgetExceeded { .. } => OUT_OF_BUDGET,
+                        _ => OUT_OF_CREDITS,
+                    };
+                    turn.reply = format!("{} {why}", turn.reply.trim()).trim().to_string();
                     return Ok(());
                 }
                 Err(e) => return Err(e),

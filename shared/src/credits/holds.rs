@@ -3,6 +3,10 @@
 //! Each is ONE call of a database function (migration 0060) that updates the balance, the run
 //! and the ledger together; the application role has no other write on them. Callers commit
 //! right after a hold: no lock is ever held across a model call.
+//!
+//! A hold is refused when the farm cannot pay ([`Error::InsufficientCredits`]) or when it would
+//! pass the member's daily or monthly budget ([`Error::MemberBudgetExceeded`], migration 0085:
+//! the run's member, the window it was opened in); either way nothing is written.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,8 +35,32 @@ pub struct Reservation {
     pub balance_after: i64,
 }
 
-const OPEN_SQL: &str = "SELECT run_id, held, balance FROM credit_open_run($1, $2, $3, $4, $5, $6)";
-const HOLD_SQL: &str = "SELECT held, balance FROM credit_hold($1, $2, $3)";
+const OPEN_SQL: &str = "SELECT run_id, held, balance, budget_window, budget_cap, budget_spent,
+         budget_held, budget_resets_at
+    FROM credit_open_run($1, $2, $3, $4, $5, $6)";
+const HOLD_SQL: &str = "SELECT held, balance, budget_window, budget_cap, budget_spent, budget_held,
+         budget_resets_at
+    FROM credit_hold($1, $2, $3)";
+
+/// A refused hold as its error: the member's budget when the `budget_*` columns (from
+/// `first`: window, cap, spent, held, resets_at) say so, else the farm's credits (`balance`
+/// at column `first - 1`).
+fn refused(row: &tokio_postgres::Row, first: usize, credits: i64) -> Error {
+    match row.get::<_, Option<String>>(first) {
+        Some(window) => Error::MemberBudgetExceeded {
+            window,
+            cap: row.get(first + 1),
+            spent: row.get(first + 2),
+            held: row.get(first + 3),
+            needed: credits,
+            resets_at: row.get(first + 4),
+        },
+        None => Error::InsufficientCredits {
+            needed: credits,
+            balance: row.get(first - 1),
+        },
+    }
+}
 
 fn open_params<'a>(farm_id: &'a Uuid, run: &'a NewRun<'_>) -> [Param<'a>; 6] {
     [
@@ -60,15 +88,13 @@ fn opened(row: Option<&tokio_postgres::Row>, credits: i64) -> Result<Reservation
             credits_reserved: row.get(1),
             balance_after: row.get(2),
         }),
-        None => Err(Error::InsufficientCredits {
-            needed: credits,
-            balance: row.get(2),
-        }),
+        None => Err(refused(row, 3, credits)),
     }
 }
 
 /// Opens a run holding `run.credits` (its first hold). The farm cannot pay:
-/// [`Error::InsufficientCredits`] with the balance as it stands, and nothing is written.
+/// [`Error::InsufficientCredits`] with the balance as it stands; the member's budget cannot
+/// take it: [`Error::MemberBudgetExceeded`]; either way nothing is written.
 #[tracing::instrument(skip(tx, run), fields(farm_id = %tx.farm_id(), credits = run.credits))]
 pub async fn reserve_credits(tx: &TenantTx, run: &NewRun<'_>) -> Result<Reservation> {
     positive(run.credits)?;
@@ -97,7 +123,8 @@ pub struct Held {
 }
 
 /// Adds `credits` to an open run's hold as its own transaction, in one round trip. The farm
-/// cannot pay: [`Error::InsufficientCredits`] (nothing changes). A run that is no longer
+/// cannot pay: [`Error::InsufficientCredits`]; the member's budget (in the window the run was
+/// opened in) cannot take it: [`Error::MemberBudgetExceeded`] (nothing changes). A run that is no longer
 /// open (reconcile expired it) is an error.
 #[tracing::instrument(skip(tx), fields(farm_id = %tx.farm_id(), %run_id, credits))]
 pub async fn top_up_committed(tx: TenantTx, run_id: Uuid, credits: i64) -> Result<Held> {
@@ -118,10 +145,7 @@ pub async fn top_up_committed(tx: TenantTx, run_id: Uuid, credits: i64) -> Resul
             held,
             balance_after: row.get(1),
         }),
-        None => Err(Error::InsufficientCredits {
-            needed: credits,
-            balance: row.get(1),
-        }),
+        None => Err(refused(row, 2, credits)),
     }
 }
 

@@ -152,6 +152,70 @@ pub fn plan_call(
     }
 }
 
+// ---------------------------------------------------------------- refused holds
+
+/// What the refused holds of one attempt to hold said: the farm's spendable balance and the
+/// member's room in their budget window (cap - spent - held). The smaller is what the next
+/// attempt may take; when not even the minimum call fits, the error is the one that binds.
+#[derive(Debug, Default)]
+struct Refusals {
+    balance: Option<i64>,
+    budget: Option<(i64, Error)>,
+}
+
+impl Refusals {
+    fn available(&self) -> Option<i64> {
+        let room = self.budget.as_ref().map(|(room, _)| *room);
+        match (self.balance, room) {
+            (Some(b), Some(r)) => Some(b.min(r)),
+            (b, r) => b.or(r),
+        }
+    }
+
+    /// Keeps what a refusal says; any other error is passed on.
+    fn note(&mut self, e: Error) -> Result<()> {
+        match e {
+            Error::InsufficientCredits { balance, .. } => self.balance = Some(balance),
+            e @ Error::MemberBudgetExceeded {
+                cap, spent, held, ..
+            } => {
+                self.budget = Some(((cap - spent - held).max(0), e));
+            }
+            e => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// The error when a call needing `needed` more credits cannot be held for: the member's
+    /// budget when it is what binds, else the farm's credits.
+    fn short(self, needed: i64) -> Error {
+        match self.budget {
+            Some((
+                room,
+                Error::MemberBudgetExceeded {
+                    window,
+                    cap,
+                    spent,
+                    held,
+                    resets_at,
+                    ..
+                },
+            )) if self.balance.is_none_or(|b| room <= b) => Error::MemberBudgetExceeded {
+                window,
+                cap,
+                spent,
+                held,
+                needed,
+                resets_at,
+            },
+            _ => Error::InsufficientCredits {
+                needed,
+                balance: self.balance.unwrap_or(0),
+            },
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the run
 
 /// A run of one feature on one farm, holding credits call by call. See the module doc.
@@ -190,20 +254,16 @@ impl MeteredRun {
     ) -> Result<(MeteredRun, u64)> {
         let farm_id = tx.farm_id();
         let mut tx = Some(tx);
-        let mut available = None;
+        let mut refusals = Refusals::default();
         for _ in 0..ATTEMPTS {
-            let (output_tokens, credits) = match plan_call(spec.price, 0, 0, available, first) {
-                Plan::Call {
-                    output_tokens,
-                    top_up,
-                } => (output_tokens, top_up.max(1)),
-                Plan::Short { needed } => {
-                    return Err(Error::InsufficientCredits {
-                        needed,
-                        balance: available.unwrap_or(0),
-                    });
-                }
-            };
+            let (output_tokens, credits) =
+                match plan_call(spec.price, 0, 0, refusals.available(), first) {
+                    Plan::Call {
+                        output_tokens,
+                        top_up,
+                    } => (output_tokens, top_up.max(1)),
+                    Plan::Short { needed } => return Err(refusals.short(needed)),
+                };
             let tx = match tx.take() {
                 Some(tx) => tx,
                 None => db.tenant(farm_id).await?,
@@ -232,18 +292,20 @@ impl MeteredRun {
                     };
                     return Ok((run, output_tokens));
                 }
-                Err(Error::InsufficientCredits { balance, .. }) => available = Some(balance),
-                Err(e) => return Err(e),
+                Err(e) => refusals.note(e)?,
             }
         }
-        Err(Error::InsufficientCredits {
-            needed: credits_for(spec.price, 0, first.input_tokens, first.min_output_tokens),
-            balance: available.unwrap_or(0),
-        })
+        Err(refusals.short(credits_for(
+            spec.price,
+            0,
+            first.input_tokens,
+            first.min_output_tokens,
+        )))
     }
 
     /// Makes sure the hold covers the next call, topping up when it falls short; returns the
-    /// output cap held for. [`Error::InsufficientCredits`]: not even the minimum call fits
+    /// output cap held for. [`Error::InsufficientCredits`] (the farm) or
+    /// [`Error::MemberBudgetExceeded`] (the member's budget): not even the minimum call fits
     /// (the run keeps what it did; the caller ends it).
     pub async fn hold_for(&mut self, db: &Db, next: NextCall) -> Result<u64> {
         self.hold_for_priced(db, self.price, next).await
@@ -257,9 +319,9 @@ impl MeteredRun {
         price: ModelPrice,
         next: NextCall,
     ) -> Result<u64> {
-        let mut available = None;
+        let mut refusals = Refusals::default();
         for _ in 0..ATTEMPTS {
-            match plan_call(price, self.spent, self.held, available, next) {
+            match plan_call(price, self.spent, self.held, refusals.available(), next) {
                 Plan::Call {
                     output_tokens,
                     top_up: 0,
@@ -279,22 +341,14 @@ impl MeteredRun {
                         self.pending = Some((next.input_tokens, output_tokens));
                         return Ok(output_tokens);
                     }
-                    Err(Error::InsufficientCredits { balance, .. }) => available = Some(balance),
-                    Err(e) => return Err(e),
+                    Err(e) => refusals.note(e)?,
                 },
-                Plan::Short { needed } => {
-                    return Err(Error::InsufficientCredits {
-                        needed,
-                        balance: available.unwrap_or(0),
-                    });
-                }
+                Plan::Short { needed } => return Err(refusals.short(needed)),
             }
         }
-        Err(Error::InsufficientCredits {
-            needed: credits_for(price, self.spent, next.input_tokens, next.min_output_tokens)
-                - self.held,
-            balance: available.unwrap_or(0),
-        })
+        Err(refusals.short(
+            credits_for(price, self.spent, next.input_tokens, next.min_output_tokens) - self.held,
+        ))
     }
 
     /// Adds what a call of the run's model reported.

@@ -7,6 +7,7 @@
 //! disagrees with its ledger, a run that disagrees with its legs, and any ledger write by the
 //! application role except through the hold functions (migrations 0002, 0060).
 
+pub mod alerts;
 pub mod holds;
 pub mod ledger;
 pub mod lots;

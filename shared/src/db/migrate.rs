@@ -27,6 +27,20 @@ pub fn fingerprint() -> String {
 
 /// Applies every pending migration; returns the versions it applied.
 pub async fn migrate(client: &Client) -> Result<Vec<&'static str>> {
+    migrate_where(client, |_| true).await
+}
+
+/// Applies the pending migrations named before `version` only: a database as it stood before
+/// that migration, for tests of what the migration does to existing rows.
+#[cfg(feature = "testing")]
+pub async fn migrate_before(client: &Client, version: &str) -> Result<Vec<&'static str>> {
+    migrate_where(client, |v| v < version).await
+}
+
+async fn migrate_where(
+    client: &Client,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<&'static str>> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -38,7 +52,7 @@ pub async fn migrate(client: &Client) -> Result<Vec<&'static str>> {
     client
         .batch_execute(&format!("SELECT pg_advisory_lock({LOCK_KEY})"))
         .await?;
-    let result = apply_pending(client).await;
+    let result = apply_pending(client, wanted).await;
     let unlock = client
         .batch_execute(&format!("SELECT pg_advisory_unlock({LOCK_KEY})"))
         .await;
@@ -47,14 +61,17 @@ pub async fn migrate(client: &Client) -> Result<Vec<&'static str>> {
     Ok(applied)
 }
 
-async fn apply_pending(client: &Client) -> Result<Vec<&'static str>> {
+async fn apply_pending(
+    client: &Client,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<Vec<&'static str>> {
     let rows = client
         .query_typed("SELECT version, checksum FROM schema_migrations", &[])
         .await?;
     let done: std::collections::HashMap<String, String> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut applied = Vec::new();
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| wanted(v)) {
         let sum = checksum(sql);
         match done.get(*version) {
             Some(existing) if *existing == sum => continue,

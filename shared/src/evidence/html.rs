@@ -181,6 +181,7 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
         );
     }
     farm_events(&mut h, page);
+    credit_alerts(&mut h, page);
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
     h
 }
@@ -205,6 +206,35 @@ fn farm_events(h: &mut String, page: &EvidencePage) {
             actor = e(&ev.actor),
             subject = opt(&ev.subject),
             details = json(&ev.details),
+        );
+    }
+    h.push_str("</tbody></table>");
+}
+
+/// The farm's low-balance alerts, newest first, with when each was published.
+fn credit_alerts(h: &mut String, page: &EvidencePage) {
+    h.push_str(
+        "<h2>Low-balance alerts (newest first)</h2><table id=\"credit-alerts\"><thead><tr>\
+         <th>when</th><th>threshold</th><th>balance</th><th>published</th><th>attempts</th>\
+         <th>event id</th></tr></thead><tbody>",
+    );
+    if page.credit_alerts.is_empty() {
+        h.push_str("<tr><td colspan=\"6\">none</td></tr>");
+    }
+    for a in &page.credit_alerts {
+        let _ = write!(
+            h,
+            "<tr class=\"credit-alert\" data-sent=\"{sent}\"><td>{when}</td><td>{threshold}</td>\
+             <td>{balance}</td><td>{published}</td><td>{attempts}</td><td><code>{id}</code></td></tr>",
+            sent = a.sent_at.is_some(),
+            when = a.created_at.to_rfc3339(),
+            threshold = a.threshold,
+            balance = a.balance,
+            published = a
+                .sent_at
+                .map_or_else(|| "waiting".to_string(), |t| t.to_rfc3339()),
+            attempts = a.attempts,
+            id = a.id,
         );
     }
     h.push_str("</tbody></table>");

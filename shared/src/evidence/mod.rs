@@ -398,6 +398,9 @@ pub struct EvidencePage {
     /// The farm's latest governance acts done through the API (autonomy changes, forgotten
     /// memories, membership changes), newest first, whatever the page's filters.
     pub farm_events: Vec<crate::farm::FarmEvent>,
+    /// The farm's latest low-balance alerts (migration 0086), newest first, with when each was
+    /// published (`sent_at`, none while it waits in the outbox), whatever the page's filters.
+    pub credit_alerts: Vec<crate::credits::alerts::AlertEvidence>,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
@@ -471,6 +474,8 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
     let page_totals = page_totals(&runs);
     let (farm_totals, ledger) = farm_ledger(tx).await?;
     let farm_events = crate::farm::recent_events(tx, crate::farm::EVENTS_IN_EVIDENCE).await?;
+    let credit_alerts =
+        crate::credits::alerts::recent_alerts(tx, crate::farm::EVENTS_IN_EVIDENCE).await?;
     Ok(EvidencePage {
         farm_id,
         generated_at: Utc::now(),
@@ -487,6 +492,7 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
         farm_totals,
         ledger,
         farm_events,
+        credit_alerts,
     })
 }
 

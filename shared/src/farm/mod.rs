@@ -2,10 +2,11 @@
 //!
 //! * reads (the `evidence` function): [`conversations`] (and their messages),
 //!   [`recommendations`], [`records`] of every type with provenance, [`memories`],
-//!   [`settings`], [`members`], the credit lots ([`grants`]);
+//!   [`settings`], [`members`], the credit lots ([`grants`]), a member's usage
+//!   ([`budgets::usage`]);
 //! * writes (the `farm` function): the farm's autonomy ([`settings::set_autonomy`]),
-//!   membership ([`members::set_role`], [`members::remove`]), forgetting a memory
-//!   ([`memories::forget`]).
+//!   membership ([`members::set_role`], [`members::remove`]), a member's budget
+//!   ([`budgets::set`]), forgetting a memory ([`memories::forget`]).
 //!
 //! Every function takes the tenant transaction and the caller, checks membership (404 for a
 //! farm the caller is not a member of) and role (403) first, then the parameters (422).
@@ -14,6 +15,8 @@
 //! DEFINER functions of migration 0070 that check the role again, validate and record the act
 //! in `farm_events`); their refusals come back as [`refusal`]s.
 
+pub mod alerts;
+pub mod budgets;
 pub mod conversations;
 pub mod grants;
 pub mod members;
@@ -156,7 +159,7 @@ pub fn refusal(error: Error) -> Error {
 pub struct FarmEvent {
     pub id: i64,
     /// `autonomy_changed`, `memory_forgotten`, `member_added`, `member_role_changed`,
-    /// `member_removed`.
+    /// `member_removed`, `member_budget_set`, `credit_alerts_set`.
     pub kind: String,
     pub actor: String,
     /// The member or memory it is about.

@@ -340,7 +340,7 @@ pub async fn stub_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Value)> {
+pub(crate) async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Value)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let header_end = loop {

@@ -127,6 +127,14 @@ const DESIGN_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/farms/{farm_id}/settings", "evidence"),
     ("GET", "/farms/{farm_id}/members", "evidence"),
     ("GET", "/farms/{farm_id}/grants", "evidence"),
+    // issue 18: member budgets
+    (
+        "GET",
+        "/farms/{farm_id}/members/{user_id}/usage",
+        "evidence",
+    ),
+    ("PUT", "/farms/{farm_id}/members/{user_id}/budget", "farm"),
+    ("PUT", "/farms/{farm_id}/alerts", "farm"),
     ("PUT", "/farms/{farm_id}/settings/autonomy", "farm"),
     ("PUT", "/farms/{farm_id}/members/{user_id}", "farm"),
     ("DELETE", "/farms/{farm_id}/members/{user_id}", "farm"),
@@ -579,6 +587,40 @@ fn the_clinical_guardrail_is_declared_passed_and_applicable_only_by_the_bedrock_
         assert!(topics.contains(&topic), "{topic} missing: {topics:?}");
     }
     let words = text(&g["Properties"]["WordPolicyConfig"]);
+    // Every substance the rules hold prohibited in every use is a blocked word, except the
+    // names a farm conversation uses for other things (a human medicine, a class name):
+    // the rules still catch advice to use them; the guardrail would block the whole reply.
+    const NOT_BLOCKED: &[&str] = &[
+        "nitrofurantoin", // a human medicine for urinary infections
+        "chloroform",     // a solvent and a word of chemistry lessons
+        "beta-agonist",   // a class name
+        "growth hormone", // a class name
+        "estradiol",      // human medicines
+        "testosterone",
+        "methyltestosterone",
+        "salbutamol", // asthma inhalers
+        "amantadine", // human antivirals
+        "oseltamivir",
+    ];
+    let listed: Vec<String> = g["Properties"]["WordPolicyConfig"]["WordsConfig"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|w| w["Text"].as_str().unwrap().to_lowercase())
+        .collect();
+    for s in farmops::clinical::vocabulary::SUBSTANCES {
+        if matches!(
+            s.prohibited,
+            farmops::clinical::vocabulary::Prohibited::Always(_)
+        ) && !NOT_BLOCKED.contains(&s.name)
+        {
+            assert!(
+                listed.iter().any(|w| w == s.name),
+                "{} is prohibited in every use but not a blocked word of the guardrail",
+                s.name
+            );
+        }
+    }
     for word in ["chloramphenicol", "clenbuterol", "malachite green"] {
         assert!(words.contains(word), "{word}");
         let row = farmops::clinical::mentions::lookup(word).expect("in the vocabulary");

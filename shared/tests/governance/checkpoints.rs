@@ -257,6 +257,7 @@ async fn the_reconcile_job_checkpoints_farms_with_enough_new_rows() {
             checkpoint_min_rows: 4,
             checkpoint_max_age: std::time::Duration::from_secs(86_400),
         },
+        alerts: None,
         signer: None,
     };
     let out = reconcile::run_once(&state).await.unwrap();

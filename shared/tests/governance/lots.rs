@@ -381,6 +381,11 @@ async fn the_database_refuses_what_lots_must_never_do() {
             CHECK,
         ),
         (
+            "SELECT * FROM credit_add_lot(current_farm_id(), 5, 'paid', 0, '-infinity', 'infinity', 'operator', 'inf', 'me', 'x')"
+                .to_string(),
+            CHECK,
+        ),
+        (
             "SELECT * FROM credit_add_lot(current_farm_id(), -5, 'paid', 0, null, null, 'operator', 'neg', 'me', 'x')".to_string(),
             CHECK,
         ),
@@ -498,4 +503,57 @@ async fn sixty_four_concurrent_holds_on_three_lots_while_the_expirer_runs() {
     let owned: i64 = remaining(&db.app, farm).await.iter().map(|l| l.1).sum();
     assert_eq!(owned, a.credit_balance);
     assert!(lots.iter().all(|l| l.granted));
+}
+
+#[tokio::test]
+async fn balances_and_open_holds_before_lots_are_carried_into_one_lot_per_farm() {
+    use farmops::testing::{OWNER_PASSWORD, drop_database, empty_database, url};
+    let name = format!("farmops_carry_{}", Uuid::new_v4().simple());
+    empty_database(&name).await.unwrap();
+    let result = async {
+        let (owner, conn) =
+            tokio_postgres::connect(&url("farmops_owner", OWNER_PASSWORD, &name), tokio_postgres::NoTls)
+                .await?;
+        tokio::spawn(conn);
+        farmops::db::migrate::migrate_before(&owner, "0080").await?;
+        // before lots: a grant leg with the balance, and an open run holding 30 of it
+        let farm = Uuid::new_v4();
+        owner
+            .batch_execute(&format!(
+                "INSERT INTO farms (id, name) VALUES ('{farm}', 'old farm');
+                 BEGIN;
+                 UPDATE farms SET credit_balance = 100 WHERE id = '{farm}';
+                 INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, actor, reason)
+                 VALUES ('{farm}', 'grant', 100, 100, 'operator', 'before lots');
+                 COMMIT;
+                 BEGIN;
+                 SELECT set_config('app.farm_id', '{farm}', true);
+                 SELECT * FROM credit_open_run('{farm}', 'chat', 'offline-farm-assistant', 'u', 's', 30);
+                 COMMIT;"
+            ))
+            .await?;
+        let applied = farmops::db::migrate::migrate(&owner).await?;
+        assert!(applied.contains(&"0080_credit_lots"), "{applied:?}");
+        let db = Db::for_url(&url("farmops_owner", OWNER_PASSWORD, &name))?;
+        let tx = db.tenant(farm).await?;
+        let lots = credits::list_lots(&tx).await?;
+        tx.commit().await?;
+        assert_eq!(lots.len(), 1);
+        assert_eq!((lots[0].amount, lots[0].remaining), (100, 70));
+        assert_eq!(lots[0].status, credits::LotStatus::Live);
+        // the open run's settle returns to the carried lot
+        let run: Uuid = owner
+            .query_one("SELECT id FROM ai_runs WHERE farm_id = $1", &[&farm])
+            .await?
+            .get(0);
+        settle(&db, farm, run, 10).await?;
+        let left: Vec<i64> = remaining(&db, farm).await.iter().map(|l| l.1).collect();
+        assert_eq!(left, [90]);
+        let a = audit(&db, farm).await;
+        assert!(a.holds, "{a:?}");
+        anyhow::Ok(())
+    }
+    .await;
+    drop_database(&name).await.unwrap();
+    result.unwrap();
 }

@@ -1,5 +1,7 @@
 //! Integration tests of the governance core against a real PostgreSQL (one database per test).
 
+mod alerts;
+mod budgets;
 mod chain;
 mod checkpoints;
 mod credits;

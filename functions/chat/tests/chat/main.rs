@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bedrock_stub;
+mod budgets;
 mod clinical;
 mod concurrency;
 mod holds;

@@ -22,6 +22,7 @@ pub fn state_with(db: &TestDb, model: Arc<dyn ChatModel>) -> State {
         model,
         retriever: Arc::new(NoRetrieval),
         limits: ChatLimits::default(),
+        alerts: None,
     }
 }
 

@@ -12,7 +12,7 @@ const EVIDENCE: &str = "/farms/{farm_id}/evidence";
 const CREDITS: &str = "/farms/{farm_id}/credits";
 const DRAFTS: &str = "/farms/{farm_id}/drafts";
 /// The paths the evidence function serves, each with GET only.
-const ROUTES_SERVED: usize = 12;
+const ROUTES_SERVED: usize = 13;
 
 /// GETs `path` as `user` (none: no identity) and checks the answer against `template`.
 async fn checked(

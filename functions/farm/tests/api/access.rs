@@ -275,8 +275,9 @@ async fn other_methods_answer_405_with_allow() -> Result<()> {
     let api = Api::new().await?;
     assert_routes_are_documented("farm", farm::ROUTES);
     let cases = unsupported_methods("farm");
-    // settings/autonomy and memories/{id}: 7 others each; members/{user_id}: 6
-    assert_eq!(cases.len(), 7 + 7 + 6);
+    // settings/autonomy, memories/{id}, members/{user_id}/budget and alerts: 7 others each;
+    // members/{user_id}: 6
+    assert_eq!(cases.len(), 7 + 7 + 7 + 7 + 6);
     for case in &cases {
         let req = apigw_request(case.method, &case.path, Some("owner-a"), &[], None);
         assert_method_not_allowed(case, &farm::handle(&api.writes, req).await);

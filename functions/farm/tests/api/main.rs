@@ -4,7 +4,9 @@
 //! cross a chat turn (autonomy, forgetting a memory) and the distill job.
 
 mod access;
+mod alerts;
 mod autonomy;
+mod budgets;
 mod fields;
 mod members;
 mod memories;
