@@ -243,6 +243,7 @@ async fn the_reconcile_step_publishes_low_balance_alerts() {
         db: db.app.clone(),
         config: ReconcileConfig::from_lookup(|_| None).unwrap(),
         alerts: Some(stub.bus("farmops-alerts").await),
+        signer: None,
     };
     let out = handle(&state, scheduled_event()).await.unwrap();
     assert_eq!((out.alerts_sent, out.alerts_failed), (1, 0));
