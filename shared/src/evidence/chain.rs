@@ -279,35 +279,10 @@ fn hash32(hex_text: &str) -> Option<[u8; 32]> {
     hex::decode(hex_text).ok()?.try_into().ok()
 }
 
-/// Verifies a bundle with no database: the trusted key, chain continuity, every entry's hash
-/// re-computed from its fields, ledger balance arithmetic, every checkpoint's hash at its
-/// sequence number and its signature, and no unchained source row. Returns the first failure.
-pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure> {
-    if bundle.format != BUNDLE_FORMAT {
-        return fail(None, format!("not a {BUNDLE_FORMAT} bundle"));
-    }
-    let (key, key_fingerprint) = match trusted {
-        TrustedKey::Pem(pem) => public_key_from_pem(pem).or_else(|e| fail(None, e))?,
-        TrustedKey::Fingerprint(fp) => {
-            let Some(pem) = &bundle.public_key_pem else {
-                return fail(
-                    None,
-                    "the bundle carries no public key to match the fingerprint",
-                );
-            };
-            let (key, actual) = public_key_from_pem(pem).or_else(|e| fail(None, e))?;
-            if !actual.eq_ignore_ascii_case(fp.trim()) {
-                return fail(
-                    None,
-                    format!(
-                        "the bundle's public key has fingerprint {actual}, not the trusted {}",
-                        fp.trim()
-                    ),
-                );
-            }
-            (key, actual)
-        }
-    };
+/// Re-computes every entry's hash from its fields, from the anchor on: chain continuity, each
+/// stored hash, ledger balance arithmetic and the bundle's `to_seq`. Returns the hashes by
+/// sequence number, the anchor (`from_seq - 1`) first.
+fn rehash(bundle: &Bundle) -> Result<Vec<[u8; 32]>, Failure> {
     if bundle.from_seq < 1 {
         return fail(None, "from_seq must be at least 1");
     }
@@ -418,6 +393,40 @@ pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure
             ),
         );
     }
+    Ok(computed)
+}
+
+/// Verifies a bundle with no database: the trusted key, chain continuity, every entry's hash
+/// re-computed from its fields, ledger balance arithmetic, every checkpoint's hash at its
+/// sequence number and its signature, and no unchained source row. Returns the first failure.
+pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure> {
+    if bundle.format != BUNDLE_FORMAT {
+        return fail(None, format!("not a {BUNDLE_FORMAT} bundle"));
+    }
+    let (key, key_fingerprint) = match trusted {
+        TrustedKey::Pem(pem) => public_key_from_pem(pem).or_else(|e| fail(None, e))?,
+        TrustedKey::Fingerprint(fp) => {
+            let Some(pem) = &bundle.public_key_pem else {
+                return fail(
+                    None,
+                    "the bundle carries no public key to match the fingerprint",
+                );
+            };
+            let (key, actual) = public_key_from_pem(pem).or_else(|e| fail(None, e))?;
+            if !actual.eq_ignore_ascii_case(fp.trim()) {
+                return fail(
+                    None,
+                    format!(
+                        "the bundle's public key has fingerprint {actual}, not the trusted {}",
+                        fp.trim()
+                    ),
+                );
+            }
+            (key, actual)
+        }
+    };
+    let computed = rehash(bundle)?;
+    let head = *computed.last().unwrap_or(&GENESIS);
     let mut last_checkpoint: Option<(i64, &str)> = None;
     for cp in &bundle.checkpoints {
         if let Some((seq, at)) = last_checkpoint
@@ -428,13 +437,7 @@ pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure
                 format!("checkpoint does not extend the checkpoint at seq {seq}"),
             );
         }
-        let index = cp.seq - (bundle.from_seq - 1);
-        let Some(at_seq) = usize::try_from(index).ok().and_then(|i| computed.get(i)) else {
-            return fail(
-                cp.seq,
-                "a signed checkpoint covers this entry, which the bundle does not have (the chain was cut)",
-            );
-        };
+        let at_seq = signed_hash_holds(bundle, &computed, cp.seq, &cp.hash)?;
         if cp.algorithm != ALGORITHM {
             return fail(
                 cp.seq,
@@ -450,16 +453,6 @@ pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure
                 ),
             );
         }
-        if hash32(&cp.hash) != Some(*at_seq) {
-            return fail(
-                cp.seq,
-                format!(
-                    "the signed checkpoint's hash {} is not the chain's hash {} here",
-                    cp.hash,
-                    hex::encode(at_seq)
-                ),
-            );
-        }
         let message = checkpoint_message(bundle.farm_id, cp.seq, at_seq, &cp.signed_at);
         let signature = hex::decode(&cp.signature).unwrap_or_default();
         if !signature_holds(&key, &message, &signature) {
@@ -470,15 +463,7 @@ pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure
         }
         last_checkpoint = Some((cp.seq, cp.signed_at.as_str()));
     }
-    if let Some(u) = bundle.unchained.first() {
-        return fail(
-            None,
-            format!(
-                "the {} source row {} has no chain entry (written outside the chain)",
-                u.kind, u.source_id
-            ),
-        );
-    }
+    all_chained(bundle)?;
     Ok(Verified {
         farm_id: bundle.farm_id,
         from_seq: bundle.from_seq,
@@ -486,8 +471,61 @@ pub fn verify(bundle: &Bundle, trusted: &TrustedKey) -> Result<Verified, Failure
         entries: bundle.entries.len(),
         checkpoints: bundle.checkpoints.len(),
         signed_through: last_checkpoint.map(|(seq, _)| seq),
-        head_hash: hex::encode(prev),
+        head_hash: hex::encode(head),
     })
+}
+
+/// The re-computed hash at `seq`, when the checkpoint's signed `hash` is that hash.
+fn signed_hash_holds<'a>(
+    bundle: &Bundle,
+    computed: &'a [[u8; 32]],
+    seq: i64,
+    hash: &str,
+) -> Result<&'a [u8; 32], Failure> {
+    let index = seq - (bundle.from_seq - 1);
+    let Some(at_seq) = usize::try_from(index).ok().and_then(|i| computed.get(i)) else {
+        return fail(
+            seq,
+            "a signed checkpoint covers this entry, which the bundle does not have (the chain was cut)",
+        );
+    };
+    if hash32(hash) != Some(*at_seq) {
+        return fail(
+            seq,
+            format!(
+                "the signed checkpoint's hash {hash} is not the chain's hash {} here",
+                hex::encode(at_seq)
+            ),
+        );
+    }
+    Ok(at_seq)
+}
+
+/// No AI-written source row of the farm is outside the chain.
+fn all_chained(bundle: &Bundle) -> Result<(), Failure> {
+    match bundle.unchained.first() {
+        Some(u) => fail(
+            None,
+            format!(
+                "the {} source row {} has no chain entry (written outside the chain)",
+                u.kind, u.source_id
+            ),
+        ),
+        None => Ok(()),
+    }
+}
+
+/// What the evidence page checks with no key: the live rows re-hash to the stored chain
+/// (continuity, every hash, balance arithmetic), the chain's hash at the latest signed
+/// checkpoint (`seq`, `hash`) is the hash that was signed, and no AI-written row is outside the
+/// chain. The signatures are the auditor's to check, offline, with the key they trust
+/// ([`verify`]).
+pub fn check_live_rows(bundle: &Bundle, checkpoint: Option<(i64, &str)>) -> Result<(), Failure> {
+    let computed = rehash(bundle)?;
+    if let Some((seq, hash)) = checkpoint {
+        signed_hash_holds(bundle, &computed, seq, hash)?;
+    }
+    all_chained(bundle)
 }
 
 #[cfg(test)]

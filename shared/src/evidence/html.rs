@@ -182,6 +182,7 @@ pub fn render(page: &EvidencePage, farm_name: Option<&str>) -> String {
     }
     farm_events(&mut h, page);
     credit_alerts(&mut h, page);
+    evidence_chain(&mut h, page);
     let _ = write!(h, "<script>{SCRIPT}</script></body></html>");
     h
 }
@@ -238,6 +239,58 @@ fn credit_alerts(h: &mut String, page: &EvidencePage) {
         );
     }
     h.push_str("</tbody></table>");
+}
+
+/// The evidence chain: head, latest signed checkpoint, and whether the live rows still match
+/// (a link asks for the check).
+fn evidence_chain(h: &mut String, page: &EvidencePage) {
+    use super::chain_status::LiveRows;
+    let c = &page.chain;
+    let _ = write!(
+        h,
+        "<h2>Evidence chain</h2><table id=\"evidence-chain\"><tbody>\
+         <tr><th>head</th><td>seq {seq} <code>{hash}</code></td></tr>",
+        seq = c.head_seq,
+        hash = e(&c.head_hash),
+    );
+    match &c.checkpoint {
+        Some(k) => {
+            let _ = write!(
+                h,
+                "<tr><th>latest signed checkpoint</th><td>seq {seq} <code>{hash}</code> signed {at} \
+                 by key <code>{key}</code></td></tr>",
+                seq = k.seq,
+                hash = e(&k.hash),
+                at = e(&k.signed_at),
+                key = e(&k.key_fingerprint),
+            );
+        }
+        None => h.push_str("<tr><th>latest signed checkpoint</th><td>none yet</td></tr>"),
+    }
+    let (status, text) = match &c.live_rows {
+        LiveRows::NotChecked => (
+            "not_checked",
+            "not checked: <a id=\"verify-chain\" href=\"?verify_chain=true\">check the live rows</a>"
+                .to_string(),
+        ),
+        LiveRows::Match { through } => (
+            "match",
+            format!("every entry through seq {through} matches its live row and the signed hash"),
+        ),
+        LiveRows::Mismatch { seq, what } => (
+            "mismatch",
+            format!(
+                "DO NOT MATCH{}: {}",
+                seq.map_or_else(String::new, |s| format!(" at seq {s}")),
+                e(what)
+            ),
+        ),
+    };
+    let _ = write!(
+        h,
+        "<tr><th>live rows</th><td id=\"live-rows\" data-status=\"{status}\">{text}</td></tr>\
+         </tbody></table>"
+    );
 }
 
 fn run_row(h: &mut String, r: &RunEvidence) {

@@ -3,12 +3,15 @@
 //! A page of the farm's AI runs, newest first, with keyset pagination (an opaque cursor) and
 //! filters; each run carries its ledger legs matched to it (reserved, charged, refunded,
 //! expired), the drafts it created with their decisions, its recommendations, evals and
-//! feedback. A page costs three statements whatever its size and however long the farm's
+//! feedback. A page costs six statements whatever its size and however long the farm's
 //! history (the page with every child; the farm's latest ledger checkpoint; the ledger rows
-//! after it with the balance), never one per run. Rendered as JSON, as a
+//! after it with the balance; the latest governance acts; the latest alerts; the evidence
+//! chain's head and checkpoint), never one per run. Only `verify_chain=true` adds a pass over
+//! the farm's whole chain ([`chain_status`]). Rendered as JSON, as a
 //! self-contained HTML page ([`html`]) or as CSV ([`csv`]).
 
 pub mod chain;
+pub mod chain_status;
 pub mod csv;
 pub mod export;
 pub mod html;
@@ -57,6 +60,8 @@ pub struct EvidenceQuery {
     pub to: Option<DateTime<Utc>>,
     pub cursor: Option<Cursor>,
     pub limit: i64,
+    /// Re-derive the evidence chain from the live rows (`verify_chain=true`; [`chain_status`]).
+    pub verify_chain: bool,
 }
 
 const FEATURES: [&str; 4] = ["chat", "embed", "distill", "reembed"];
@@ -64,7 +69,8 @@ const RUN_STATUSES: [&str; 4] = ["reserved", "succeeded", "failed", "expired"];
 
 impl EvidenceQuery {
     /// From the query string: `feature`, `status`, `from`, `to` (RFC 3339 or `YYYY-MM-DD`;
-    /// a bare `to` date includes that whole day), `cursor`, `limit` (1..=200, default 50).
+    /// a bare `to` date includes that whole day), `cursor`, `limit` (1..=200, default 50),
+    /// `verify_chain` (`true` or `false`, default false).
     /// Every bad value is a 422 naming its field.
     pub fn parse<'a>(param: impl Fn(&str) -> Option<&'a str>) -> Result<EvidenceQuery> {
         let mut errors = Vec::new();
@@ -115,6 +121,14 @@ impl EvidenceQuery {
                     "is not a cursor this API returned",
                 )),
             }
+        }
+        match param("verify_chain") {
+            None | Some("false") => {}
+            Some("true") => q.verify_chain = true,
+            Some(_) => errors.push(crate::error::FieldError::new(
+                "verify_chain",
+                "must be true or false",
+            )),
         }
         if let (Some(f), Some(t)) = (q.from, q.to)
             && f >= t
@@ -401,13 +415,16 @@ pub struct EvidencePage {
     /// The farm's latest low-balance alerts (migration 0086), newest first, with when each was
     /// published (`sent_at`, none while it waits in the outbox), whatever the page's filters.
     pub credit_alerts: Vec<crate::credits::alerts::AlertEvidence>,
+    /// The evidence chain's head and latest signed checkpoint, and whether the live rows still
+    /// match them when the request asked (`verify_chain=true`; migration 0090).
+    pub chain: chain_status::ChainStatus,
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> Result<T> {
     serde_json::from_value(v).map_err(|e| Error::unexpected(format!("evidence row: {e}")))
 }
 
-/// One page of the tenant farm's evidence: three statements, whatever the page size.
+/// One page of the tenant farm's evidence: six statements, whatever the page size.
 pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidencePage> {
     let farm_id = tx.farm_id();
     let limit = q.limit.clamp(1, MAX_LIMIT);
@@ -476,6 +493,7 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
     let farm_events = crate::farm::recent_events(tx, crate::farm::EVENTS_IN_EVIDENCE).await?;
     let credit_alerts =
         crate::credits::alerts::recent_alerts(tx, crate::farm::EVENTS_IN_EVIDENCE).await?;
+    let chain = chain_status::chain_status(tx, q.verify_chain).await?;
     Ok(EvidencePage {
         farm_id,
         generated_at: Utc::now(),
@@ -493,6 +511,7 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
         ledger,
         farm_events,
         credit_alerts,
+        chain,
     })
 }
 

@@ -24,7 +24,7 @@ use crate::{
 
 const GOLDEN: &str = include_str!("../../fixtures/evidence-chain-golden.json");
 
-fn signer() -> KeyFileSigner {
+pub(crate) fn signer() -> KeyFileSigner {
     KeyFileSigner::from_bytes(&[7; 32]).unwrap()
 }
 
@@ -32,7 +32,7 @@ async fn fingerprint(s: &KeyFileSigner) -> String {
     chain::fingerprint(&s.public_key_der().await.unwrap())
 }
 
-async fn checkpoint(db: &Db, farm: Uuid, s: &KeyFileSigner) -> Option<signing::Signed> {
+pub(crate) async fn checkpoint(db: &Db, farm: Uuid, s: &KeyFileSigner) -> Option<signing::Signed> {
     let fp = fingerprint(s).await;
     let tx = db.tenant(farm).await.unwrap();
     let signed = signing::sign_checkpoint(&tx, s, &fp).await.unwrap();
@@ -55,7 +55,7 @@ fn verify(b: &Bundle) -> Result<chain::Verified, Failure> {
 
 /// A farm with a history of every kind: a grant, two settled runs, an AI note, a discarded
 /// draft and a rejected recommendation.
-async fn history(db: &TestDb) -> (Uuid, Uuid) {
+pub(crate) async fn history(db: &TestDb) -> (Uuid, Uuid) {
     let farm = db.farm("chain", 1000).await.unwrap();
     let r1 = reserve(&db.app, farm, 10).await.unwrap();
     let run = r1.run_id;

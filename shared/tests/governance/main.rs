@@ -3,6 +3,7 @@
 mod alerts;
 mod budgets;
 mod chain;
+mod chain_page;
 mod checkpoints;
 mod credits;
 mod decisions;
