@@ -32,7 +32,8 @@ struct Cli {
 enum Command {
     /// Apply pending migrations (idempotent).
     Migrate,
-    /// Create a farm; prints its id.
+    /// Create a farm; prints its id. Its time zone (where a budget day starts) is the
+    /// default, Africa/Lagos.
     CreateFarm {
         /// Display name.
         name: String,

@@ -4,8 +4,9 @@
 //! credits from 1 to 1,000,000,000, at most 10, from highest to lowest without duplicates (an
 //! empty list removes them). The database (migration 0086) writes one outbox row in the
 //! transaction whose debit takes the balance from at or above a threshold to below it, and
-//! re-arms the threshold when credits come in (a grant or a positive adjustment) and the
-//! balance is back at or above it; [`crate::credits::alerts`] publishes the rows.
+//! (migration 0087) re-arms the threshold on any ledger leg that leaves the balance back at
+//! or above it (a settle's or an expiry's refund, a grant, an adjustment), so each fall below
+//! it is one alert; [`crate::credits::alerts`] publishes the rows.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -1,6 +1,7 @@
-//! Low-balance alerts (migration 0086): one outbox row per fall below a threshold, written in
-//! the transaction of the debit, exactly once under concurrency; re-armed by credits coming
-//! in, not by a run's own refund; thresholds only through `set_credit_alerts`.
+//! Low-balance alerts (migrations 0086, 0087): one outbox row per fall below a threshold,
+//! written in the transaction of the debit, exactly once under concurrency; re-armed by any
+//! ledger leg that leaves the balance at or above it (a refund, a grant); thresholds only
+//! through `set_credit_alerts`.
 
 use std::sync::Arc;
 
@@ -83,6 +84,64 @@ async fn owner_tx(db: &TestDb, farm: Uuid) -> farmops::db::TenantTx {
     db.owner.tenant(farm).await.unwrap()
 }
 
+/// (threshold, armed) of the farm's thresholds, highest first.
+async fn armed(db: &TestDb, farm: Uuid) -> Vec<(i64, bool)> {
+    let owner = db.owner_client().await.unwrap();
+    owner
+        .query(
+            "SELECT threshold, armed FROM credit_alert_thresholds WHERE farm_id = $1 ORDER BY threshold DESC",
+            &[&farm],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// `n` holds of `credits` each at once, each on its own connection of a 64-connection pool,
+/// released together by a barrier; their run ids.
+async fn concurrent_holds(db: &TestDb, farm: Uuid, n: usize, credits: i64) -> Vec<Uuid> {
+    let pool = db.app_pool(64).unwrap();
+    let warm: Vec<_> = futures::future::join_all((0..n).map(|_| pool.client())).await;
+    drop(warm);
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (pool, barrier) = (pool.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let tx = pool.tenant(farm).await?;
+                barrier.wait().await;
+                credits::reserve_credits_committed(tx, &run(credits)).await
+            })
+        })
+        .collect();
+    let mut runs = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        runs.push(t.unwrap().unwrap().run_id);
+    }
+    runs
+}
+
+/// Settles `runs` at once (each charging `charged`), each in its own transaction.
+async fn concurrent_settles(db: &TestDb, farm: Uuid, runs: &[Uuid], charged: i64) {
+    let pool = db.app_pool(64).unwrap();
+    let tasks: Vec<_> = runs
+        .iter()
+        .map(|&r| {
+            let pool = pool.clone();
+            tokio::spawn(async move { settle(&pool, farm, r, charged).await })
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        t.unwrap();
+    }
+}
+
+/// 64 concurrent debits cross two thresholds: one outbox row per crossing. A threshold
+/// re-arms on ANY leg that leaves the balance at or above it (0087): settle refunds (even
+/// concurrent ones), an expired run's refund, a grant exactly reaching it; refunds that stay
+/// below re-arm nothing; every re-armed crossing writes exactly one more row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_debits_cross_two_thresholds_once_each() {
     let db = TestDb::new().await.unwrap();
@@ -96,24 +155,7 @@ async fn sixty_four_concurrent_debits_cross_two_thresholds_once_each() {
         set,
         serde_json::json!({"thresholds": [{"threshold": 100, "armed": true}, {"threshold": 20, "armed": true}]})
     );
-    let pool = db.app_pool(64).unwrap();
-    let warm: Vec<_> = futures::future::join_all((0..64).map(|_| pool.client())).await;
-    drop(warm);
-    let barrier = Arc::new(tokio::sync::Barrier::new(64));
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (pool, barrier) = (pool.clone(), Arc::clone(&barrier));
-            tokio::spawn(async move {
-                let tx = pool.tenant(farm).await?;
-                barrier.wait().await;
-                credits::reserve_credits_committed(tx, &run(3)).await
-            })
-        })
-        .collect();
-    let mut runs = Vec::new();
-    for t in futures::future::join_all(tasks).await {
-        runs.push(t.unwrap().unwrap().run_id);
-    }
+    let runs = concurrent_holds(&db, farm, 64, 3).await;
     // 200 - 64 x 3 = 8: below 100 once, below 20 once
     let rows = outbox(&db, farm).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -121,37 +163,79 @@ async fn sixty_four_concurrent_debits_cross_two_thresholds_once_each() {
     assert!(rows[0].1 < 100 && rows[0].1 >= 97, "{rows:?}");
     assert_eq!(rows[1].0, 20);
     assert!(rows[1].1 < 20 && rows[1].1 >= 17, "{rows:?}");
+    assert_eq!(armed(&db, farm).await, [(100, false), (20, false)]);
 
-    // the runs' refunds bring the balance back over 100, but do not re-arm
-    for r in &runs {
+    // refunds that leave the balance below a threshold do not re-arm it: 8 + 3 x 3 = 17
+    for r in &runs[..3] {
         settle(&db.app, farm, *r, 0).await;
     }
-    let r = hold(&db.app, farm, 110).await.unwrap();
-    assert_eq!(outbox(&db, farm).await.len(), 2, "a refund does not re-arm");
-    settle(&db.app, farm, r, 0).await;
+    assert_eq!(armed(&db, farm).await, [(100, false), (20, false)]);
+    // so the next debit (17 -> 16) writes nothing
+    let small = hold(&db.app, farm, 1).await.unwrap();
+    assert_eq!(outbox(&db, farm).await.len(), 2, "20 was not re-armed");
+    settle(&db.app, farm, small, 1).await;
 
-    // a grant re-arms what the balance is back above: the next crossing writes one more
-    let tx = owner_tx(&db, farm).await;
-    credits::grant_credits(&tx, 10, "operator", "top-up")
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let r = hold(&db.app, farm, 111).await.unwrap();
+    // the other 61 refunds, concurrently: 16 + 61 x 3 = 199, back above both thresholds;
+    // whichever refund leg got there re-armed them, and refunds never alert
+    concurrent_settles(&db, farm, &runs[3..], 0).await;
+    assert_eq!(armed(&db, farm).await, [(100, true), (20, true)]);
+    assert_eq!(outbox(&db, farm).await.len(), 2);
+
+    // the next crossing writes exactly one more (199 -> 99)
+    let r = hold(&db.app, farm, 100).await.unwrap();
     let rows = outbox(&db, farm).await;
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[2], (100, 99));
-    settle(&db.app, farm, r, 111).await;
+    // its own refund brings the balance back to 199 and re-arms 100
+    settle(&db.app, farm, r, 0).await;
+    assert_eq!(armed(&db, farm).await, [(100, true), (20, true)]);
 
-    // every balance-lowering door alerts: the operator's negative adjustment crosses 20 (armed
-    // again by the grant: 210 >= 20)
+    // 64 concurrent debits again (199 -> 7): again one row per threshold crossed
+    assert_eq!(concurrent_holds(&db, farm, 64, 3).await.len(), 64);
+    let rows = outbox(&db, farm).await;
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert_eq!(rows[3].0, 100);
+    assert!(rows[3].1 < 100 && rows[3].1 >= 97, "{rows:?}");
+    assert_eq!(rows[4].0, 20);
+    assert!(rows[4].1 < 20 && rows[4].1 >= 17, "{rows:?}");
+
+    // the reconcile's expiry refunds re-arm too (7 -> 199)
+    let tx = db.app.tenant(farm).await.unwrap();
+    let expired =
+        credits::expire_reservations(&tx, chrono::Utc::now() + chrono::Duration::hours(1))
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((expired.runs, expired.credits_refunded), (64, 192));
+    assert_eq!(armed(&db, farm).await, [(100, true), (20, true)]);
+
+    // every balance-lowering door alerts: the operator's negative adjustment crosses both in
+    // one leg (199 -> 9), one row each
     let tx = owner_tx(&db, farm).await;
-    credits::adjust_credits(&tx, -90, "operator", "correction")
+    credits::adjust_credits(&tx, -190, "operator", "correction")
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let rows = outbox(&db, farm).await;
-    assert_eq!(rows.len(), 4, "{rows:?}");
-    assert_eq!(rows[3], (20, 9));
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert_eq!(rows[5..], [(100, 9), (20, 9)]);
+
+    // a grant bringing the balance back exactly to a threshold re-arms it (9 + 11 = 20), not
+    // the one still above; the next step below writes one more
+    let tx = owner_tx(&db, farm).await;
+    credits::grant_credits(&tx, 11, "operator", "top-up")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(armed(&db, farm).await, [(100, false), (20, true)]);
+    let tx = owner_tx(&db, farm).await;
+    credits::adjust_credits(&tx, -1, "operator", "correction")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let rows = outbox(&db, farm).await;
+    assert_eq!(rows.len(), 8, "{rows:?}");
+    assert_eq!(rows[7], (20, 19));
     let tx = db.app.tenant(farm).await.unwrap();
     assert!(credits::audit_ledger(&tx).await.unwrap().holds);
 }

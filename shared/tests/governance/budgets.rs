@@ -452,6 +452,56 @@ async fn windows_start_at_midnight_in_the_farms_time_zone() {
     }
 }
 
+/// A farm created without a time zone is in Africa/Lagos (the issue's default, migration
+/// 0087): its day starts at 23:00 UTC (Lagos is UTC+1 all year, no daylight saving), for the
+/// window function over the farm's own setting and for a real refusal's `resets_at`.
+#[tokio::test]
+async fn a_farm_created_without_a_time_zone_is_in_lagos() {
+    let db = TestDb::new().await.unwrap();
+    let farm = farm_with(&db, "lagos", 1000).await;
+    let owner = db.owner_client().await.unwrap();
+    // 23:30 UTC on the 14th is 00:30 on the 15th in Lagos: the farm's day began at 23:00 UTC
+    let at: DateTime<Utc> = "2026-03-14T23:30:00Z".parse().unwrap();
+    let row = owner
+        .query_one(
+            "SELECT f.time_zone, w.starts_at, w.resets_at
+               FROM farms f CROSS JOIN LATERAL budget_window(f.time_zone, 'daily', $2) w
+              WHERE f.id = $1",
+            &[&farm, &at],
+        )
+        .await
+        .unwrap();
+    let (zone, starts, resets): (String, DateTime<Utc>, DateTime<Utc>) =
+        (row.get(0), row.get(1), row.get(2));
+    assert_eq!(zone, "Africa/Lagos");
+    assert_eq!(
+        (starts, resets),
+        (
+            "2026-03-14T23:00:00Z".parse().unwrap(),
+            "2026-03-15T23:00:00Z".parse().unwrap()
+        )
+    );
+    // a refusal now names the next 23:00 UTC as the daily reset
+    set_budget(&db.app, farm, "owner", "worker", Some(Some(10)), None)
+        .await
+        .unwrap();
+    open(&db.app, farm, "worker", 8).await.unwrap();
+    let now = db_now(&db).await;
+    match open(&db.app, farm, "worker", 3).await {
+        Err(Error::MemberBudgetExceeded {
+            window, resets_at, ..
+        }) => {
+            assert_eq!(window, "daily");
+            assert_eq!(resets_at.format("%H:%M:%S").to_string(), "23:00:00");
+            assert!(
+                resets_at > now && resets_at - now <= chrono::Duration::hours(24),
+                "{now} .. {resets_at}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// 32 concurrent chat turns by one worker whose daily cap is about five turns' charge, each
 /// on its own connection, while another worker chats: the worker's charges never pass the
 /// cap, the turns the budget cannot take get `member_budget_exceeded`, the other worker's

@@ -87,7 +87,7 @@ async fn every_route_answers_every_role() -> Result<()> {
         json!(["mortality", "sale", "expense"])
     );
     assert_eq!(settings["effective"]["sale"], "draft");
-    assert_eq!(settings["time_zone"], "UTC");
+    assert_eq!(settings["time_zone"], "Africa/Lagos");
 
     // writes
     let autonomy = json!({"tier": "draft"});

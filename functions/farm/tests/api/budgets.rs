@@ -218,7 +218,7 @@ async fn usage_is_spent_and_held_per_window_and_feature() -> Result<()> {
     let (status, body) = api.get(&usage("worker-u"), "worker-u").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["user_id"], "worker-u");
-    assert_eq!(body["time_zone"], "UTC");
+    assert_eq!(body["time_zone"], "Africa/Lagos");
     let daily = &body["daily"];
     assert_eq!(
         (
