@@ -55,8 +55,17 @@ CHECK[autonomy]='length == 2
   and .[0].autonomy.tier == "auto" and .[0].effective.feed_use == "auto" and .[0].effective.sale == "draft"
   and .[1].error.code == "invalid_payload" and (.[1].error.fields[0].message | contains("floor"))'
 
+# Four JSON documents (the caps, the worker's usage, the thresholds, a worker's refusal).
+CHECK[budgets]='length == 4
+  and .[0] == {"user_id": "demo-worker", "daily": 50, "monthly": 1000}
+  and .[1].time_zone == "Africa/Lagos" and .[1].daily.cap == 50
+  and .[1].daily.remaining == ([50 - .[1].daily.spent - .[1].daily.held, 0] | max)
+  and (.[1].daily.resets_at | test("T23:00:00"))
+  and .[2].thresholds == [{"threshold": 100, "armed": true}, {"threshold": 20, "armed": true}]
+  and .[3].error.code == "forbidden"'
+
 # Steps whose output is several JSON documents: their check reads the array of them.
-SLURPED=(evidence topup documents autonomy)
+SLURPED=(evidence topup documents autonomy budgets)
 
 # ---- the blocks
 steps=()
