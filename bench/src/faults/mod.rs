@@ -89,14 +89,14 @@ fn pool(url: &str, size: usize) -> Result<Db> {
 async fn setup(db: &TestDb, farms: usize) -> Result<Vec<uuid::Uuid>> {
     let mut ids = Vec::new();
     for i in 0..farms {
-        let farm = db.farm(&format!("faults {i}"), 2_000).await?;
+        let farm = db.farm(&format!("faults {i}"), 200).await?;
         db.member(farm, workload::USER, "owner").await?;
         db.member(farm, "faults-owner", "owner").await?;
         for m in workload::BUDGET_MEMBERS {
             db.member(farm, m, "worker").await?;
             let tx = db.owner.tenant(farm).await?;
             let cap = BudgetChange {
-                daily: CapChange::Set(150),
+                daily: CapChange::Set(40),
                 monthly: CapChange::Keep,
             };
             budgets::set_as_operator(&tx, "faults", m, cap).await?;

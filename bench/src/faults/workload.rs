@@ -310,7 +310,7 @@ async fn grant(
             .fetch_max(at.timestamp_millis(), Ordering::Relaxed);
     }
     let lot = NewLot {
-        amount: rng.random_range(20..200),
+        amount: rng.random_range(1..13),
         category: if expires {
             LotCategory::Promotional
         } else {
