@@ -8,6 +8,7 @@ mod decisions;
 mod drafts;
 mod holds;
 mod invariants;
+mod killed_turn;
 mod knowledge;
 mod lots;
 mod payments;
