@@ -440,6 +440,15 @@ mod tests {
     }
 
     #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after() {
+        let res = error_response(&Error::DatabaseUnavailable("connection closed".into()));
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], RETRY_AFTER_SECS);
+        let res = error_response(&Error::ModelUnavailable("throttled".into()));
+        assert!(!res.headers().contains_key("retry-after"));
+    }
+
+    #[test]
     fn a_served_path_with_another_method_is_a_405_with_allow() {
         const ROUTES: &[Route] = &[
             ("PUT", "/farms/{farm_id}/members/{user_id}"),

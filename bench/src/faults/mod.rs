@@ -13,6 +13,7 @@
 pub mod check;
 pub mod history;
 pub mod inject;
+pub mod races;
 pub mod snapshot;
 pub mod workload;
 

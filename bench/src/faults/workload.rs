@@ -17,14 +17,10 @@ use farmops::{
         self, Feature, LotCategory, LotSource, MeteredRun, NewLot, NextCall, RunEnd, RunSpec,
     },
     db::{Db, sqlstate},
-    drafts::{self, Decider, NewDraft},
-    membership::Role,
     model::Usage,
     reconcile,
-    records::{self, RecordType},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::history::{Event, Op, Outcome};
@@ -58,7 +54,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    fn met(&self, e: &Error) {
+    pub(super) fn met(&self, e: &Error) {
         let kind = match (e, sqlstate(e).as_deref()) {
             (_, Some("57014")) => "statement timeout (57014) met by a client",
             (Error::DatabaseUnavailable(_), _) => "connection lost or refused, met by a client",
@@ -153,7 +149,7 @@ pub async fn worker(ctx: Arc<Ctx>, w: usize) -> Vec<Event> {
                 outcome,
             });
         } else {
-            events.extend(draft_race(&ctx, db, farm, tag).await);
+            events.extend(super::races::draft_race(&ctx, db, farm, tag).await);
         }
         ctx.done.fetch_add(events.len() - n, Ordering::Relaxed);
         if events[n..].iter().any(|e| e.outcome == Outcome::Unknown) {
@@ -370,91 +366,4 @@ async fn reconcile_pass(ctx: &Ctx) -> farmops::error::Result<()> {
     reconcile::run_at(&ctx.app, Utc::now() - max_run).await?;
     reconcile::checkpoint_ledgers(&ctx.app, 20, Duration::from_secs(3600)).await?;
     Ok(())
-}
-
-/// A draft written, then confirmed and discarded at once by two requests.
-async fn draft_race(ctx: &Ctx, db: &Db, farm: Uuid, tag: String) -> Vec<Event> {
-    let today = Utc::now().date_naive();
-    let payload = records::validate_payload(
-        RecordType::Mortality,
-        &json!({"count": 1, "location": "pen 1"}),
-        today,
-    )
-    .expect("a valid payload");
-    let created = async {
-        let tx = db.tenant(farm).await.map_err(|e| (Outcome::Failed, e))?;
-        let new = NewDraft {
-            ai_run_id: None,
-            record_type: RecordType::Mortality,
-            payload: &payload,
-            summary: Some(&tag),
-            created_by: "faults-ai",
-        };
-        let d = drafts::create_draft(&tx, &new)
-            .await
-            .map_err(|e| (Outcome::Failed, e))?;
-        tx.commit().await.map_err(|e| (commit_outcome(&e), e))?;
-        Ok::<_, (Outcome, Error)>(d.id)
-    };
-    let (outcome, draft) = match created.await {
-        Ok(id) => (Outcome::Committed, Some(id)),
-        Err((o, e)) => {
-            ctx.met(&e);
-            (o, None)
-        }
-    };
-    let mut events = vec![Event {
-        farm,
-        op: Op::DraftCreate { tag, draft },
-        outcome,
-    }];
-    let Some(draft) = draft else { return events };
-    let by = Decider {
-        user_id: "faults-owner",
-        role: Role::Owner,
-    };
-    let decide = |confirm: bool| async move {
-        let tx = match db.tenant(farm).await {
-            Ok(tx) => tx,
-            Err(e) => {
-                ctx.met(&e);
-                return Outcome::Failed;
-            }
-        };
-        let done = if confirm {
-            drafts::confirm_draft(&tx, draft, by, None, None, today)
-                .await
-                .map(|_| ())
-        } else {
-            drafts::discard_draft(&tx, draft, by, "faults: discarded")
-                .await
-                .map(|_| ())
-        };
-        if let Err(e) = done {
-            ctx.met(&e);
-            return match e {
-                Error::Conflict { .. } => Outcome::Refused,
-                _ => Outcome::Failed,
-            };
-        }
-        match tx.commit().await {
-            Ok(()) => Outcome::Committed,
-            Err(e) => {
-                ctx.met(&e);
-                commit_outcome(&e)
-            }
-        }
-    };
-    let (confirmed, discarded) = futures::join!(decide(true), decide(false));
-    events.push(Event {
-        farm,
-        op: Op::Confirm { draft },
-        outcome: confirmed,
-    });
-    events.push(Event {
-        farm,
-        op: Op::Discard { draft },
-        outcome: discarded,
-    });
-    events
 }

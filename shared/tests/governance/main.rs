@@ -4,6 +4,7 @@ mod alerts;
 mod budgets;
 mod checkpoints;
 mod credits;
+mod db_faults;
 mod decisions;
 mod drafts;
 mod holds;
