@@ -30,6 +30,9 @@ pub const GRANTED_TWICE: &str = "duplicate delivery granted twice";
 pub const LOT_NOT_EXPIRED: &str = "expired lot still open";
 pub const UNKNOWN_RUN: &str = "run no operation opened";
 
+/// One delivery of a grant: its answer, whether it said it granted, the amount asked.
+type Delivery = (Outcome, bool, i64);
+
 /// Every anomaly of `h` against `s`; empty when the ledger survived.
 pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
     let mut out = Vec::new();
@@ -192,7 +195,7 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
     }
 
     // grants: every key granted once, as its deliveries saw
-    let mut keys: HashMap<(Uuid, &str), Vec<(Outcome, bool, i64)>> = HashMap::new();
+    let mut keys: HashMap<(Uuid, &str), Vec<Delivery>> = HashMap::new();
     for e in &h.events {
         if let Op::Grant {
             key,
