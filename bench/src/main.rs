@@ -2,8 +2,9 @@
 //! designs in the same run, on the local PostgreSQL (scripts/setup-postgres.sh), and prints one Markdown table per
 //! section with medians and ratios. It never fails on a number: targets are printed beside
 //! the figures. `--short` runs every section briefly (CI keeps it from rotting);
-//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart, clinical, holds; repeatable) runs just
-//! those.
+//! `--only <section>` (reserve, turn, retrieval, evidence, coldstart, clinical, holds, faults;
+//! repeatable) runs just those. The faults section (`--seed`, `--ops`, `--restart-cluster`:
+//! docs/faults.md) is the one that can fail the bench: an anomaly in its history exits non-zero.
 
 mod clinical;
 mod coldstart;
@@ -14,7 +15,7 @@ mod retrieval;
 mod stats;
 mod turn;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 
 pub struct Mode {
     /// Seconds per measured cell.
@@ -112,6 +113,12 @@ async fn main() -> Result<()> {
     }
     if wanted("holds") {
         holds::run().await?;
+    }
+    if wanted("faults") {
+        let anomalies = farmops_bench::faults::run(&args, short).await?;
+        if anomalies > 0 {
+            bail!("the faults history has {anomalies} anomalies");
+        }
     }
     Ok(())
 }

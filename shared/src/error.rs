@@ -84,6 +84,14 @@ pub enum Error {
     /// The model is throttled or timed out. 503 (credits refunded).
     #[error("model unavailable: {0}")]
     ModelUnavailable(String),
+    /// The database cannot be reached, is restarting, or dropped the connection mid-request
+    /// (connection refused or closed, SQLSTATE class 08, admin shutdown 57P01/57P02/57P03,
+    /// the pool timing out or failing to connect): nothing was saved, or the transaction's
+    /// fate is unknown to this process but whole (PostgreSQL commits all or nothing). 503
+    /// with `Retry-After` ([`crate::http::error_response`]); the pool discards the broken
+    /// connection, so the next request after the database is back succeeds.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// Everything else. 500; logged with its cause, never shown.
     #[error("unexpected error: {0}")]
     Unexpected(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -122,6 +130,7 @@ impl Error {
             Error::Invalid(_) => 422,
             Error::ModelFailed(_) => 502,
             Error::ModelUnavailable(_) => 503,
+            Error::DatabaseUnavailable(_) => 503,
             Error::Unexpected(_) => 500,
         }
     }
@@ -142,6 +151,7 @@ impl Error {
             Error::Invalid(_) => "invalid_payload",
             Error::ModelFailed(_) => "model_failed",
             Error::ModelUnavailable(_) => "model_unavailable",
+            Error::DatabaseUnavailable(_) => "database_unavailable",
             Error::Unexpected(_) => "internal",
         }
     }
@@ -150,6 +160,9 @@ impl Error {
     pub fn body(&self) -> serde_json::Value {
         let message = match self {
             Error::Unexpected(_) => "internal error".to_string(),
+            Error::DatabaseUnavailable(_) => {
+                "the database is unavailable; retry shortly".to_string()
+            }
             other => other.to_string(),
         };
         let mut error = serde_json::json!({ "code": self.code(), "message": message });
@@ -194,10 +207,44 @@ impl From<Error> for lambda_http::lambda_runtime::Diagnostic {
     }
 }
 
+/// A driver error as the crate's: connection-level failures (the database unreachable,
+/// restarting, or gone mid-request) are [`Error::DatabaseUnavailable`], the rest (a refusal by
+/// the schema, a statement timeout, a bug) [`Error::Unexpected`].
 impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
-        Error::Unexpected(Box::new(e))
+        if is_connection_failure(&e) {
+            Error::DatabaseUnavailable(Box::new(e))
+        } else {
+            Error::Unexpected(Box::new(e))
+        }
     }
+}
+
+/// SQLSTATEs that mean the connection, not the statement, failed: class 08 (connection
+/// exception) and the shutdowns of class 57 (57P01 admin shutdown: `pg_terminate_backend` or
+/// a fast shutdown; 57P02 crash shutdown; 57P03 cannot connect now: starting up or shutting
+/// down). 57014 (a statement timeout or cancel) is not one: the connection is fine.
+pub fn is_connection_sqlstate(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// Whether a driver error is a connection-level failure: the connection closed, an I/O error
+/// on its socket, or a connection SQLSTATE ([`is_connection_sqlstate`]).
+pub fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        return is_connection_sqlstate(code.code());
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -285,6 +332,11 @@ mod tests {
                 503,
                 "model_unavailable",
             ),
+            (
+                Error::DatabaseUnavailable("connection closed".into()),
+                503,
+                "database_unavailable",
+            ),
             (Error::unexpected("boom"), 500, "internal"),
         ];
         for (error, status, code) in cases {
@@ -292,6 +344,20 @@ mod tests {
             assert_eq!(error.code(), code, "{error:?}");
             assert_eq!(error.body()["error"]["code"], code);
         }
+    }
+
+    #[test]
+    fn connection_sqlstates_are_the_connection_classes_only() {
+        for code in [
+            "08000", "08003", "08006", "08P01", "57P01", "57P02", "57P03",
+        ] {
+            assert!(is_connection_sqlstate(code), "{code}");
+        }
+        for code in ["57014", "23505", "40001", "42501", "FO404", "XX000"] {
+            assert!(!is_connection_sqlstate(code), "{code}");
+        }
+        let body = Error::DatabaseUnavailable("password=hunter2".into()).body();
+        assert!(!body.to_string().contains("hunter2"), "{body}");
     }
 
     #[test]

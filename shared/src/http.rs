@@ -244,6 +244,10 @@ pub fn response(status: u16, content_type: &str, body: String) -> Response<Body>
     res
 }
 
+/// Seconds a client waits before retrying a request refused with 503 `database_unavailable`
+/// (a fast restart of the cluster takes about this long).
+pub const RETRY_AFTER_SECS: &str = "2";
+
 /// The one place an [`Error`] becomes a response. Unexpected errors are logged with their
 /// whole cause chain; the client sees only the code.
 pub fn error_response(error: &Error) -> Response<Body> {
@@ -263,6 +267,12 @@ pub fn error_response(error: &Error) -> Response<Body> {
         );
     }
     let mut res = json_response(error.status(), &error.body());
+    if let Error::DatabaseUnavailable(_) = error {
+        res.headers_mut().insert(
+            "retry-after",
+            lambda_http::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     if let Error::MethodNotAllowed { allow, .. } = error
         && let Ok(v) = allow.join(", ").parse()
     {
@@ -427,6 +437,15 @@ mod tests {
             balance: 1,
         });
         assert_eq!(res.status(), 402);
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_with_retry_after() {
+        let res = error_response(&Error::DatabaseUnavailable("connection closed".into()));
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["retry-after"], RETRY_AFTER_SECS);
+        let res = error_response(&Error::ModelUnavailable("throttled".into()));
+        assert!(!res.headers().contains_key("retry-after"));
     }
 
     #[test]

@@ -295,8 +295,19 @@ impl Db {
     }
 }
 
+/// A connection the pool could not give: the database unreachable or refusing connections
+/// (starting up, shutting down), the connect or the wait timing out, or the pool closed, is
+/// [`Error::DatabaseUnavailable`] (503); a pool built wrong is [`Error::Unexpected`].
 fn pool_error(e: managed::PoolError<ConnectError>) -> Error {
-    Error::Unexpected(Box::new(PoolFailure(e.to_string())))
+    let failure = Box::new(PoolFailure(e.to_string()));
+    match e {
+        managed::PoolError::Timeout(_)
+        | managed::PoolError::Backend(_)
+        | managed::PoolError::Closed => Error::DatabaseUnavailable(failure),
+        managed::PoolError::NoRuntimeSpecified | managed::PoolError::PostCreateHook(_) => {
+            Error::Unexpected(failure)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -518,7 +529,7 @@ impl Drop for TenantTx {
 /// (constraint, trigger, privilege, row-level security): what tests of the schema look for.
 pub fn sqlstate(error: &Error) -> Option<String> {
     match error {
-        Error::Unexpected(source) => source
+        Error::Unexpected(source) | Error::DatabaseUnavailable(source) => source
             .downcast_ref::<tokio_postgres::Error>()
             .and_then(|e| e.code())
             .map(|c| c.code().to_string()),

@@ -1,5 +1,6 @@
 //! The confirm-draft handler with real API Gateway HTTP API events against a real PostgreSQL.
 
+mod faults;
 mod openapi;
 
 use confirm_draft::{State, handle};
