@@ -3,8 +3,9 @@
 //! section with medians and ratios. It never fails on a number: targets are printed beside
 //! the figures. `--short` runs every section briefly (CI keeps it from rotting);
 //! `--only <section>` (reserve, turn, retrieval, evidence, coldstart, clinical, holds, faults;
-//! repeatable) runs just those. The faults section (`--seed`, `--ops`, `--restart-cluster`:
-//! docs/faults.md) is the one that can fail the bench: an anomaly in its history exits non-zero.
+//! repeatable) runs just those; `--seconds S` and `--reps N` set each cell's length and
+//! repetitions. The faults section (`--seed`, `--ops`, `--restart-cluster`: docs/faults.md) is
+//! the one that can fail the bench: an anomaly in its history exits non-zero.
 
 mod clinical;
 mod coldstart;
@@ -15,7 +16,7 @@ mod retrieval;
 mod stats;
 mod turn;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 pub struct Mode {
     /// Seconds per measured cell.
@@ -62,7 +63,7 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let short = args.iter().any(|a| a == "--short");
     let chain = !args.iter().any(|a| a == "--without-chain");
-    let mode = if short {
+    let mut mode = if short {
         Mode {
             seconds: 0.3,
             reps: 1,
@@ -75,6 +76,14 @@ async fn main() -> Result<()> {
             chain,
         }
     };
+    // `--seconds S` and `--reps N` override the mode's cell length and repetitions.
+    for w in args.windows(2) {
+        match w[0].as_str() {
+            "--seconds" => mode.seconds = w[1].parse().context("--seconds takes a number")?,
+            "--reps" => mode.reps = w[1].parse().context("--reps takes a whole number")?,
+            _ => {}
+        }
+    }
     println!(
         "# FarmOps benchmark ({} mode{})\n",
         if short { "short" } else { "full" },
