@@ -36,6 +36,13 @@ use crate::{
     model::Usage,
 };
 
+mod arithmetic;
+#[cfg(test)]
+mod tests;
+
+use arithmetic::whole_credits;
+pub use arithmetic::{Plan, credits_for, largest_output, millicredits, plan_call};
+
 /// What the next model call may consume: its input bound and the range of output caps the
 /// caller accepts (`min_output_tokens..=max_output_tokens`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,85 +78,6 @@ pub struct RunSpec<'a> {
 pub enum RunEnd<'a> {
     Succeeded { summary: Option<&'a str> },
     Failed { error: &'a str },
-}
-
-// ---------------------------------------------------------------- the arithmetic (pure)
-
-/// Thousandths of a credit: a run adds up the exact price of every call in these and rounds up
-/// to whole credits once, on the total ([`super::cost`] is the one-call case).
-pub fn millicredits(price: ModelPrice, input: u64, output: u64) -> i128 {
-    input as i128 * price.input_per_1k as i128 + output as i128 * price.output_per_1k as i128
-}
-
-fn whole_credits(millis: i128) -> i64 {
-    i64::try_from((millis + 999).div_euclid(1000)).unwrap_or(i64::MAX)
-}
-
-/// Credits a run that has spent `spent` millicredits must hold in total to make one more call
-/// of `input` tokens in and at most `output` out.
-pub fn credits_for(price: ModelPrice, spent: i128, input: u64, output: u64) -> i64 {
-    whole_credits(spent + millicredits(price, input, output)).max(1)
-}
-
-/// The largest output cap of the next call for which [`credits_for`] stays within `budget`
-/// credits; `None` when not even its input fits.
-pub fn largest_output(price: ModelPrice, spent: i128, input: u64, budget: i64) -> Option<u64> {
-    let room = budget as i128 * 1000 - spent - millicredits(price, input, 0);
-    if room < 0 || budget < 1 {
-        return None;
-    }
-    if price.output_per_1k == 0 {
-        return Some(u64::MAX);
-    }
-    Some(u64::try_from(room / price.output_per_1k as i128).unwrap_or(u64::MAX))
-}
-
-/// What to do before the next call (pure): `held` is what the run holds, `available` the
-/// farm's balance when known (after a refused hold).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// Call with this output cap; hold `top_up` more first (0: the hold already covers it).
-    Call { output_tokens: u64, top_up: i64 },
-    /// Not even the minimum call fits: the hold would have to be `needed` more.
-    Short { needed: i64 },
-}
-
-pub fn plan_call(
-    price: ModelPrice,
-    spent: i128,
-    held: i64,
-    available: Option<i64>,
-    next: NextCall,
-) -> Plan {
-    let need = |out| (credits_for(price, spent, next.input_tokens, out) - held).max(0);
-    let min_out = next.min_output_tokens.min(next.max_output_tokens);
-    let output_tokens = match available {
-        None => next.max_output_tokens,
-        Some(balance) => {
-            match largest_output(
-                price,
-                spent,
-                next.input_tokens,
-                held.saturating_add(balance),
-            ) {
-                Some(out) if out >= min_out => out.min(next.max_output_tokens),
-                _ => {
-                    return Plan::Short {
-                        needed: need(min_out),
-                    };
-                }
-            }
-        }
-    };
-    if need(output_tokens) > available.unwrap_or(i64::MAX) {
-        return Plan::Short {
-            needed: need(min_out),
-        };
-    }
-    Plan::Call {
-        output_tokens,
-        top_up: need(output_tokens),
-    }
 }
 
 // ---------------------------------------------------------------- refused holds
@@ -436,142 +364,5 @@ impl MeteredRun {
         let tx = db.tenant(self.farm_id).await?;
         self.settle(&tx, RunEnd::Failed { error }).await?;
         tx.commit().await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const P: ModelPrice = ModelPrice {
-        input_per_1k: 2,
-        output_per_1k: 8,
-    };
-
-    fn used(i: u64, o: u64) -> i128 {
-        millicredits(P, i, o)
-    }
-
-    fn next(input: u64, max: u64, min: u64) -> NextCall {
-        NextCall {
-            input_tokens: input,
-            max_output_tokens: max,
-            min_output_tokens: min,
-        }
-    }
-
-    #[test]
-    fn the_largest_output_is_the_most_the_budget_pays_for() {
-        let cases = [
-            // (used, input, budget, expected)
-            (used(0, 0), 1000, 10, Some(1000)), // 2 + 8
-            (used(0, 0), 1000, 9, Some(875)),   // 2 + 7
-            (used(0, 0), 1000, 2, Some(0)),
-            (used(0, 0), 1000, 1, None),
-            (used(500, 125), 500, 10, Some(875)), // the used output counts against it
-            (used(0, 0), 0, 0, None),
-        ];
-        for (u, input, budget, expected) in cases {
-            let got = largest_output(P, u, input, budget);
-            assert_eq!(got, expected, "{u} {input} {budget}");
-            if let Some(out) = got {
-                assert!(credits_for(P, u, input, out) <= budget.max(1));
-                assert!(credits_for(P, u, input, out + 1) > budget || P.output_per_1k == 0);
-            }
-        }
-        let free_output = ModelPrice {
-            input_per_1k: 1,
-            output_per_1k: 0,
-        };
-        assert_eq!(
-            largest_output(free_output, used(0, 0), 10, 1),
-            Some(u64::MAX)
-        );
-    }
-
-    #[test]
-    fn a_call_is_planned_to_fit_the_hold_and_the_balance() {
-        let cases = [
-            // (used, held, available, next, expected)
-            (
-                used(0, 0),
-                0,
-                None,
-                next(1000, 1000, 100),
-                Plan::Call {
-                    output_tokens: 1000,
-                    top_up: 10,
-                },
-            ),
-            (
-                used(0, 0),
-                20,
-                None,
-                next(1000, 1000, 100),
-                Plan::Call {
-                    output_tokens: 1000,
-                    top_up: 0,
-                },
-            ),
-            (
-                used(0, 0),
-                4,
-                Some(4),
-                next(1000, 1000, 100),
-                Plan::Call {
-                    output_tokens: 750,
-                    top_up: 4,
-                },
-            ),
-            (
-                used(0, 0),
-                0,
-                Some(2),
-                next(1000, 1000, 100),
-                Plan::Short { needed: 3 },
-            ),
-            (
-                used(1000, 100),
-                4,
-                Some(0),
-                next(1000, 1000, 100),
-                Plan::Short { needed: 2 },
-            ),
-            (
-                used(1000, 100),
-                6,
-                Some(100),
-                next(1000, 1000, 100),
-                Plan::Call {
-                    output_tokens: 1000,
-                    top_up: 7,
-                },
-            ),
-            (
-                used(0, 0),
-                0,
-                Some(50),
-                next(1000, 100, 500),
-                Plan::Call {
-                    output_tokens: 100,
-                    top_up: 3,
-                },
-            ),
-        ];
-        for (u, held, available, n, expected) in cases {
-            let plan = plan_call(P, u, held, available, n);
-            assert_eq!(
-                plan, expected,
-                "{u} held {held} available {available:?} {n:?}"
-            );
-            if let Plan::Call {
-                output_tokens,
-                top_up,
-            } = plan
-            {
-                assert!(credits_for(P, u, n.input_tokens, output_tokens) <= held + top_up);
-                assert!(top_up <= available.unwrap_or(i64::MAX));
-            }
-        }
     }
 }
