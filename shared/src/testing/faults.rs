@@ -43,29 +43,32 @@ pub fn unreachable_url(user: &str, password: &str, database: &str) -> Result<Str
     ))
 }
 
-/// A task terminating, over and over, the backends of `database` named `application_name`
-/// that are not idle: running a statement, or inside a transaction between one statement and
-/// the next or its `COMMIT`. After a kill it pauses `after_kill`, so some requests run whole
-/// between the kills.
+/// A task terminating, over and over while armed, the backends of `database` named
+/// `application_name` that are not idle: running a statement, or inside a transaction between
+/// one statement and the next or its `COMMIT`. A test disarms it for some requests
+/// ([`Killer::arm`]) so that those run whole however slow the machine is.
 pub struct Killer {
     stop: Arc<AtomicBool>,
+    armed: Arc<AtomicBool>,
     task: JoinHandle<u64>,
 }
 
 impl Killer {
-    pub async fn start(
-        database: &str,
-        application_name: &str,
-        after_kill: Duration,
-    ) -> Result<Killer> {
+    /// Starts the killer, armed.
+    pub async fn start(database: &str, application_name: &str) -> Result<Killer> {
         let admin = super::admin_client(database).await?;
         let stop = Arc::new(AtomicBool::new(false));
+        let armed = Arc::new(AtomicBool::new(true));
         let name = application_name.to_string();
         let task = tokio::spawn({
-            let stop = stop.clone();
+            let (stop, armed) = (stop.clone(), armed.clone());
             async move {
                 let mut killed = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    if !armed.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
                     let rows = admin
                         .query(
                             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -76,17 +79,18 @@ impl Killer {
                         .await
                         .expect("terminating");
                     killed += rows.len() as u64;
-                    let pause = if rows.is_empty() {
-                        Duration::from_millis(1)
-                    } else {
-                        after_kill
-                    };
-                    tokio::time::sleep(pause).await;
+                    let pause = if rows.is_empty() { 1 } else { 40 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
                 killed
             }
         });
-        Ok(Killer { stop, task })
+        Ok(Killer { stop, armed, task })
+    }
+
+    /// Arms (kills from now on) or disarms (leaves the pool alone) the killer.
+    pub fn arm(&self, armed: bool) {
+        self.armed.store(armed, Ordering::Relaxed);
     }
 
     /// Stops the killer; answers how many backends it terminated.

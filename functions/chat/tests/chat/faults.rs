@@ -5,7 +5,7 @@
 //! succeeded; a run the faults left open is returned by reconcile; the ledger holds throughout;
 //! the same state (no cold start) serves the next turn once the database is back.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use anyhow::Result;
 use chat::State;
@@ -26,8 +26,6 @@ use uuid::Uuid;
 use crate::support::*;
 
 const APP_NAME: &str = "chat-faults";
-/// How long the killer leaves the pool alone after a kill: some requests run whole between.
-const KILL_PAUSE: Duration = Duration::from_millis(300);
 const MESSAGE: &str = "3 birds died in pen 2 and we sold 20 crates of eggs for 45,000 naira";
 
 fn state_on(db: farmops::db::Db) -> State {
@@ -84,9 +82,11 @@ async fn killed_connections_answer_503_and_the_ledger_holds() -> Result<()> {
     let db = TestDb::new().await?;
     let (farm, owner) = farm(&db, "f", 100_000).await?;
     let state = state_on(pool(&db.app_url(), Some(APP_NAME))?);
-    let killer = Killer::start(&db.name, APP_NAME, KILL_PAUSE).await?;
+    let killer = Killer::start(&db.name, APP_NAME).await?;
     let mut answered = Vec::new();
     for i in 0..150 {
+        // every other request runs unharmed, however slow the machine
+        killer.arm(i % 2 == 0);
         let (status, body) = turn(&state, farm, &owner).await;
         assert!(matches!(status, 200 | 503), "turn {i}: {status} {body}");
         answered.push((status, body));

@@ -3,8 +3,6 @@
 //! connection is killed mid-request answers the same, and the same state (no cold start)
 //! serves the next read once the database is back.
 
-use std::time::Duration;
-
 use farmops::testing::{
     APP_PASSWORD,
     faults::{Killer, check_unavailable, pool, unreachable_url},
@@ -14,8 +12,6 @@ use farmops::testing::{
 use super::*;
 
 const APP_NAME: &str = "evidence-faults";
-/// How long the killer leaves the pool alone after a kill: some requests run whole between.
-const KILL_PAUSE: Duration = Duration::from_millis(200);
 
 /// GETs `path` as `user`; checks the answer against the document and, for a 503, its shape.
 async fn read(state: &State, path: &str, user: &str) -> u16 {
@@ -34,7 +30,7 @@ async fn a_killed_connection_answers_503_and_the_next_read_succeeds() -> Result<
     };
     let path = format!("/farms/{}/evidence", h.farm);
     assert_eq!(read(&state, &path, "alice").await, 200);
-    let killer = Killer::start(&db.name, APP_NAME, KILL_PAUSE).await?;
+    let killer = Killer::start(&db.name, APP_NAME).await?;
     let mut answered = Vec::new();
     for i in 0..400 {
         let status = read(&state, &path, "alice").await;
