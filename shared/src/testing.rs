@@ -390,6 +390,7 @@ pub fn body_json(response: &lambda_http::Response<lambda_http::Body>) -> serde_j
 
 pub mod converse;
 pub mod eventbridge;
+pub mod faults;
 pub mod kms;
 pub mod retrieval;
 

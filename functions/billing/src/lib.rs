@@ -6,8 +6,9 @@
 //!
 //! Answers: 200 with the event's verdict for every delivery whose signature is valid, whatever
 //! the verdict (so Paystack stops retrying what will never be granted); 401
-//! `invalid_signature` (nothing written) otherwise; 500 only when the database fails (Paystack
-//! then retries).
+//! `invalid_signature` (nothing written) otherwise; 503 `database_unavailable` with
+//! `Retry-After` when the database is unreachable, restarting or drops the connection, and 500
+//! when it fails otherwise (nothing granted either way; Paystack then retries).
 
 use chrono::{DateTime, Utc};
 use farmops::{

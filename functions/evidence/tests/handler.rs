@@ -23,6 +23,8 @@ use uuid::Uuid;
 
 #[path = "handler/export.rs"]
 mod export;
+#[path = "handler/faults.rs"]
+mod faults;
 #[path = "handler/grants.rs"]
 mod grants;
 #[path = "handler/openapi.rs"]

@@ -318,6 +318,29 @@ const NOT_BEGUN: u8 = 0;
 const OPEN: u8 = 1;
 const FAILED: u8 = 2;
 const FINISHED: u8 = 3;
+/// Failed because its connection did (killed, closed, the database restarting): what follows
+/// in it is [`Error::DatabaseUnavailable`] too, not a 500 for "a failed transaction".
+const BROKEN: u8 = 4;
+
+/// The state a statement's failure leaves the transaction in.
+fn failed_state(error: &Error) -> u8 {
+    if matches!(error, Error::DatabaseUnavailable(_)) {
+        BROKEN
+    } else {
+        FAILED
+    }
+}
+
+/// What a statement or a commit on a transaction that already failed answers.
+fn already_failed(state: u8, what: &str) -> Error {
+    if state == BROKEN {
+        Error::DatabaseUnavailable(
+            format!("{what} on a transaction whose connection failed").into(),
+        )
+    } else {
+        Error::unexpected(format!("{what} on a failed transaction"))
+    }
+}
 
 /// One transaction, scoped to one farm by `app.farm_id`.
 ///
@@ -389,15 +412,16 @@ impl TenantTx {
                     );
                     began.and(rows)
                 }
-                Err(FAILED) => return Err(Error::unexpected("statement on a failed transaction")),
+                Err(state @ (FAILED | BROKEN)) => return Err(already_failed(state, "statement")),
                 Err(FINISHED) => {
                     return Err(Error::unexpected("statement on a finished transaction"));
                 }
                 Err(_) => client.query_typed(sql, params).await,
             };
         result.map_err(|e| {
-            self.state.store(FAILED, Ordering::Release);
-            Error::from(e)
+            let e = Error::from(e);
+            self.state.store(failed_state(&e), Ordering::Release);
+            e
         })
     }
 
@@ -431,7 +455,7 @@ impl TenantTx {
         let begin = match self.state.swap(FINISHED, Ordering::AcqRel) {
             NOT_BEGUN => Some(self.begin_sql()),
             OPEN => None,
-            _ => return Err(Error::unexpected("commit of a failed transaction")),
+            state => return Err(already_failed(state, "commit")),
         };
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let queries = futures::future::join_all(
@@ -462,8 +486,9 @@ impl TenantTx {
                 Ok(rows)
             }
             Err(e) => {
-                self.state.store(FAILED, Ordering::Release);
-                Err(e.into())
+                let e = Error::from(e);
+                self.state.store(failed_state(&e), Ordering::Release);
+                Err(e)
             }
         }
     }
@@ -478,12 +503,16 @@ impl TenantTx {
                 self.client().batch_execute("COMMIT").await
             }
             .map_err(|e| {
-                self.state.store(FAILED, Ordering::Release);
-                Error::from(e)
+                let e = Error::from(e);
+                self.state.store(failed_state(&e), Ordering::Release);
+                e
             }),
-            _ => {
-                self.state.store(FAILED, Ordering::Release);
-                Err(Error::unexpected("commit of a failed transaction"))
+            state => {
+                self.state.store(
+                    if state == BROKEN { BROKEN } else { FAILED },
+                    Ordering::Release,
+                );
+                Err(already_failed(state, "commit"))
             }
         }
         .inspect(|_| self.release())

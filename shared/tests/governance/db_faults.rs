@@ -97,3 +97,32 @@ async fn a_backend_killed_before_its_commit_loses_the_whole_transaction_and_the_
     };
     assert_eq!(balance, 10, "the killed grant is wholly absent: 7 + 3");
 }
+
+/// Statements pipelined in one transaction (a chat turn's save) that come after one of them met
+/// the killed connection, and the commit after it, are the same 503, not a 500 for "a failed
+/// transaction": the transaction failed because its connection did.
+#[tokio::test]
+async fn what_follows_a_killed_statement_in_its_transaction_is_unavailable_too() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("A", 0).await.unwrap();
+    let owner = pool(
+        &format!("{}?application_name={APP_NAME}", db.owner_url()),
+        1,
+    );
+    let tx = owner.tenant(farm).await.unwrap();
+    tx.query("SELECT 1", &[]).await.unwrap();
+    assert_eq!(kill_all(&db).await, 1);
+    let e = tx.query("SELECT 2", &[]).await.expect_err("killed");
+    assert!(matches!(e, Error::DatabaseUnavailable(_)), "{e:?}");
+    let e = tx.query("SELECT 3", &[]).await.expect_err("failed");
+    assert!(matches!(e, Error::DatabaseUnavailable(_)), "{e:?}");
+    let e = tx.commit().await.expect_err("failed");
+    assert!(matches!(e, Error::DatabaseUnavailable(_)), "{e:?}");
+    // a refusal by the database still fails what follows as unexpected (a bug, not a fault)
+    let tx = owner.tenant(farm).await.unwrap();
+    tx.query("SELECT 1/0", &[])
+        .await
+        .expect_err("division by zero");
+    let e = tx.query("SELECT 1", &[]).await.expect_err("failed");
+    assert!(matches!(e, Error::Unexpected(_)), "{e:?}");
+}

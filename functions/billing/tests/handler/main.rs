@@ -20,6 +20,8 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod faults;
+
 const SECRET: &str = "sk_test_farmops_local";
 const PATH: &str = "/payments/paystack";
 

@@ -6,6 +6,7 @@ mod bedrock_stub;
 mod budgets;
 mod clinical;
 mod concurrency;
+mod faults;
 mod holds;
 mod offline_turns;
 mod openapi;

@@ -1,5 +1,6 @@
 //! The discard-draft handler with real API Gateway HTTP API events against a real PostgreSQL.
 
+mod faults;
 mod openapi;
 
 use discard_draft::{State, handle};

@@ -7,6 +7,7 @@ mod access;
 mod alerts;
 mod autonomy;
 mod budgets;
+mod faults;
 mod fields;
 mod members;
 mod memories;

@@ -13,6 +13,7 @@ use reembed::{State, handle, handle_event};
 use serde_json::json;
 use uuid::Uuid;
 
+mod faults;
 mod openapi;
 
 type R<T = ()> = anyhow::Result<T>;
