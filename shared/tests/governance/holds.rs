@@ -136,6 +136,111 @@ async fn the_application_role_cannot_mint_credits() {
     assert!(audit_holds(&db.app, farm).await);
 }
 
+/// The application role's statements in one transaction, committed.
+async fn app_transaction(db: &TestDb, farm: Uuid, statements: &[String]) -> Result<(), Error> {
+    let tx = db.app.tenant(farm).await?;
+    for sql in statements {
+        tx.query(sql, &[]).await?;
+    }
+    tx.commit().await
+}
+
+/// Migration 0092: the doors and the commit-time checks run as the owner, and before 0092 they
+/// resolved table names in the caller's temporary schema first. This attack committed then:
+/// fake runs, lot moves and ledger in pg_temp, and credit_settle_run refunded a made-up hold of
+/// 1,000 into the real farm and lot, checked against the fake ledger.
+#[tokio::test]
+async fn the_doors_ignore_the_callers_temporary_tables() {
+    let db = TestDb::new().await.unwrap();
+    // 2,000 granted and 1,500 spent: the farm's lot has room for a refund of 1,000
+    let farm = db.farm("shadow", 2000).await.unwrap();
+    let opened = exec(
+        &db.app,
+        farm,
+        "SELECT run_id FROM credit_open_run(current_farm_id(), 'chat', 'm', 'u', null, 1500)",
+    )
+    .await
+    .unwrap();
+    let spent: Uuid = opened[0].get(0);
+    let settle = format!(
+        "SELECT * FROM credit_settle_run(current_farm_id(), '{spent}', false, 1500, 0, 0, 0, null, null)"
+    );
+    exec(&db.app, farm, &settle).await.unwrap();
+    assert_eq!(balance(&db, farm).await, 500);
+    let fake_run = Uuid::new_v4();
+    let shadow = |table: &str| {
+        format!("CREATE TEMP TABLE {table} ON COMMIT DROP AS SELECT * FROM public.{table} LIMIT 0")
+    };
+    let mut settle_a_fake_run = vec![
+        shadow("ai_runs"),
+        shadow("credit_lot_moves"),
+        shadow("credit_ledger"),
+        "GRANT ALL ON pg_temp.ai_runs, pg_temp.credit_lot_moves, pg_temp.credit_ledger
+           TO farmops_owner"
+            .to_string(),
+        format!(
+            "INSERT INTO pg_temp.ai_runs (id, farm_id, feature, model, status, credits_reserved,
+                                          credits_charged, created_at)
+             VALUES ('{fake_run}', current_farm_id(), 'chat', 'm', 'reserved', 1000, 0, now())"
+        ),
+        format!(
+            "INSERT INTO pg_temp.credit_lot_moves (farm_id, lot_id, ai_run_id, kind, delta)
+             SELECT current_farm_id(), id, '{fake_run}', 'hold', -1000 FROM public.credit_lots
+              WHERE farm_id = current_farm_id() AND closed_at IS NULL"
+        ),
+        "INSERT INTO pg_temp.credit_ledger (farm_id, entry_type, delta, balance_after, actor)
+         SELECT id, 'grant', 0, credit_balance + 1000, 'me' FROM public.farms
+          WHERE id = current_farm_id()"
+            .to_string(),
+    ];
+    settle_a_fake_run.push(format!(
+        "SELECT * FROM credit_settle_run(current_farm_id(), '{fake_run}', false, 0, 0, 0, 0, null, null)"
+    ));
+    // The door sees no such run (the real ai_runs): nothing changes, and the commit passes.
+    app_transaction(&db, farm, &settle_a_fake_run)
+        .await
+        .unwrap();
+    assert_eq!(balance(&db, farm).await, 500);
+    // A fake lot of a billion credits does not make a hold of 1,000 spendable either.
+    let open_on_a_fake_lot = vec![
+        shadow("credit_lots"),
+        "GRANT ALL ON pg_temp.credit_lots TO farmops_owner".to_string(),
+        "INSERT INTO pg_temp.credit_lots SELECT * FROM public.credit_lots
+          WHERE farm_id = current_farm_id()"
+            .to_string(),
+        "UPDATE pg_temp.credit_lots SET remaining = 1000000000".to_string(),
+        "SELECT run_id FROM credit_open_run(current_farm_id(), 'chat', 'm', 'u', null, 1000)"
+            .to_string(),
+    ];
+    app_transaction(&db, farm, &open_on_a_fake_lot)
+        .await
+        .unwrap();
+    assert_eq!(balance(&db, farm).await, 500);
+    let opened = exec(
+        &db.app,
+        farm,
+        "SELECT count(*) FROM ai_runs WHERE farm_id = current_farm_id()",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        opened[0].get::<_, i64>(0),
+        1,
+        "no run but the spent one was opened"
+    );
+    assert!(audit_holds(&db.app, farm).await);
+    let tx = db.app.tenant(farm).await.unwrap();
+    let audit = credits::audit_ledger(&tx).await.unwrap();
+    assert_eq!(
+        (
+            audit.credit_balance,
+            audit.last_balance_after,
+            audit.sum_of_deltas
+        ),
+        (500, 500, 500)
+    );
+}
+
 #[tokio::test]
 async fn a_run_agrees_with_its_legs_even_for_the_owner() {
     let db = TestDb::new().await.unwrap();
@@ -344,4 +449,45 @@ async fn random_usage_never_charges_above_the_hold() {
         assert_eq!(open, 0, "every abandoned hold expired");
         assert_eq!(legs, runs, "held = the hold legs, over every run");
     }
+}
+
+/// Migration 0092's rule, for the migrations after it too: a function of ours that sets a
+/// search_path puts pg_temp last, so no caller's temporary table shadows the schema's.
+#[tokio::test]
+async fn every_function_that_sets_a_search_path_puts_pg_temp_last() {
+    let db = TestDb::new().await.unwrap();
+    let owner = db.owner_client().await.unwrap();
+    let rows = owner
+        .query(
+            "SELECT p.oid::regprocedure::text, c
+               FROM pg_proc p, unnest(p.proconfig) c
+              WHERE p.pronamespace = 'public'::regnamespace AND c LIKE 'search_path=%'
+                AND c <> 'search_path=public, pg_temp'
+              ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    let wrong: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{} ({})", r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
+    let definers_without_a_path = owner
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p
+              WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef
+                AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search_path=%')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(
+        definers_without_a_path.is_empty(),
+        "{:?}",
+        definers_without_a_path
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
+    );
 }
