@@ -393,6 +393,7 @@ pub mod eventbridge;
 pub mod faults;
 pub mod kms;
 pub mod retrieval;
+pub mod stub;
 
 /// The OpenAPI document (`docs/openapi.yaml`) as a conformance check for handler responses.
 pub mod openapi {
