@@ -75,12 +75,18 @@ impl BedrockSettings {
 /// The Bedrock runtime client: explicit timeouts and retries, the assumed role's credentials
 /// when a role is configured.
 pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntime::Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &settings.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    let base = loader.load().await;
+    let base = sdk_config(settings.region.as_deref()).await;
     bedrock_client_from(settings, &base).await
+}
+
+/// The process's default credentials chain, in `region` when one is given (else the SDK's
+/// default region chain).
+async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    loader.load().await
 }
 
 /// [`bedrock_client`] over an already loaded base configuration (its credentials are the ones
@@ -123,11 +129,7 @@ pub async fn admin_credentials(
     secret_arn: &str,
     region: Option<&str>,
 ) -> crate::Result<(String, crate::config::Secret)> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = region {
-        loader = loader.region(Region::new(region.to_string()));
-    }
-    admin_credentials_from(&loader.load().await, secret_arn).await
+    admin_credentials_from(&sdk_config(region).await, secret_arn).await
 }
 
 /// [`admin_credentials`] with an already loaded configuration (tests: fixed credentials and a
@@ -137,32 +139,38 @@ pub async fn admin_credentials_from(
     sdk: &aws_config::SdkConfig,
     secret_arn: &str,
 ) -> crate::Result<(String, crate::config::Secret)> {
-    let client = aws_sdk_secretsmanager::Client::new(sdk);
-    let value = client
+    parse_admin_secret(&secret_string(sdk, secret_arn, "admin secret").await?)
+}
+
+/// The `SecretString` of a Secrets Manager secret, read once at cold start; `what` names the
+/// secret in errors (which never hold its value).
+#[cfg(any(feature = "admin-secret", feature = "paystack-secret"))]
+async fn secret_string(
+    sdk: &aws_config::SdkConfig,
+    secret_arn: &str,
+    what: &str,
+) -> crate::Result<String> {
+    let value = aws_sdk_secretsmanager::Client::new(sdk)
         .get_secret_value()
         .secret_id(secret_arn)
         .send()
         .await
         .map_err(|e| {
             crate::Error::unexpected(format!(
-                "reading the admin secret: {}",
+                "reading the {what}: {}",
                 aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
             ))
         })?;
-    let text = value
+    value
         .secret_string()
-        .ok_or_else(|| crate::Error::unexpected("the admin secret has no SecretString"))?;
-    parse_admin_secret(text)
+        .map(str::to_string)
+        .ok_or_else(|| crate::Error::unexpected(format!("the {what} has no SecretString")))
 }
 
 /// [`paystack_secret_from`] with the default AWS configuration (the function's role).
 #[cfg(feature = "paystack-secret")]
 pub async fn paystack_secret(secret_arn: &str) -> crate::Result<crate::config::Secret> {
-    paystack_secret_from(
-        &aws_config::defaults(BehaviorVersion::latest()).load().await,
-        secret_arn,
-    )
-    .await
+    paystack_secret_from(&sdk_config(None).await, secret_arn).await
 }
 
 /// The Paystack secret key held in a Secrets Manager secret (billing only: feature
@@ -173,22 +181,7 @@ pub async fn paystack_secret_from(
     sdk: &aws_config::SdkConfig,
     secret_arn: &str,
 ) -> crate::Result<crate::config::Secret> {
-    let client = aws_sdk_secretsmanager::Client::new(sdk);
-    let value = client
-        .get_secret_value()
-        .secret_id(secret_arn)
-        .send()
-        .await
-        .map_err(|e| {
-            crate::Error::unexpected(format!(
-                "reading the Paystack secret: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-            ))
-        })?;
-    let text = value
-        .secret_string()
-        .ok_or_else(|| crate::Error::unexpected("the Paystack secret has no SecretString"))?;
-    parse_paystack_secret(text)
+    parse_paystack_secret(&secret_string(sdk, secret_arn, "Paystack secret").await?)
 }
 
 /// The key out of the secret's text (see [`paystack_secret_from`]); never echoes it.

@@ -58,6 +58,21 @@ impl Role {
         self >= Role::Manager
     }
 
+    /// Export the signed evidence bundle: the owner only.
+    pub fn may_export_evidence(self) -> bool {
+        self == Role::Owner
+    }
+
+    /// Add documents to the farm's knowledge: workers and up.
+    pub fn may_add_documents(self) -> bool {
+        self >= Role::Worker
+    }
+
+    /// Delete documents and re-embed the farm's knowledge: owner and manager.
+    pub fn may_manage_knowledge(self) -> bool {
+        self >= Role::Manager
+    }
+
     /// Read every member's conversations (a worker or viewer reads only their own).
     pub fn may_read_all_conversations(self) -> bool {
         self >= Role::Manager

@@ -108,7 +108,7 @@ async fn export(
     req: &Request,
     user: &str,
 ) -> farmops::Result<Response<Body>> {
-    membership::require_role(&tx, user, "export the evidence", |r| r == Role::Owner).await?;
+    membership::require_role(&tx, user, "export the evidence", Role::may_export_evidence).await?;
     let seq = |name: &'static str| -> farmops::Result<Option<i64>> {
         match http::query_param(req, name) {
             None => Ok(None),

@@ -130,6 +130,10 @@ pub fn invariant_holds(
         && checkpoint_verified != Some(false)
 }
 
+/// [`audit_ledger`]'s one statement: the balances, the rows' sums and counts, and the latest
+/// checkpoint's agreement with the rows it covers.
+const AUDIT_SQL: &str = include_str!("audit.sql");
+
 /// The full audit (operators, `farmops audit`): sums every ledger row of the farm now and
 /// checks `credit_balance = last balance_after = sum(delta)`, that no recorded balance was ever
 /// negative, and that the farm's latest checkpoint agrees with the rows it covers. Reads the
@@ -138,30 +142,7 @@ pub fn invariant_holds(
 pub async fn audit_ledger(tx: &TenantTx) -> Result<LedgerAudit> {
     let farm_id = tx.farm_id();
     let row = tx
-        .query_opt(
-            "WITH cp AS (
-               SELECT through_id, created_at, entries, sum_delta, balance_after
-                 FROM credit_ledger_checkpoints WHERE farm_id = $1
-                ORDER BY through_id DESC LIMIT 1)
-             SELECT f.credit_balance,
-                    coalesce((SELECT balance_after FROM credit_ledger WHERE farm_id = f.id ORDER BY id DESC LIMIT 1), 0),
-                    coalesce(sum(l.delta), 0)::bigint,
-                    count(l.id),
-                    count(l.id) FILTER (WHERE l.balance_after < 0),
-                    cp.through_id, cp.created_at,
-                    count(l.id) FILTER (WHERE l.id > cp.through_id),
-                    (count(l.id) FILTER (WHERE l.id <= cp.through_id) = cp.entries
-                     AND coalesce(sum(l.delta) FILTER (WHERE l.id <= cp.through_id), 0) = cp.sum_delta
-                     AND (SELECT balance_after FROM credit_ledger
-                           WHERE farm_id = f.id AND id = cp.through_id) = cp.balance_after)
-               FROM farms f
-               LEFT JOIN credit_ledger l ON l.farm_id = f.id
-               LEFT JOIN cp ON true
-              WHERE f.id = $1
-              GROUP BY f.id, f.credit_balance, cp.through_id, cp.created_at, cp.entries,
-                       cp.sum_delta, cp.balance_after",
-            &[(&farm_id, Type::UUID)],
-        )
+        .query_opt(AUDIT_SQL, &[(&farm_id, Type::UUID)])
         .await?
         .ok_or(Error::NotFound("farm"))?;
     let checkpoint = row

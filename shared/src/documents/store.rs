@@ -67,7 +67,7 @@ pub async fn add_document(
     let chunks = chunk(&doc.body);
     let model = embedder.model_id().to_string();
     let tx = db.tenant(farm_id).await?;
-    require_role(&tx, user_id, "add documents", |r| r >= Role::Worker).await?;
+    require_role(&tx, user_id, "add documents", Role::may_add_documents).await?;
     let mut run = open_embedding(
         db,
         tx,
@@ -125,7 +125,7 @@ pub async fn add_document(
 /// Deletes a document and its embeddings in one transaction (manager or owner).
 pub async fn delete_document(db: &Db, farm_id: Uuid, user_id: &str, id: Uuid) -> Result<()> {
     let tx = db.tenant(farm_id).await?;
-    require_role(&tx, user_id, "delete documents", |r| r >= Role::Manager).await?;
+    require_role(&tx, user_id, "delete documents", Role::may_manage_knowledge).await?;
     let deleted = tx
         .query_opt(
             "DELETE FROM documents WHERE farm_id = $1 AND id = $2 RETURNING id",

@@ -138,7 +138,13 @@ pub async fn reembed_farm_as(
     user_id: &str,
 ) -> Result<FarmSweep> {
     let tx = db.tenant(farm_id).await?;
-    require_role(&tx, user_id, "re-embed knowledge", |r| r >= Role::Manager).await?;
+    require_role(
+        &tx,
+        user_id,
+        "re-embed knowledge",
+        Role::may_manage_knowledge,
+    )
+    .await?;
     tx.rollback().await?;
     reembed_farm(db, embedder, farm_id, SWEEP_BATCH).await
 }

@@ -285,14 +285,7 @@ fn summarize(previous: Option<&str>, transcript: &[TranscriptMessage], facts: &[
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_string()
+    s[..s.floor_char_boundary(max)].to_string()
 }
 
 #[cfg(test)]

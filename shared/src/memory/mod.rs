@@ -18,7 +18,6 @@ pub mod model_extract;
 
 use async_trait::async_trait;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::{
@@ -26,8 +25,9 @@ use crate::{
     error::{Error, Result},
 };
 
-/// Dimensions of every stored embedding (`embeddings.embedding vector(1024)`).
-pub const EMBEDDING_DIMS: usize = 1024;
+/// Dimensions of every stored embedding (`embeddings.embedding vector(1024)`): the
+/// embedders' one constant.
+pub const EMBEDDING_DIMS: usize = crate::embed::DIMENSIONS;
 /// Most memories [`relevant_memories`] returns, whatever `k` asks.
 pub const MAX_RELEVANT: usize = 50;
 
@@ -97,10 +97,8 @@ pub fn estimate_tokens(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4)
 }
 
-/// The hex SHA-256 of a passage (`embeddings.content_hash`).
-pub fn content_hash(content: &str) -> String {
-    hex::encode(Sha256::digest(content.as_bytes()))
-}
+/// The hex SHA-256 of a passage (`embeddings.content_hash`): the documents' one.
+pub use crate::documents::content_hash;
 
 /// Checks an embedder's answer: one vector per text, each of the right size, finite.
 pub fn check_vectors(vectors: &[Vec<f32>], texts: usize) -> Result<()> {

@@ -97,14 +97,7 @@ pub fn tool_spec() -> ToolSpec {
 
 /// The longest prefix of `s` of at most `max` bytes ending on a character boundary.
 fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(max)]
 }
 
 /// The user message: the previous summary and the new messages, clipped to the bounds.

@@ -210,13 +210,7 @@ pub async fn record_paystack_event(
 /// character boundary (a replacement takes three bytes where the byte took one).
 fn recorded_text(raw_body: &[u8]) -> String {
     let mut text = String::from_utf8_lossy(raw_body).replace('\0', "\u{FFFD}");
-    if text.len() > MAX_EVENT_BYTES {
-        let mut end = MAX_EVENT_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    text.truncate(text.floor_char_boundary(MAX_EVENT_BYTES));
     text
 }
 

@@ -10,18 +10,14 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Result;
-use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
-
+use super::stub::Reply;
 use crate::{
     aws::BedrockSettings,
     embed::TitanEmbedder,
     model::{ChatModel, bedrock::BedrockChat, guardrail::GuardrailSettings},
 };
+use anyhow::Result;
+use serde_json::{Value, json};
 
 /// The model id [`ConverseStub::model`] prices its runs under.
 pub const HAIKU: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
@@ -169,51 +165,38 @@ impl ConverseStub {
     /// The same stub for the operation whose path ends with `operation` (`"/invoke"`: Titan
     /// embeddings through InvokeModel).
     pub async fn start_on(script: Vec<Scripted>, operation: &'static str) -> Result<ConverseStub> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let script = Arc::clone(&script);
-                let seen = Arc::clone(&seen);
-                tokio::spawn(async move {
-                    let Some((path, body)) = read_request(&mut socket).await else {
-                        return;
-                    };
-                    let answer = if path.starts_with("/model/") && path.ends_with(operation) {
-                        script.lock().unwrap().pop_front()
-                    } else {
-                        None
-                    };
-                    let mut answer =
-                        answer.unwrap_or_else(|| Scripted::error(400, "ValidationException"));
-                    match answer.usage {
-                        StubUsage::Scripted => {}
-                        StubUsage::WorstCase => answer.body["usage"] = worst_case_usage(&body),
-                        StubUsage::Typical => {
-                            answer.body["usage"] = typical_usage(&body, &answer.body)
-                        }
-                    }
-                    seen.lock().unwrap().push((path.clone(), body));
-                    tokio::time::sleep(answer.delay).await;
-                    let payload = answer.raw.unwrap_or_else(|| answer.body.to_string());
-                    let mut head = format!(
-                        "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nx-amzn-requestid: stub\r\n",
-                        answer.status,
-                        payload.len()
-                    );
-                    if let Some(t) = answer.error_type {
-                        head.push_str(&format!("x-amzn-errortype: {t}:http://internal.amazon.com/coral/com.amazon.bedrock/\r\n"));
-                    }
-                    head.push_str("\r\n");
-                    let _ = socket.write_all(head.as_bytes()).await;
-                    let _ = socket.write_all(payload.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
+        let url = super::stub::serve(move |request| {
+            let (script, seen) = (Arc::clone(&script), Arc::clone(&seen));
+            async move {
+                let (path, body) = (request.path, request.body);
+                let answer = if path.starts_with("/model/") && path.ends_with(operation) {
+                    script.lock().unwrap().pop_front()
+                } else {
+                    None
+                };
+                let mut answer =
+                    answer.unwrap_or_else(|| Scripted::error(400, "ValidationException"));
+                match answer.usage {
+                    StubUsage::Scripted => {}
+                    StubUsage::WorstCase => answer.body["usage"] = worst_case_usage(&body),
+                    StubUsage::Typical => answer.body["usage"] = typical_usage(&body, &answer.body),
+                }
+                seen.lock().unwrap().push((path, body));
+                tokio::time::sleep(answer.delay).await;
+                Reply {
+                    status: answer.status,
+                    content_type: "application/json",
+                    error_type: answer.error_type.map(|t| {
+                        format!("{t}:http://internal.amazon.com/coral/com.amazon.bedrock/")
+                    }),
+                    payload: answer.raw.unwrap_or_else(|| answer.body.to_string()),
+                }
             }
-        });
+        })
+        .await?;
         Ok(ConverseStub { url, requests })
     }
 
@@ -338,38 +321,4 @@ pub async fn stub_sdk_config() -> aws_config::SdkConfig {
         ))
         .load()
         .await
-}
-
-pub(crate) async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Value)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let header_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-    let path = head.split_whitespace().nth(1)?.to_string();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < header_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[header_end..]).unwrap_or(Value::Null);
-    Some((path, body))
 }

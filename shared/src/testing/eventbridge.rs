@@ -4,15 +4,16 @@
 
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
+use super::{converse::stub_sdk_config, stub::Reply};
+use crate::credits::alerts::AlertBus;
 use anyhow::Result;
 use serde_json::{Value, json};
-use tokio::{io::AsyncWriteExt, net::TcpListener};
-
-use super::converse::{read_request, stub_sdk_config};
-use crate::credits::alerts::AlertBus;
 
 pub struct EventBridgeStub {
     pub url: String,
@@ -24,48 +25,41 @@ impl EventBridgeStub {
     /// `statuses`: the first requests' answers (500: an InternalException); after them, 200
     /// with an event id per entry.
     pub async fn start(statuses: Vec<u16>) -> Result<EventBridgeStub> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
         let script = Arc::new(Mutex::new(VecDeque::from(statuses)));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
-        tokio::spawn(async move {
-            let mut next_id = 0u64;
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let Some((_, body)) = read_request(&mut socket).await else {
-                    continue;
-                };
+        let next_id = Arc::new(AtomicU64::new(0));
+        let url = super::stub::serve(move |request| {
+            let (script, seen, next_id) =
+                (Arc::clone(&script), Arc::clone(&seen), Arc::clone(&next_id));
+            async move {
+                let body = request.body;
                 let status = script.lock().unwrap().pop_front().unwrap_or(200);
                 let entries = body["Entries"].as_array().map_or(0, Vec::len);
                 seen.lock().unwrap().push(body);
                 let (payload, error) = if status == 200 {
                     let ids: Vec<Value> = (0..entries)
                         .map(|_| {
-                            next_id += 1;
-                            json!({ "EventId": format!("stub-event-{next_id}") })
+                            let id = next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                            json!({ "EventId": format!("stub-event-{id}") })
                         })
                         .collect();
                     (json!({ "FailedEntryCount": 0, "Entries": ids }), None)
                 } else {
                     (
                         json!({ "__type": "InternalException", "message": "stub says no" }),
-                        Some("InternalException"),
+                        Some("InternalException".to_string()),
                     )
                 };
-                let payload = payload.to_string();
-                let mut head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\nx-amzn-requestid: stub\r\n",
-                    payload.len()
-                );
-                if let Some(t) = error {
-                    head.push_str(&format!("x-amzn-errortype: {t}\r\n"));
+                Reply {
+                    status,
+                    content_type: "application/x-amz-json-1.1",
+                    error_type: error,
+                    payload: payload.to_string(),
                 }
-                head.push_str("\r\n");
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(payload.as_bytes()).await;
-                let _ = socket.shutdown().await;
             }
-        });
+        })
+        .await?;
         Ok(EventBridgeStub { url, requests })
     }
 

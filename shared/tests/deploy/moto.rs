@@ -60,3 +60,46 @@ impl Drop for LocalSts {
         let _ = self.child.wait();
     }
 }
+
+/// moto's Secrets Manager on loopback, with the SDK configuration (fixed credentials, the
+/// local endpoint) that reads it; moto is killed when dropped.
+pub struct LocalSecrets {
+    _moto: LocalSts,
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl LocalSecrets {
+    pub async fn start(region: &'static str, access_key_id: &'static str) -> LocalSecrets {
+        use aws_config::{BehaviorVersion, Region};
+        use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};
+
+        let moto = tokio::task::spawn_blocking(LocalSts::start).await.unwrap();
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .endpoint_url(&moto.url)
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                access_key_id,
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .load()
+            .await;
+        LocalSecrets { _moto: moto, sdk }
+    }
+
+    /// Stores `value` as the secret `name`'s `SecretString`; its ARN.
+    pub async fn create(&self, name: &str, value: &str) -> String {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string()
+    }
+}

@@ -3,21 +3,15 @@
 //! `database_unavailable` with `Retry-After`, never 500 and never a partial write; the same
 //! state (no cold start) serves the next request once the database is back.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
-
 use confirm_draft::{State, handle};
 use farmops::{
-    config::DatabaseConfig,
-    db::{Db, Tls, UrlPassword},
     http::IdentitySource,
     records::RecordType,
-    testing::{admin_client, apigw_request, body_json, openapi::assert_conforms_path},
+    testing::{
+        APP_PASSWORD, apigw_request,
+        faults::{Killer, check_unavailable, pool, unreachable_url},
+        openapi::assert_conforms_path,
+    },
 };
 use serde_json::json;
 
@@ -25,58 +19,25 @@ use crate::{R, fixture};
 
 const APP_NAME: &str = "confirm-draft-faults";
 
-fn pool(url: &str) -> R<Db> {
-    let mut config = DatabaseConfig::for_url(url);
-    config.pool_size = 4;
-    config.connect_timeout = Duration::from_secs(2);
-    Ok(Db::connect(&config, Arc::new(UrlPassword), Tls::Disabled)?)
-}
-
 /// POSTs a confirm; checks the response against the document and, for a 503, its shape.
 async fn confirm(state: &State, path: &str) -> u16 {
     let res = handle(state, apigw_request("POST", path, Some("owner"), &[], None)).await;
     assert_conforms_path("POST", path, &res);
-    let status = res.status().as_u16();
-    if status == 503 {
-        assert_eq!(body_json(&res)["error"]["code"], "database_unavailable");
-        let retry = res.headers().get("retry-after").expect("Retry-After");
-        assert!(retry.to_str().unwrap().parse::<u64>().unwrap() >= 1);
-    }
-    status
+    check_unavailable(&res)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_connections_answer_503_and_the_next_request_succeeds() -> R {
     let f = fixture().await?;
     let state = State {
-        db: pool(&format!("{}?application_name={APP_NAME}", f.db.app_url()))?,
+        db: pool(&f.db.app_url(), Some(APP_NAME))?,
         identity: IdentitySource::default(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let killer = {
-        let (admin, stop) = (admin_client(&f.db.name).await?, stop.clone());
-        tokio::spawn(async move {
-            let mut killed = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                // a backend mid-request: running a statement or between one and its COMMIT
-                let rows = admin
-                    .query(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                          WHERE datname = current_database() AND application_name = $1
-                            AND state <> 'idle'",
-                        &[&APP_NAME],
-                    )
-                    .await
-                    .expect("terminating");
-                killed += rows.len() as u64;
-                let pause = if rows.is_empty() { 1 } else { 40 };
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-            killed
-        })
-    };
+    let killer = Killer::start(&f.db.name, APP_NAME).await?;
     let mut answered = Vec::new();
     for i in 0..150 {
+        // every other request runs unharmed, however slow the machine
+        killer.arm(i % 2 == 0);
         let draft = f
             .draft(
                 RecordType::Mortality,
@@ -92,8 +53,7 @@ async fn killed_connections_answer_503_and_the_next_request_succeeds() -> R {
             break;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let killed = killer.await?;
+    let killed = killer.stop().await?;
     let unavailable: Vec<_> = answered.iter().filter(|a| a.1 == 503).collect();
     assert!(
         !unavailable.is_empty() && killed > 0,
@@ -128,15 +88,11 @@ async fn killed_connections_answer_503_and_the_next_request_succeeds() -> R {
 #[tokio::test]
 async fn an_unreachable_database_answers_503_with_retry_after() -> R {
     let f = fixture().await?;
-    // a port nobody listens on
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
     let state = State {
-        db: pool(&format!(
-            "postgres://farmops_app:farmops_app@127.0.0.1:{port}/{}",
-            f.db.name
-        ))?,
+        db: pool(
+            &unreachable_url("farmops_app", APP_PASSWORD, &f.db.name)?,
+            None,
+        )?,
         identity: IdentitySource::default(),
     };
     let draft = f
