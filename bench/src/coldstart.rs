@@ -80,8 +80,8 @@ fn local_binary(function: &str) -> Option<(PathBuf, &'static str)> {
 async fn init_time(binary: &Path, function: &str, db: &TestDb) -> Result<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let api = listener.local_addr()?;
-    let start = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
@@ -98,7 +98,15 @@ async fn init_time(binary: &Path, function: &str, db: &TestDb) -> Result<Duratio
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("FARMOPS_DATABASE_URL", db.app_url())
         .env("FARMOPS_OWNER_DATABASE_URL", db.owner_url())
-        .env("RUST_LOG", "off")
+        .env("RUST_LOG", "off");
+    if function == "billing" {
+        // billing connects as its own role and needs a Paystack key (config.rs)
+        command
+            .env("FARMOPS_BILLING_DATABASE_URL", db.billing_url())
+            .env("FARMOPS_PAYSTACK_SECRET_KEY", "sk_test_farmops_bench");
+    }
+    let start = Instant::now();
+    let mut child = command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
