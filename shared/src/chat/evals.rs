@@ -54,11 +54,17 @@ pub fn clinical_eval(subject: &str, text: &str) -> Eval {
 /// guardrail's assessment and the text it answered with (the farmer gets [`SAFE_REPLY`]; the
 /// rules still run on the reply after it).
 pub fn guardrail_eval(assessment: &Value, blocked_message: &str) -> Eval {
+    guardrail_eval_of("reply", assessment, blocked_message)
+}
+
+/// [`guardrail_eval`] of another subject than the reply (e.g. `memory_distillation`: the
+/// distill job's extraction call).
+pub fn guardrail_eval_of(subject: &str, assessment: &Value, blocked_message: &str) -> Eval {
     Eval {
         name: CLINICAL_SAFETY.into(),
         passed: false,
         details: json!({
-            "subject": "reply",
+            "subject": subject,
             "source": "bedrock_guardrail",
             "guardrail": assessment,
             "violations": [],
