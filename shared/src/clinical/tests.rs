@@ -186,7 +186,7 @@ fn prohibited_where_table() {
         ("chloramphenicol", &[US, EU2, NG]),
         ("furazolidone", &[US, EU2, NG]),
         ("metronidazole", &[US, EU2, NG]),
-        ("dapsone", &[US, EU2, NG]),
+        ("dapsone", &[EU2, NG]),
         ("colchicine", &[EU2, NG]),
         ("aristolochia", &[EU2, NG]),
         ("clenbuterol", &[US, HORMONES, NG]),
@@ -195,7 +195,7 @@ fn prohibited_where_table() {
         ("trenbolone", &[HORMONES, NG]),
         ("thiouracil", &[HORMONES, NG]),
         ("avoparcin", &["EU 97/6/EC", NG]),
-        ("amantadine", &["US 21 CFR 530.41(b)", NO_MRL, NG]),
+        ("amantadine", &["US 21 CFR 530.41(d)", NO_MRL, NG]),
         (
             "malachite green",
             &["US FDA (unapproved animal drug)", NO_MRL, NG],

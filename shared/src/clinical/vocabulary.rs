@@ -141,8 +141,9 @@ impl Prohibited {
 
 /// The instrument that prohibits every use of a substance of `class` in `place`.
 ///
-/// * US: 21 CFR 530.41 (drugs prohibited in food-producing animals; (b): adamantanes and
-///   neuraminidase inhibitors in poultry); the aquaculture dyes are unapproved animal drugs;
+/// * US: 21 CFR 530.41 (drugs prohibited in food-producing animals; (d): adamantanes and
+///   neuraminidase inhibitors in chickens, turkeys and ducks); the aquaculture dyes are
+///   unapproved animal drugs;
 ///   the organochlorines' registrations were cancelled by the EPA.
 /// * EU: hormones, beta-agonists and thyrostatics by Directive 96/22/EC; avoparcin by
 ///   Directive 97/6/EC; the organochlorines by the POPs Regulation 2019/1021 (Stockholm
@@ -151,7 +152,7 @@ impl Prohibited {
 /// * Nigeria: NAFDAC's list of banned veterinary substances.
 pub fn citation(place: Jurisdiction, class: Class) -> &'static str {
     match (place, class) {
-        (Us, Antiviral) => "US 21 CFR 530.41(b)",
+        (Us, Antiviral) => "US 21 CFR 530.41(d)",
         (Us, Dye) => "US FDA (unapproved animal drug)",
         (Us, Organochlorine) => "US EPA (registration cancelled)",
         (Us, _) => "US 21 CFR 530.41",
@@ -265,7 +266,8 @@ pub const SUBSTANCES: &[Substance] = &[
     row("ronidazole", &[], Nitroimidazole, Rx::Always, BANNED),
     row("tinidazole", &[], Nitroimidazole, Rx::Always, BANNED),
     row("nitroimidazole", &["nitroimidazoles"], Nitroimidazole, Rx::Always, BANNED),
-    row("dapsone", &[], NoSafeResidue, Rx::Always, BANNED),
+    // EU 37/2010 Table 2; not on the US list of 21 CFR 530.41
+    row("dapsone", &[], NoSafeResidue, Rx::Always, BANNED_EU),
     row("chloroform", &[], NoSafeResidue, Rx::No, BANNED_EU),
     row("chlorpromazine", &["largactil"], NoSafeResidue, Rx::Always, BANNED_EU),
     row("colchicine", &[], NoSafeResidue, Rx::Always, BANNED_EU),
