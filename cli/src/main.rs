@@ -151,8 +151,9 @@ enum Command {
     Audit { farm_id: Option<Uuid> },
     /// Screen texts with the clinical-safety rules: JSON lines {"id", "text"} on stdin, one
     /// line per input on stdout: {"id", "passed", "violations": [{"rule", "category",
-    /// "span"}]}, or {"id"?, "line", "error"} for an invalid line (the batch goes on). Needs
-    /// no database. Exits 0 when every line was screened, whatever the verdicts.
+    /// "span", "prohibited_where"?}]} (prohibited_where: for a prohibited substance, where it
+    /// is prohibited), or {"id"?, "line", "error"} for an invalid line (the batch goes on).
+    /// Needs no database. Exits 0 when every line was screened, whatever the verdicts.
     ClinicalCheck,
     /// Sign the chain head of every farm whose evidence chain grew since its last signed
     /// checkpoint (what reconcile does), with the local key file (PKCS#8 PEM, P-256).

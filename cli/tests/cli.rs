@@ -604,13 +604,14 @@ fn clinical_check_screens_json_lines_from_stdin_without_a_database() {
                 "{\"id\": \"r1\", \"text\": \"The vet is expensive, so give doxycycline in the water.\"}\n",
                 "{\"id\": \"r2\", \"text\": }\n",
                 "{\"id\": \"r3\", \"text\": \"Ask your vet before treating the goats.\"}\n",
+                "{\"id\": \"r4\", \"text\": \"Clenbuterol will lean out the pigs before sale.\"}\n",
             )
             .as_bytes(),
         )
         .expect("write stdin");
     let out = child.wait_with_output().expect("farmops exits");
     let lines = ok(&out);
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["id"], "r1");
     assert_eq!(lines[0]["passed"], false);
     let rules: Vec<&str> = lines[0]["violations"]
@@ -627,7 +628,21 @@ fn clinical_check_screens_json_lines_from_stdin_without_a_database() {
         lines[2],
         serde_json::json!({"id": "r3", "passed": true, "violations": []})
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1 passed, 1 failed, 1 invalid"));
+    // only a prohibited substance carries where it is prohibited
+    assert!(
+        lines[0]["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.get("prohibited_where").is_none())
+    );
+    let banned = &lines[3]["violations"][0];
+    assert_eq!(banned["rule"], "prohibited_substance");
+    assert_eq!(
+        banned["prohibited_where"],
+        serde_json::json!(["US 21 CFR 530.41", "EU 96/22/EC", "NG NAFDAC banned list"])
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 passed, 2 failed, 1 invalid"));
 }
 
 #[tokio::test]

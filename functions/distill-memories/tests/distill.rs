@@ -886,6 +886,170 @@ mod model_extractor {
         assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge - charge2);
     }
 
+    /// [`model_state`] whose every Converse call carries a guardrail.
+    async fn guarded_state(db: &TestDb, stub: &ConverseStub) -> State {
+        let guardrail = farmops::model::guardrail::GuardrailSettings {
+            id: "gr-farmops".into(),
+            version: "3".into(),
+        };
+        let model = stub.model_with_guardrail(TIMEOUT, Some(guardrail)).await;
+        State {
+            extractor: Arc::new(ModelFactExtractor::new(model, MAX_OUT).unwrap()),
+            ..state(&db.app)
+        }
+    }
+
+    /// A Bedrock guardrail stops the extraction (`stopReason = guardrail_intervened`, through
+    /// the real SDK client): charged what the model consumed, the assessment kept in a failed
+    /// `clinical_safety` eval of the run, no memory or summary written, the messages marked
+    /// distilled so the next invocation does not pay for them again; later messages distil.
+    #[tokio::test]
+    async fn a_guardrail_intervention_is_charged_kept_as_evidence_and_not_retried() {
+        let db = TestDb::new().await.unwrap();
+        let farm = db.farm("guarded", 10_000).await.unwrap();
+        let conv = conversation(
+            &db.app,
+            farm,
+            &[
+                (
+                    "user",
+                    "How much chloramphenicol do I give my layers? We vaccinate on Mondays.",
+                ),
+                ("assistant", "Please ask your vet."),
+            ],
+        )
+        .await;
+        let blocked = "Sorry, I can't help with medicine doses. Please call your vet.";
+        let stub = ConverseStub::start(vec![Scripted::guardrail_intervened(
+            blocked,
+            "ProhibitedSubstances",
+            "chloramphenicol",
+        )])
+        .await
+        .unwrap();
+        let s = guarded_state(&db, &stub).await;
+        let out = distill::run_at(&s, Utc::now()).await.unwrap();
+        let charge = credits::cost(credits::price_for(HAIKU).unwrap(), 1200, 80);
+        assert_eq!(
+            (
+                out.conversations_withheld,
+                out.conversations_processed,
+                out.conversations_failed,
+                out.memories_added,
+                out.credits_used
+            ),
+            (1, 0, 0, 0, charge),
+            "{out:?}"
+        );
+        // the wire: the call carried the guardrail, trace enabled
+        let requests = stub.requests();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            requests[0].1["guardrailConfig"],
+            json!({"guardrailIdentifier": "gr-farmops", "guardrailVersion": "3", "trace": "enabled"})
+        );
+        // nothing written from that call; the watermark moved past its messages
+        assert!(memories(&db, farm).await.is_empty());
+        let (through, last, summary, summary_embeddings) = head(&db, farm, conv).await;
+        assert_eq!((through, summary, summary_embeddings), (last, None, 0));
+        // charged for what the model consumed; the rest of the hold refunded
+        assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge);
+        let tx = db.app.tenant(farm).await.unwrap();
+        let run = tx
+            .query_one(
+                "SELECT id, status, credits_charged, response_summary FROM ai_runs WHERE farm_id = $1",
+                &[(&farm, Type::UUID)],
+            )
+            .await
+            .unwrap();
+        let (run_id, status, charged, run_summary): (Uuid, String, i64, Option<String>) =
+            (run.get(0), run.get(1), run.get(2), run.get(3));
+        assert_eq!((status.as_str(), charged), ("succeeded", charge));
+        assert!(
+            run_summary
+                .as_deref()
+                .unwrap_or("")
+                .contains("1 withheld by the guardrail (guardrail_intervened)"),
+            "{run_summary:?}"
+        );
+        // the evidence: the guardrail's assessment in a failed clinical_safety eval of the run
+        let evals: Vec<(String, bool, Value)> = tx
+            .query(
+                "SELECT name, passed, details FROM ai_evals WHERE farm_id = $1 AND ai_run_id = $2",
+                &[(&farm, Type::UUID), (&run_id, Type::UUID)],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        drop(tx);
+        assert_eq!(evals.len(), 1, "{evals:?}");
+        let (name, passed, details) = &evals[0];
+        assert_eq!((name.as_str(), *passed), ("clinical_safety", false));
+        assert_eq!(details["source"], "bedrock_guardrail");
+        assert_eq!(details["subject"], "memory_distillation");
+        assert_eq!(details["conversation_id"], json!(conv));
+        assert_eq!(details["messages"], json!({"after": 0, "through": last}));
+        assert_eq!(details["withheld_text"], blocked);
+        assert_eq!(details["guardrail"]["action_reason"], "Guardrail blocked.");
+        assert_eq!(
+            details["guardrail"]["output"][0]["topics"][0]["name"],
+            "ProhibitedSubstances"
+        );
+        assert_eq!(
+            details["guardrail"]["output"][0]["words"][0]["match"],
+            "chloramphenicol"
+        );
+
+        // not retried: the next invocation calls no model and charges nothing
+        let again = distill::run_at(&s, Utc::now()).await.unwrap();
+        assert_eq!(again, distill::DistillOutcome::default(), "{again:?}");
+        assert_eq!(stub.requests().len(), 1);
+        assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge);
+
+        // a later message is distilled as usual, without the withheld ones
+        let tx = db.app.tenant(farm).await.unwrap();
+        tx.query(
+            "INSERT INTO messages (farm_id, conversation_id, role, content)
+             VALUES ($1, $2, 'user', 'Pond 3 is the nursery.')",
+            &[(&farm, Type::UUID), (&conv, Type::UUID)],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let stub2 = ConverseStub::start(vec![record(
+            json!([{"subject": "pond 3", "content": "Pond 3 is the nursery."}]),
+            Some("The farmer named the nursery pond."),
+        )])
+        .await
+        .unwrap();
+        let later = distill::run_at(&guarded_state(&db, &stub2).await, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                later.conversations_processed,
+                later.memories_added,
+                later.conversations_withheld
+            ),
+            (1, 1, 0),
+            "{later:?}"
+        );
+        let sent = stub2.requests()[0].1["messages"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            sent.contains("[farmer] Pond 3 is the nursery.") && !sent.contains("chloramphenicol"),
+            "{sent}"
+        );
+        assert_eq!(
+            memories(&db, farm).await,
+            [("Pond 3 is the nursery.".to_string(), false)]
+        );
+    }
+
     #[tokio::test]
     async fn throttling_is_reported_and_the_reservation_refunded() {
         let db = TestDb::new().await.unwrap();

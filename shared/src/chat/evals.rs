@@ -54,11 +54,17 @@ pub fn clinical_eval(subject: &str, text: &str) -> Eval {
 /// guardrail's assessment and the text it answered with (the farmer gets [`SAFE_REPLY`]; the
 /// rules still run on the reply after it).
 pub fn guardrail_eval(assessment: &Value, blocked_message: &str) -> Eval {
+    guardrail_eval_of("reply", assessment, blocked_message)
+}
+
+/// [`guardrail_eval`] of another subject than the reply (e.g. `memory_distillation`: the
+/// distill job's extraction call).
+pub fn guardrail_eval_of(subject: &str, assessment: &Value, blocked_message: &str) -> Eval {
     Eval {
         name: CLINICAL_SAFETY.into(),
         passed: false,
         details: json!({
-            "subject": "reply",
+            "subject": subject,
             "source": "bedrock_guardrail",
             "guardrail": assessment,
             "violations": [],
@@ -70,6 +76,18 @@ pub fn guardrail_eval(assessment: &Value, blocked_message: &str) -> Eval {
 /// True for an eval made by [`guardrail_eval`].
 pub fn is_guardrail_block(eval: &Eval) -> bool {
     eval.name == CLINICAL_SAFETY && !eval.passed && eval.details["source"] == "bedrock_guardrail"
+}
+
+/// One violation of a tool call's `field` as the eval and the model see it: rule, category,
+/// span and, for a prohibited substance, where it is prohibited.
+fn field_violation(field: &str, v: &Violation) -> Value {
+    let mut out = json!({
+        "field": field, "rule": v.rule, "category": v.category, "span": v.span,
+    });
+    if !v.prohibited_where.is_empty() {
+        out["prohibited_where"] = json!(v.prohibited_where);
+    }
+    out
 }
 
 /// The free text of a tool call the assistant would write (every string field), screened: a
@@ -89,11 +107,7 @@ pub fn screen_tool_text(
                     field.clone(),
                     json!(text.chars().take(2000).collect::<String>()),
                 );
-                violations.extend(found.into_iter().map(|v| {
-                    json!({
-                        "field": field, "rule": v.rule, "category": v.category, "span": v.span,
-                    })
-                }));
+                violations.extend(found.iter().map(|v| field_violation(field, v)));
             }
         }
     }
@@ -112,9 +126,7 @@ pub fn screen_tool_text(
             .collect::<Vec<_>>()
             .join("+");
         for v in clinical_violations(&joined) {
-            violations.push(json!({
-                "field": field, "rule": v.rule, "category": v.category, "span": v.span,
-            }));
+            violations.push(field_violation(&field, &v));
         }
         if !violations.is_empty() {
             texts.insert(field, json!(joined.chars().take(2000).collect::<String>()));
@@ -126,12 +138,20 @@ pub fn screen_tool_text(
     let why = violations
         .iter()
         .map(|v| {
-            format!(
+            let mut why = format!(
                 "{} ({}): \"{}\"",
                 v["rule"].as_str().unwrap_or(""),
                 v["field"].as_str().unwrap_or(""),
                 v["span"].as_str().unwrap_or("")
-            )
+            );
+            if let Some(places) = v["prohibited_where"].as_array() {
+                let places: Vec<&str> = places.iter().filter_map(Value::as_str).collect();
+                why.push_str(&format!(
+                    ", prohibited in food animals by {}",
+                    places.join(", ")
+                ));
+            }
+            why
         })
         .collect::<Vec<_>>()
         .join("; ");

@@ -39,6 +39,8 @@ mod response;
 mod tool_loop;
 pub mod tools;
 
+pub(crate) use persist::store_evals;
+
 use chrono::Utc;
 use uuid::Uuid;
 

@@ -124,7 +124,8 @@ pub(super) async fn save_failure(db: &Db, run: &MeteredRun, evals: &[Eval], erro
     }
 }
 
-async fn store_evals(tx: &TenantTx, run_id: Uuid, evals: &[Eval]) -> Result<()> {
+/// Inserts `evals` as `ai_evals` rows of the run (also the distill job's).
+pub(crate) async fn store_evals(tx: &TenantTx, run_id: Uuid, evals: &[Eval]) -> Result<()> {
     if evals.is_empty() {
         return Ok(());
     }

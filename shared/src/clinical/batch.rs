@@ -1,5 +1,7 @@
 //! Screening a batch: JSON lines `{"id": ..., "text": ...}` in, one line out per input:
-//! `{"id", "passed", "violations": [{"rule", "category", "span"}]}`, or for a line that is not
+//! `{"id", "passed", "violations": [{"rule", "category", "span", "prohibited_where"?}]}`
+//! (`prohibited_where`, for a prohibited substance only: where it is prohibited, by
+//! instrument), or for a line that is not
 //! such an object `{"id" (when it has one), "line", "error"}`. A bad line never stops the
 //! batch; other fields of an input line are ignored. `farmops clinical-check` is this over
 //! stdin and stdout.
@@ -126,6 +128,24 @@ mod tests {
         assert_eq!(lines[5]["error"], "not a JSON object");
         assert_eq!(lines[6]["passed"], true, "other fields are ignored");
         assert_eq!(lines[7]["passed"], true);
+        assert!(v.get("prohibited_where").is_none(), "only where it applies");
+    }
+
+    #[test]
+    fn a_prohibited_substance_names_where_it_is_prohibited() {
+        let out = screen_line(
+            r#"{"id": "p", "text": "Ask your vet about chloramphenicol for the layers."}"#,
+            1,
+        );
+        assert_eq!(
+            out,
+            json!({"id": "p", "passed": false, "violations": [{
+                "rule": "prohibited_substance",
+                "category": "prohibited_substance",
+                "span": "Ask your vet about chloramphenicol for the layers",
+                "prohibited_where": ["US 21 CFR 530.41", "EU 37/2010 Table 2", "NG NAFDAC banned list"],
+            }]})
+        );
     }
 
     #[test]

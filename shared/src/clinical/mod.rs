@@ -134,19 +134,39 @@ pub struct Violation {
     pub rule: Rule,
     pub category: Category,
     pub span: String,
+    /// For the prohibited-substance rules: where the substances named in the span are
+    /// prohibited, by instrument ("US 21 CFR 530.41", "EU 37/2010 Table 2", "EU 96/22/EC",
+    /// ...: [`vocabulary::citation`]). Left out of the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prohibited_where: Vec<&'static str>,
 }
 
-/// The violations of `text` (empty: it passes), at most one per rule and clause.
+/// The violations of `text` (empty: it passes), at most one per rule and clause (the
+/// citations of every substance that made it fire, each once).
 pub fn check(text: &str) -> Vec<Violation> {
     let mut out: Vec<Violation> = Vec::new();
-    for (rule, span) in rules::evaluate(text) {
-        let v = Violation {
-            rule,
-            category: rule.category(),
-            span: span.to_string(),
-        };
-        if !out.contains(&v) {
-            out.push(v);
+    for fired in rules::evaluate(text) {
+        let cited = fired
+            .substance
+            .map(|m| m.prohibited.citations(m.class))
+            .unwrap_or_default();
+        let at = out
+            .iter()
+            .position(|v| v.rule == fired.rule && v.span == fired.span);
+        let i = at.unwrap_or_else(|| {
+            out.push(Violation {
+                rule: fired.rule,
+                category: fired.rule.category(),
+                span: fired.span.to_string(),
+                prohibited_where: Vec::new(),
+            });
+            out.len() - 1
+        });
+        let v = &mut out[i];
+        for c in cited {
+            if !v.prohibited_where.contains(&c) {
+                v.prohibited_where.push(c);
+            }
         }
     }
     out

@@ -237,8 +237,17 @@ fn market_advised(t: &str) -> bool {
         .any(|m| !negs.iter().any(|&(a, b)| a <= m.start() && m.end() <= b))
 }
 
+/// A rule that fired: on which clause, and for the prohibited-substance rules the substance
+/// that made it fire (its prohibition is what the violation cites).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fired<'a> {
+    pub rule: Rule,
+    pub span: &'a str,
+    pub substance: Option<Mention>,
+}
+
 /// Every rule that fires on `text`, with the clause it fired on.
-pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
+pub fn evaluate(text: &str) -> Vec<Fired<'_>> {
     let all = mentions::find(text);
     let names_vet = DEFER_ASK.is_match(text) || DEFER_AUTHORITY.is_match(text);
     let treated = TREATED.is_match(text) || all.iter().any(|m| !m.class.is_pesticide());
@@ -264,7 +273,13 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
         for (i, v) in views.iter().enumerate() {
             let span = v.clause.text;
             let t = span;
-            let mut hit = |rule: Rule| fired.push((rule, span));
+            let mut hit = |rule: Rule, substance: Option<Mention>| {
+                fired.push(Fired {
+                    rule,
+                    span,
+                    substance,
+                })
+            };
             let mut mentions: Vec<(Mention, bool)> = v
                 .mentions
                 .iter()
@@ -302,7 +317,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                         || CROP_PRODUCT.is_match(sentence.text)
                         || EXTRALABEL.is_match(t);
                     if near && !refused && !labelled && off_label {
-                        hit(Rule::PesticideOnAnimals);
+                        hit(Rule::PesticideOnAnimals, None);
                     }
                     continue;
                 }
@@ -316,7 +331,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                         || later_refusal
                         || v.info;
                     if !refused {
-                        hit(Rule::ProhibitedSubstance);
+                        hit(Rule::ProhibitedSubstance, Some(m));
                     }
                     continue;
                 }
@@ -329,24 +344,27 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                     && EXTRALABEL.is_match(t)
                     && !v.nonadvice
                 {
-                    hit(Rule::ProhibitedExtralabel);
+                    hit(Rule::ProhibitedExtralabel, Some(m));
                 }
                 if m.class == Class::HumanMedicine {
                     if v.advises() && !is_deferred {
-                        hit(Rule::HumanMedicine);
+                        hit(Rule::HumanMedicine, None);
                     }
                     continue;
                 }
                 match m.rx {
                     Rx::Always if m.class.is_antimicrobial() => {
                         if GROWTH_ONLY.is_match(t) && !v.nonadvice {
-                            hit(Rule::RoutineAntimicrobial);
+                            hit(Rule::RoutineAntimicrobial, None);
                         } else if !is_deferred && v.advises() {
-                            hit(if ROUTINE.is_match(t) {
-                                Rule::RoutineAntimicrobial
-                            } else {
-                                Rule::AntimicrobialWithoutVet
-                            });
+                            hit(
+                                if ROUTINE.is_match(t) {
+                                    Rule::RoutineAntimicrobial
+                                } else {
+                                    Rule::AntimicrobialWithoutVet
+                                },
+                                None,
+                            );
                         }
                     }
                     Rx::Always | Rx::AtDose => {
@@ -359,7 +377,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                             && !supplement
                             && unnamed_needs_verb
                         {
-                            hit(Rule::DoseWithoutVet);
+                            hit(Rule::DoseWithoutVet, None);
                         }
                     }
                     Rx::No => {}
@@ -372,7 +390,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                     && v.advises()
                     && !deferred(views, i, pos, names_vet, next)
                 {
-                    hit(Rule::HumanMedicine);
+                    hit(Rule::HumanMedicine, None);
                 }
             }
             let change = EXTRALABEL
@@ -388,7 +406,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 && !v.nonadvice
                 && !deferred(views, i, pos.max(1), names_vet, next)
             {
-                hit(Rule::ExtralabelChange);
+                hit(Rule::ExtralabelChange, None);
             }
             let last = i + 1 == views.len();
             if change.is_none()
@@ -399,7 +417,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 && !v.forbids(t.len())
                 && !deferred(views, i, t.len(), names_vet, next)
             {
-                hit(Rule::ExtralabelChange);
+                hit(Rule::ExtralabelChange, None);
             }
             let dismissed_withdrawal = WITHDRAWAL_DISMISS
                 .find_iter(t)
@@ -412,7 +430,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
                 && !v.nonadvice
                 && !v.authority;
             if (dismissed_withdrawal && !v.nonadvice && !keeps_withdrawal(t)) || early_sale {
-                hit(Rule::WithdrawalIgnored);
+                hit(Rule::WithdrawalIgnored, None);
             }
             let weak = DISMISS_WEAK.find_iter(t).any(|m| {
                 !NEGATED_BEFORE.is_match(&t[..m.start()])
@@ -424,7 +442,7 @@ pub fn evaluate(text: &str) -> Vec<(Rule, &str)> {
             if (v.dismissed && !answered)
                 || (weak && TREATS.is_match(sentence.text) && !v.ban && !v.danger)
             {
-                hit(Rule::VetDismissed);
+                hit(Rule::VetDismissed, None);
             }
         }
         previous = current;

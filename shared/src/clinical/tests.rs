@@ -172,3 +172,124 @@ fn odd_input_never_panics() {
         let _ = check(text);
     }
 }
+
+/// The vocabulary's "prohibited where" column, read as the instruments that prohibit each
+/// substance (`Prohibited::citations`).
+#[test]
+fn prohibited_where_table() {
+    const US: &str = "US 21 CFR 530.41";
+    const EU2: &str = "EU 37/2010 Table 2";
+    const HORMONES: &str = "EU 96/22/EC";
+    const NG: &str = "NG NAFDAC banned list";
+    const NO_MRL: &str = "EU 470/2009 art 16 (no maximum residue limit)";
+    let cases: &[(&str, &[&str])] = &[
+        ("chloramphenicol", &[US, EU2, NG]),
+        ("furazolidone", &[US, EU2, NG]),
+        ("metronidazole", &[US, EU2, NG]),
+        ("dapsone", &[EU2, NG]),
+        ("colchicine", &[EU2, NG]),
+        ("aristolochia", &[EU2, NG]),
+        ("clenbuterol", &[US, HORMONES, NG]),
+        ("diethylstilbestrol", &[US, HORMONES, NG]),
+        ("ractopamine", &[HORMONES, NG]),
+        ("trenbolone", &[HORMONES, NG]),
+        ("thiouracil", &[HORMONES, NG]),
+        ("avoparcin", &["EU 97/6/EC", NG]),
+        ("amantadine", &["US 21 CFR 530.41(d)", NO_MRL, NG]),
+        (
+            "malachite green",
+            &["US FDA (unapproved animal drug)", NO_MRL, NG],
+        ),
+        (
+            "ddt",
+            &[
+                "US EPA (registration cancelled)",
+                "EU 2019/1021 (persistent organic pollutants)",
+                NG,
+            ],
+        ),
+        ("enrofloxacin", &["US 21 CFR 530.41(a) (extralabel use)"]),
+        ("vancomycin", &["US 21 CFR 530.41(a) (extralabel use)"]),
+        ("oxytetracycline", &[]),
+        ("ivermectin", &[]),
+        ("dichlorvos", &[]),
+    ];
+    for (name, expected) in cases {
+        let s = mentions::lookup(name).unwrap_or_else(|| panic!("{name} is in the vocabulary"));
+        assert_eq!(s.prohibited.citations(s.class), *expected, "{name}");
+    }
+    // every prohibited row cites something, each place once
+    for s in vocabulary::SUBSTANCES {
+        let cited = s.prohibited.citations(s.class);
+        let places = match s.prohibited {
+            vocabulary::Prohibited::Nowhere => 0,
+            vocabulary::Prohibited::Always(p) | vocabulary::Prohibited::Extralabel(p) => p.len(),
+        };
+        assert_eq!(cited.len(), places, "{}", s.name);
+    }
+}
+
+/// A violation of the prohibited-substance rules names where the substance is prohibited;
+/// other violations do not carry the field (the JSON stays as it was).
+#[test]
+fn prohibited_substance_violations_name_where() {
+    use Rule::*;
+    const US: &str = "US 21 CFR 530.41";
+    const EU2: &str = "EU 37/2010 Table 2";
+    const NG: &str = "NG NAFDAC banned list";
+    type Expected = &'static [(Rule, &'static [&'static str])];
+    let cases: &[(&str, Expected)] = &[
+        (
+            "Chloramphenicol works well for fish.",
+            &[(ProhibitedSubstance, &[US, EU2, NG])],
+        ),
+        (
+            "Ask your vet about clenbuterol for the pigs.",
+            &[(ProhibitedSubstance, &[US, "EU 96/22/EC", NG])],
+        ),
+        (
+            "Mix chloramphenicol and clenbuterol into the feed.",
+            &[(ProhibitedSubstance, &[US, EU2, NG, "EU 96/22/EC"])],
+        ),
+        (
+            "Double the enrofloxacin dose for the layers and give it for 10 days.",
+            &[
+                (
+                    ProhibitedExtralabel,
+                    &["US 21 CFR 530.41(a) (extralabel use)"],
+                ),
+                (AntimicrobialWithoutVet, &[]),
+                (ExtralabelChange, &[]),
+            ],
+        ),
+        (
+            "Give oxytetracycline at 1 g per litre of water for 5 days.",
+            &[(AntimicrobialWithoutVet, &[])],
+        ),
+        (
+            "Never use chloramphenicol: it is banned for food animals.",
+            &[],
+        ),
+    ];
+    for (text, expected) in cases {
+        let got: Vec<(Rule, Vec<&str>)> = check(text)
+            .into_iter()
+            .map(|v| (v.rule, v.prohibited_where))
+            .collect();
+        let want: Vec<(Rule, Vec<&str>)> = expected.iter().map(|(r, w)| (*r, w.to_vec())).collect();
+        assert_eq!(got, want, "{text:?}");
+    }
+    let json = serde_json::to_value(check(
+        "Chloramphenicol works well for fish. Give oxytetracycline at 1 g per litre.",
+    ))
+    .unwrap();
+    assert_eq!(
+        json[0]["prohibited_where"],
+        serde_json::json!([US, EU2, NG])
+    );
+    assert!(json[1].get("prohibited_where").is_none(), "{json}");
+    assert_eq!(
+        json[1].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["category", "rule", "span"]
+    );
+}

@@ -119,6 +119,52 @@ pub enum Jurisdiction {
     Ng,
 }
 
+impl Prohibited {
+    /// Where a substance of `class` is prohibited, by the instrument that prohibits it, in the
+    /// order of the row's jurisdictions (empty for [`Prohibited::Nowhere`]). What a violation
+    /// of the prohibited-substance rules cites (`Violation::prohibited_where`).
+    pub fn citations(self, class: Class) -> Vec<&'static str> {
+        match self {
+            Prohibited::Nowhere => Vec::new(),
+            Prohibited::Always(places) => places.iter().map(|&j| citation(j, class)).collect(),
+            Prohibited::Extralabel(places) => places
+                .iter()
+                .map(|&j| match j {
+                    Us => "US 21 CFR 530.41(a) (extralabel use)",
+                    Eu => "EU (extralabel use)",
+                    Ng => "NG NAFDAC (extralabel use)",
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The instrument that prohibits every use of a substance of `class` in `place`.
+///
+/// * US: 21 CFR 530.41 (drugs prohibited in food-producing animals; (d): adamantanes and
+///   neuraminidase inhibitors in chickens, turkeys and ducks); the aquaculture dyes are
+///   unapproved animal drugs;
+///   the organochlorines' registrations were cancelled by the EPA.
+/// * EU: hormones, beta-agonists and thyrostatics by Directive 96/22/EC; avoparcin by
+///   Directive 97/6/EC; the organochlorines by the POPs Regulation 2019/1021 (Stockholm
+///   Convention); substances with no maximum residue limit (the dyes, antivirals) by
+///   Regulation 470/2009 art 16; the rest by Regulation 37/2010 Table 2.
+/// * Nigeria: NAFDAC's list of banned veterinary substances.
+pub fn citation(place: Jurisdiction, class: Class) -> &'static str {
+    match (place, class) {
+        (Us, Antiviral) => "US 21 CFR 530.41(d)",
+        (Us, Dye) => "US FDA (unapproved animal drug)",
+        (Us, Organochlorine) => "US EPA (registration cancelled)",
+        (Us, _) => "US 21 CFR 530.41",
+        (Eu, Hormone | BetaAgonist | Thyrostatic) => "EU 96/22/EC",
+        (Eu, Glycopeptide) => "EU 97/6/EC",
+        (Eu, Organochlorine) => "EU 2019/1021 (persistent organic pollutants)",
+        (Eu, Dye | Antiviral) => "EU 470/2009 art 16 (no maximum residue limit)",
+        (Eu, _) => "EU 37/2010 Table 2",
+        (Ng, _) => "NG NAFDAC banned list",
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Substance {
     /// Generic name, lower case; `aliases` are other spellings and everyday names.
@@ -220,7 +266,8 @@ pub const SUBSTANCES: &[Substance] = &[
     row("ronidazole", &[], Nitroimidazole, Rx::Always, BANNED),
     row("tinidazole", &[], Nitroimidazole, Rx::Always, BANNED),
     row("nitroimidazole", &["nitroimidazoles"], Nitroimidazole, Rx::Always, BANNED),
-    row("dapsone", &[], NoSafeResidue, Rx::Always, BANNED),
+    // EU 37/2010 Table 2; not on the US list of 21 CFR 530.41
+    row("dapsone", &[], NoSafeResidue, Rx::Always, BANNED_EU),
     row("chloroform", &[], NoSafeResidue, Rx::No, BANNED_EU),
     row("chlorpromazine", &["largactil"], NoSafeResidue, Rx::Always, BANNED_EU),
     row("colchicine", &[], NoSafeResidue, Rx::Always, BANNED_EU),

@@ -16,7 +16,11 @@
 //!    classifies each fact against the farm's current memories ([`classify`]), inserts new
 //!    memories with their embeddings, supersedes contradicted ones, replaces the summary and its
 //!    embedding and advances the watermark. Running twice creates nothing new; a crash loses
-//!    nothing (the watermark did not move) and duplicates nothing (it moved with the inserts);
+//!    nothing (the watermark did not move) and duplicates nothing (it moved with the inserts).
+//!    A failed extraction leaves the watermark (the next invocation retries); one a Bedrock
+//!    guardrail stopped (`guardrail_intervened`) writes no memory, stores the guardrail's
+//!    assessment as a failed `clinical_safety` eval of the run and moves the watermark past
+//!    those messages (the same input would be stopped, and paid for, every invocation);
 //! 4. settles the farm's run with what was actually consumed (never more than it held).
 //!
 //! | variable | default | meaning |
@@ -72,6 +76,10 @@ pub struct DistillOutcome {
     pub conversations_skipped: usize,
     /// The extractor, embedder or database failed (left for the next invocation).
     pub conversations_failed: usize,
+    /// A Bedrock guardrail stopped the extraction (`guardrail_intervened`): charged, no memory
+    /// written, the messages marked distilled (not retried), the guardrail's assessment in a
+    /// failed `clinical_safety` eval of the farm's run.
+    pub conversations_withheld: usize,
     pub memories_added: usize,
     pub duplicates_skipped: usize,
     pub memories_superseded: usize,
@@ -110,6 +118,7 @@ pub async fn run_at(state: &DistillState, idle_before: DateTime<Utc>) -> Result<
         conversations_processed = outcome.conversations_processed,
         conversations_skipped = outcome.conversations_skipped,
         conversations_failed = outcome.conversations_failed,
+        conversations_withheld = outcome.conversations_withheld,
         memories_added = outcome.memories_added,
         duplicates_skipped = outcome.duplicates_skipped,
         memories_superseded = outcome.memories_superseded,

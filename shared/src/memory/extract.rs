@@ -125,6 +125,7 @@ pub fn extract(
             input_tokens: input_tokens(previous_summary, transcript),
             output_tokens: estimate_tokens(used),
         },
+        guardrail: None,
     }
 }
 

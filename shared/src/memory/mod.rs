@@ -59,6 +59,18 @@ pub struct Extraction {
     pub summary: String,
     /// Tokens consumed, for metering.
     pub usage: Usage,
+    /// A Bedrock guardrail intervened (`stopReason = guardrail_intervened`): then `facts` and
+    /// `summary` are empty and the distiller writes no memory from this call.
+    pub guardrail: Option<GuardrailBlock>,
+}
+
+/// What a Bedrock guardrail said when it stopped an extraction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardrailBlock {
+    /// The trace's assessment ([`crate::model::guardrail::assessment_json`]).
+    pub assessment: serde_json::Value,
+    /// The guardrail's blocked message (what the model's answer was replaced with).
+    pub blocked_message: String,
 }
 
 /// Turns a transcript into durable facts and a summary.

@@ -8,7 +8,10 @@
 //! subject or content, more than [`MAX_FACTS`] facts or an over-long string is a
 //! [`Error::ModelFailed`], never a panic and never a partial extraction; the distiller then
 //! writes nothing for that conversation and leaves its watermark where it was. Unknown keys
-//! are ignored. Subjects are normalised (trimmed, lower case, single spaces); a later fact about
+//! are ignored. A Bedrock guardrail's intervention (`stopReason = guardrail_intervened`) is
+//! not a failure: [`FactExtractor::extract`] returns no facts, the usage the model reported
+//! and the guardrail's assessment ([`super::GuardrailBlock`]); the distiller decides what that
+//! means for the conversation. Subjects are normalised (trimmed, lower case, single spaces); a later fact about
 //! the same subject in one answer replaces an earlier one.
 //!
 //! The transcript sent is bounded: the previous summary to [`MAX_PREVIOUS_SUMMARY_BYTES`], the
@@ -22,7 +25,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use super::{
-    Extraction, Fact, FactExtractor, TranscriptMessage, Usage,
+    Extraction, Fact, FactExtractor, GuardrailBlock, TranscriptMessage, Usage,
     distill::{MAX_MESSAGES, MAX_TRANSCRIPT_BYTES},
 };
 use crate::{
@@ -208,8 +211,16 @@ pub fn parse_tool_input(input: &Value) -> Result<(Vec<Fact>, String)> {
 /// Pure: the model's answer -> facts and summary. It must have stopped to call
 /// [`TOOL_NAME`] (exactly once), within its output cap.
 pub fn parse_response(response: &ChatResponse) -> Result<(Vec<Fact>, String)> {
-    if response.stop_reason == StopReason::MaxTokens {
-        return Err(failed("the answer was cut off at the output-token cap"));
+    match &response.stop_reason {
+        StopReason::MaxTokens => {
+            return Err(failed("the answer was cut off at the output-token cap"));
+        }
+        StopReason::GuardrailIntervened(_) => {
+            return Err(failed(
+                "a guardrail stopped the answer (guardrail_intervened)",
+            ));
+        }
+        _ => {}
     }
     let mut calls = response.message.content.iter().filter_map(|b| match b {
         crate::model::Block::ToolUse { name, input, .. } if name == TOOL_NAME => Some(input),
@@ -291,14 +302,28 @@ impl FactExtractor for ModelFactExtractor {
     ) -> Result<Extraction> {
         let request = request(previous_summary, transcript, self.max_output_tokens);
         let response = self.model.converse(&request).await?;
+        let usage = Usage {
+            input_tokens: response.usage.input_tokens,
+            output_tokens: response.usage.output_tokens,
+        };
+        if let StopReason::GuardrailIntervened(assessment) = &response.stop_reason {
+            // paid for (the usage is reported), nothing extracted
+            return Ok(Extraction {
+                facts: Vec::new(),
+                summary: String::new(),
+                usage,
+                guardrail: Some(GuardrailBlock {
+                    assessment: assessment.clone(),
+                    blocked_message: response.message.text(),
+                }),
+            });
+        }
         let (facts, summary) = parse_response(&response)?;
         Ok(Extraction {
             facts,
             summary,
-            usage: Usage {
-                input_tokens: response.usage.input_tokens,
-                output_tokens: response.usage.output_tokens,
-            },
+            usage,
+            guardrail: None,
         })
     }
 }

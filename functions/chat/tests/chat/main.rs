@@ -5,6 +5,7 @@ mod bad_input;
 mod bedrock_stub;
 mod budgets;
 mod clinical;
+mod clinical_writes;
 mod concurrency;
 mod faults;
 mod holds;

@@ -1,8 +1,17 @@
 //! One farm's distillation: its metered run (a hold before each model call, settled at the
 //! end) and, per conversation, the read, the extraction and embedding, and the one write
 //! transaction.
+//!
+//! A Bedrock guardrail that stops the extraction (`stopReason = guardrail_intervened`) is
+//! neither a success nor a retryable failure: the run is charged what the model consumed, the
+//! guardrail's assessment is stored as a failed `clinical_safety` eval of the farm's run
+//! (`details.source = "bedrock_guardrail"`, `subject = "memory_distillation"`, the
+//! conversation and the message ids it covered), no memory and no summary are written, and
+//! the watermark moves past those messages so they are not sent (and paid for) again every
+//! invocation; the conversation's later messages are distilled as usual.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::{
@@ -10,10 +19,11 @@ use super::{
     memories::{Decision, classify_fact, insert_memory},
 };
 use crate::{
+    chat::{evals, store_evals},
     credits::{self, Feature, MeteredRun, ModelPrice, NextCall, RunEnd, RunSpec},
     db::{Db, Type},
     error::{Error, Result},
-    memory::{Extraction, TranscriptMessage, check_vectors, content_hash},
+    memory::{Extraction, GuardrailBlock, TranscriptMessage, check_vectors, content_hash},
 };
 
 /// The farm's distill run, opened at its first model call.
@@ -69,22 +79,26 @@ pub(super) async fn distill_farm(
         },
         run: None,
     };
-    let (mut processed, mut failed) = (0usize, 0usize);
+    let (mut processed, mut failed, mut withheld) = (0usize, 0usize, 0usize);
     let mut last_error = None;
     for &conversation_id in conversations {
         match distill_conversation(state, &mut farm, conversation_id, idle_before).await {
-            Ok(Some(done)) => {
-                if done.written {
-                    processed += 1;
-                    outcome.conversations_processed += 1;
-                    outcome.memories_added += done.added;
-                    outcome.duplicates_skipped += done.duplicates;
-                    outcome.memories_superseded += done.superseded;
-                } else {
-                    outcome.conversations_skipped += 1;
-                }
+            Ok(Some(Done::Written {
+                added,
+                duplicates,
+                superseded,
+            })) => {
+                processed += 1;
+                outcome.conversations_processed += 1;
+                outcome.memories_added += added;
+                outcome.duplicates_skipped += duplicates;
+                outcome.memories_superseded += superseded;
             }
-            Ok(None) => outcome.conversations_skipped += 1,
+            Ok(Some(Done::Withheld)) => {
+                withheld += 1;
+                outcome.conversations_withheld += 1;
+            }
+            Ok(Some(Done::Concurrent) | None) => outcome.conversations_skipped += 1,
             Err(Error::InsufficientCredits { balance, needed }) => {
                 tracing::warn!(%farm_id, balance, needed, "not enough credits to distill: the farm's other conversations wait");
                 if farm.run.is_none() {
@@ -103,7 +117,12 @@ pub(super) async fn distill_farm(
     let Some(run) = farm.run else {
         return Ok(());
     };
-    let summary = format!("{processed} conversations distilled, {failed} failed");
+    let mut summary = format!("{processed} conversations distilled, {failed} failed");
+    if withheld > 0 {
+        summary.push_str(&format!(
+            ", {withheld} withheld by the guardrail (guardrail_intervened)"
+        ));
+    }
     let end = match &last_error {
         Some(error) if processed == 0 => RunEnd::Failed { error },
         _ => RunEnd::Succeeded {
@@ -119,11 +138,19 @@ pub(super) async fn distill_farm(
     Ok(())
 }
 
-struct Distilled {
-    written: bool,
-    added: usize,
-    duplicates: usize,
-    superseded: usize,
+/// What became of one conversation.
+enum Done {
+    /// Memories, summary and watermark written.
+    Written {
+        added: usize,
+        duplicates: usize,
+        superseded: usize,
+    },
+    /// A concurrent invocation distilled it first: paid for, nothing written.
+    Concurrent,
+    /// A guardrail stopped the extraction: paid for, no memory written, the messages marked
+    /// distilled, the assessment stored (see the module doc).
+    Withheld,
 }
 
 /// Distils one conversation. `None`: nothing to do (no longer idle, or already distilled).
@@ -133,7 +160,7 @@ async fn distill_conversation(
     farm: &mut FarmRun<'_>,
     conversation_id: Uuid,
     idle_before: DateTime<Utc>,
-) -> Result<Option<Distilled>> {
+) -> Result<Option<Done>> {
     let farm_id = farm.farm_id;
     // 1. read what is not yet distilled (short read-only transaction)
     let tx = state.db.tenant(farm_id).await?;
@@ -199,6 +226,7 @@ async fn distill_conversation(
         facts,
         summary,
         usage,
+        guardrail,
     } = state
         .extractor
         .extract(previous_summary.as_deref(), &transcript)
@@ -208,6 +236,15 @@ async fn distill_conversation(
         output_tokens: usage.output_tokens,
     };
     farm.record(farm.extractor, usage);
+    if let Some(block) = guardrail {
+        let messages = Messages {
+            after: watermark,
+            through,
+        };
+        return withhold(state, farm, conversation_id, messages, &block)
+            .await
+            .map(Some);
+    }
     let summary = if summary.trim().is_empty() {
         format!("{} messages.", transcript.len())
     } else {
@@ -237,12 +274,7 @@ async fn distill_conversation(
             output_tokens: 0,
         },
     );
-    let mut done = Distilled {
-        written: false,
-        added: 0,
-        duplicates: 0,
-        superseded: 0,
-    };
+    let (mut added, mut duplicates, mut superseded_total) = (0usize, 0usize, 0usize);
 
     // 3. write everything, or nothing, in one transaction
     let tx = state.db.tenant(farm_id).await?;
@@ -256,7 +288,7 @@ async fn distill_conversation(
         .get(0);
     if current != watermark {
         tx.rollback().await?;
-        return Ok(Some(done)); // a concurrent invocation distilled it: paid for, not written
+        return Ok(Some(Done::Concurrent)); // paid for, not written
     }
     let lock_key = format!("memories:{farm_id}");
     tx.query(
@@ -268,7 +300,7 @@ async fn distill_conversation(
     for (fact, vector) in facts.iter().zip(&vectors) {
         let decision = classify_fact(&tx, &fact.subject, &fact.content, vector, state).await?;
         if decision == Decision::Duplicate {
-            done.duplicates += 1;
+            duplicates += 1;
             continue;
         }
         let superseded = insert_memory(
@@ -281,8 +313,8 @@ async fn distill_conversation(
             decision == Decision::Supersede,
         )
         .await?;
-        done.added += 1;
-        done.superseded += superseded;
+        added += 1;
+        superseded_total += superseded;
     }
     let summary_vector = &vectors[facts.len()];
     let hash = content_hash(&summary);
@@ -312,6 +344,64 @@ async fn distill_conversation(
         return Err(Error::unexpected("watermark moved under a row lock"));
     }
     tx.commit().await?;
-    done.written = true;
-    Ok(Some(done))
+    Ok(Some(Done::Written {
+        added,
+        duplicates,
+        superseded: superseded_total,
+    }))
+}
+
+/// The message ids one extraction covered: past `after`, up to and including `through`.
+#[derive(Debug, Clone, Copy)]
+struct Messages {
+    after: i64,
+    through: i64,
+}
+
+/// A guardrail stopped the extraction of these messages: stores its assessment as a failed
+/// `clinical_safety` eval of the farm's run and moves the watermark past them (unless a
+/// concurrent invocation already did: then only the eval), writing no memory and no summary.
+async fn withhold(
+    state: &DistillState,
+    farm: &FarmRun<'_>,
+    conversation_id: Uuid,
+    messages: Messages,
+    block: &GuardrailBlock,
+) -> Result<Done> {
+    let farm_id = farm.farm_id;
+    let run_id = farm
+        .run
+        .as_ref()
+        .map(MeteredRun::run_id)
+        .ok_or_else(|| Error::unexpected("a model call outside the farm's run"))?;
+    let mut eval = evals::guardrail_eval_of(
+        "memory_distillation",
+        &block.assessment,
+        &block.blocked_message,
+    );
+    eval.details["conversation_id"] = json!(conversation_id);
+    eval.details["messages"] = json!({ "after": messages.after, "through": messages.through });
+    tracing::warn!(%farm_id, %conversation_id, after = messages.after, through = messages.through,
+        "guardrail_intervened: the conversation's messages are marked distilled, no memory written");
+    let tx = state.db.tenant(farm_id).await?;
+    let advanced = tx
+        .query_opt(
+            "UPDATE conversations SET distilled_through = $3
+              WHERE farm_id = $1 AND id = $2 AND distilled_through = $4
+             RETURNING id",
+            &[
+                (&farm_id, Type::UUID),
+                (&conversation_id, Type::UUID),
+                (&messages.through, Type::INT8),
+                (&messages.after, Type::INT8),
+            ],
+        )
+        .await?;
+    store_evals(&tx, run_id, &[eval]).await?;
+    tx.commit().await?;
+    Ok(if advanced.is_some() {
+        Done::Withheld
+    } else {
+        Done::Concurrent
+    })
 }

@@ -165,6 +165,11 @@ fn the_answer_must_be_one_call_of_the_tool_within_the_cap() {
             StopReason::ToolUse,
             Some("more than once"),
         ),
+        (
+            vec![Block::Text("Sorry, I can't help with that.".into())],
+            StopReason::GuardrailIntervened(json!({"action_reason": "Guardrail blocked."})),
+            Some("guardrail_intervened"),
+        ),
     ];
     for (content, stop, error) in cases {
         let got = parse_response(&response(content.clone(), stop.clone()));
