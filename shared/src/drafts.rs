@@ -18,6 +18,8 @@ use crate::{
     records::{self, Provenance, RecordType, Source},
 };
 
+pub use crate::status::DraftStatus;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Draft {
     pub id: Uuid,
@@ -27,7 +29,7 @@ pub struct Draft {
     pub payload: Value,
     pub edited_payload: Option<Value>,
     pub summary: Option<String>,
-    pub status: String,
+    pub status: DraftStatus,
     pub created_by: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub decided_by: Option<String>,
@@ -52,7 +54,7 @@ impl Draft {
             payload: row.get(4),
             edited_payload: row.get(5),
             summary: row.get(6),
-            status: row.get(7),
+            status: row.try_get(7)?,
             created_by: row.get(8),
             created_at: row.get(9),
             decided_by: row.get(10),
@@ -128,12 +130,12 @@ fn authorize(role: Role, draft: &Draft) -> Result<()> {
 }
 
 fn must_be_pending(draft: &Draft) -> Result<()> {
-    if draft.status == "pending" {
+    if draft.status == DraftStatus::Pending {
         Ok(())
     } else {
         Err(Error::Conflict {
             what: "draft",
-            status: draft.status.clone(),
+            status: draft.status.as_str().into(),
         })
     }
 }

@@ -38,6 +38,7 @@ pub mod recommendations;
 pub mod reconcile;
 pub mod records;
 pub mod rfc3339;
+pub mod status;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

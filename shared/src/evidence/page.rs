@@ -14,6 +14,7 @@ use crate::{
     credits::LedgerAudit,
     db::{TenantTx, Type},
     error::{Error, Result},
+    status::{DraftStatus, RecommendationStatus, RunStatus},
 };
 
 /// The page statement (public so tests can EXPLAIN it with the same parameters).
@@ -23,7 +24,7 @@ pub const PAGE_SQL: &str = include_str!("page.sql");
 pub struct DraftEvidence {
     pub id: Uuid,
     pub record_type: String,
-    pub status: String,
+    pub status: DraftStatus,
     pub summary: Option<String>,
     /// What the AI proposed.
     pub payload: Value,
@@ -43,7 +44,7 @@ pub struct RecommendationEvidence {
     pub id: Uuid,
     pub title: String,
     pub body: String,
-    pub status: String,
+    pub status: RecommendationStatus,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub decided_by: Option<String>,
@@ -76,7 +77,7 @@ pub struct RunEvidence {
     pub model: String,
     /// Who asked (none for scheduled jobs).
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub credits_reserved: i64,
     pub credits_charged: Option<i64>,
     pub input_tokens: Option<i32>,
@@ -161,10 +162,10 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
     let mut runs = Vec::with_capacity(rows.len().min(limit as usize));
     for row in rows.iter().take(limit as usize) {
         let legs: Vec<Leg> = from_json(row.get(15))?;
-        let status: String = row.get(4);
+        let status: RunStatus = row.try_get(4)?;
         let credits_reserved: i64 = row.get(5);
         let credits_charged: Option<i64> = row.get(6);
-        let matched = match_legs(&legs, credits_reserved, credits_charged, &status);
+        let matched = match_legs(&legs, credits_reserved, credits_charged, status);
         runs.push(RunEvidence {
             id: row.get(0),
             feature: row.get(1),
