@@ -32,24 +32,24 @@ pub struct Recommendation {
     pub decision_note: Option<String>,
 }
 
-/// The columns [`Recommendation::from_row`] reads, in order.
+/// The columns [`Recommendation::from_row`] reads, by name.
 pub const RECOMMENDATION_COLUMNS: &str = "id, farm_id, ai_run_id, title, body, status, created_by, created_at, \
      decided_by, decided_at, decision_note";
 
 impl Recommendation {
     pub fn from_row(row: &Row) -> Recommendation {
         Recommendation {
-            id: row.get(0),
-            farm_id: row.get(1),
-            ai_run_id: row.get(2),
-            title: row.get(3),
-            body: row.get(4),
-            status: row.get(5),
-            created_by: row.get(6),
-            created_at: row.get(7),
-            decided_by: row.get(8),
-            decided_at: row.get(9),
-            decision_note: row.get(10),
+            id: row.get("id"),
+            farm_id: row.get("farm_id"),
+            ai_run_id: row.get("ai_run_id"),
+            title: row.get("title"),
+            body: row.get("body"),
+            status: row.get("status"),
+            created_by: row.get("created_by"),
+            created_at: row.get("created_at"),
+            decided_by: row.get("decided_by"),
+            decided_at: row.get("decided_at"),
+            decision_note: row.get("decision_note"),
         }
     }
 }
