@@ -128,7 +128,7 @@ async fn recall_is_exact_for_a_small_farm_in_a_large_table() -> anyhow::Result<(
                     ],
                 )
                 .await?;
-            println!(
+            farmops::test_note!(
                 "recall trial {trial} k={k}: exact path {} rows in {took:?}; iterative HNSW {} rows \
                  (matches exact: {}); naive HNSW+WHERE {} rows",
                 got.len(),
@@ -149,7 +149,7 @@ async fn recall_is_exact_for_a_small_farm_in_a_large_table() -> anyhow::Result<(
     let tx = db.app.tenant(big).await?;
     let started = Instant::now();
     let got = r.retrieve_vector(&tx, &offline_vector("x"), 8).await?;
-    println!(
+    farmops::test_note!(
         "big farm exact path: {} rows in {:?}",
         got.len(),
         started.elapsed()
@@ -159,7 +159,7 @@ async fn recall_is_exact_for_a_small_farm_in_a_large_table() -> anyhow::Result<(
     let via_index = r
         .retrieve_via(&tx, &offline_vector("x"), 8, SearchPath::Index)
         .await?;
-    println!(
+    farmops::test_note!(
         "big farm iterative HNSW: {} rows in {:?}, same as exact: {}",
         via_index.len(),
         started.elapsed(),
@@ -390,7 +390,7 @@ async fn reembed_sweeps_every_row_once_and_skips_a_farm_without_credits() -> any
         done(&s1) + done(&s2),
         "no row embedded twice by the concurrent sweeps"
     );
-    println!("reembed: interrupted {first:?}; sweep 1 {s1:?}; sweep 2 {s2:?}");
+    farmops::test_note!("reembed: interrupted {first:?}; sweep 1 {s1:?}; sweep 2 {s2:?}");
     let stale: i64 = owner
         .query_one(
             "SELECT count(*) FROM embeddings WHERE farm_id = $1 AND embedding_model <> $2",
