@@ -517,50 +517,28 @@ async fn titan_speaks_the_invoke_model_wire_format() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn memories_are_embedded_in_the_callers_transaction() -> anyhow::Result<()> {
+async fn a_document_is_searchable_only_once_added() -> anyhow::Result<()> {
+    // the live path (what `POST /farms/{farm}/documents` calls): a refused add leaves nothing
+    // to retrieve; an accepted one is retrieved with its source
     let db = TestDb::new().await?;
-    let farm = db.farm("f", 0).await?;
+    let farm = db.farm("f", 1_000).await?;
+    db.member(farm, "w", "worker").await?;
+    db.member(farm, "v", "viewer").await?;
     let e = OfflineEmbedder::default();
-    let tx = db.app.tenant(farm).await?;
-    let memory: Uuid = tx
-        .query_one(
-            "INSERT INTO memories (farm_id, content) VALUES ($1, 'The north gate sticks') RETURNING id",
-            &[(&farm, Type::UUID)],
-        )
-        .await?
-        .get(0);
-    let tokens = documents::embed_and_store(
-        &tx,
-        &e,
-        documents::Source::Memory(memory),
-        "The north gate sticks",
-    )
-    .await?;
-    assert!(tokens > 0);
-    // Rolled back: neither the memory nor its embedding exists.
-    tx.rollback().await?;
+    let gate = doc("gate", "The north gate sticks");
+    assert!(matches!(
+        documents::add_document(&db.app, &e, farm, "v", &gate).await,
+        Err(Error::Forbidden(_))
+    ));
     let r = retriever();
     let tx = db.app.tenant(farm).await?;
     assert!(r.retrieve(&tx, "north gate", 3).await?.is_empty());
     tx.rollback().await?;
-    let tx = db.app.tenant(farm).await?;
-    tx.query(
-        "INSERT INTO memories (farm_id, id, content) VALUES ($1, $2, 'The north gate sticks')",
-        &[(&farm, Type::UUID), (&memory, Type::UUID)],
-    )
-    .await?;
-    documents::embed_and_store(
-        &tx,
-        &e,
-        documents::Source::Memory(memory),
-        "The north gate sticks",
-    )
-    .await?;
-    tx.commit().await?;
+    let added = documents::add_document(&db.app, &e, farm, "w", &gate).await?;
     let tx = db.app.tenant(farm).await?;
     let got = r.retrieve(&tx, "north gate", 3).await?;
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].source, format!("memory:{memory}"));
+    assert_eq!(got[0].source, format!("document:{}#0", added.id));
     Ok(())
 }
 
