@@ -93,7 +93,7 @@ pub async fn add_document(
         )
         .await?
         .get(0);
-    let indexes: Vec<i32> = (0..chunks.len() as i32).collect();
+    let indexes: Vec<i32> = (0..).take(chunks.len()).collect();
     let hashes: Vec<String> = chunks.iter().map(|c| content_hash(c)).collect();
     let vectors: Vec<String> = embedded.vectors.iter().map(|v| vector_text(v)).collect();
     tx.query(

@@ -210,7 +210,7 @@ pub async fn messages<'a>(
         })
         .collect();
     let more = messages.len() as i64 > limit;
-    messages.truncate(limit as usize);
+    messages.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = if more {
         messages.last().map(|m| encode_after(m.id))
     } else {
