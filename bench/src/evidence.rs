@@ -214,7 +214,7 @@ pub async fn run(mode: &Mode) -> Result<()> {
         .into_iter()
         .enumerate()
         {
-            if result.1 != PAGE as usize {
+            if i64::try_from(result.1) != Ok(PAGE) {
                 bail!("a page of {} runs", result.1);
             }
             times[i].push(result.0);

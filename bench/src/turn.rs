@@ -40,8 +40,10 @@ impl ChatModel for TimedModel {
     async fn converse(&self, request: &ChatRequest) -> farmops::Result<ChatResponse> {
         let start = Instant::now();
         let response = self.inner.converse(request).await;
-        self.nanos
-            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.nanos.fetch_add(
+            u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         response
     }
 }

@@ -13,7 +13,7 @@ async fn a_history_with_killed_connections_has_no_anomaly() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| rand::random::<u32>().into());
-    println!("faults seed {seed} (replay: FARMOPS_FAULTS_SEED={seed})");
+    farmops::test_note!("faults seed {seed} (replay: FARMOPS_FAULTS_SEED={seed})");
     let cfg = Config {
         seed,
         ops: 5_000,
@@ -26,7 +26,7 @@ async fn a_history_with_killed_connections_has_no_anomaly() {
         panic!("seed {seed}: the history did not run: {e:?}");
     });
     let table = faults::table(&cfg, &report);
-    println!("{table}");
+    farmops::test_note!("{table}");
     assert!(
         report.history.ops() >= 5_000,
         "seed {seed}: {} operations",

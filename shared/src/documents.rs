@@ -28,9 +28,7 @@ mod sweep;
 mod tests;
 mod text;
 
-pub use store::{
-    AddedDocument, NewDocument, Source, add_document, delete_document, embed_and_store,
-};
+pub use store::{AddedDocument, NewDocument, add_document, delete_document};
 pub use sweep::{FarmSweep, reembed_farm, reembed_farm_as, sweep};
 pub use text::{chunk, content_hash, vector_text};
 

@@ -18,6 +18,8 @@ use crate::{
     records::{self, Provenance, RecordType, Source},
 };
 
+pub use crate::status::DraftStatus;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Draft {
     pub id: Uuid,
@@ -27,7 +29,7 @@ pub struct Draft {
     pub payload: Value,
     pub edited_payload: Option<Value>,
     pub summary: Option<String>,
-    pub status: String,
+    pub status: DraftStatus,
     pub created_by: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub decided_by: Option<String>,
@@ -36,29 +38,29 @@ pub struct Draft {
     pub record_id: Option<Uuid>,
 }
 
-/// The columns [`Draft::from_row`] reads, in order.
+/// The columns [`Draft::from_row`] reads, by name.
 pub const DRAFT_COLUMNS: &str = "id, farm_id, ai_run_id, record_type, payload, edited_payload, summary, status, \
      created_by, created_at, decided_by, decided_at, decision_note, record_id";
 
 impl Draft {
     pub fn from_row(row: &Row) -> Result<Draft> {
-        let record_type: String = row.get(3);
+        let record_type: String = row.get("record_type");
         Ok(Draft {
-            id: row.get(0),
-            farm_id: row.get(1),
-            ai_run_id: row.get(2),
+            id: row.get("id"),
+            farm_id: row.get("farm_id"),
+            ai_run_id: row.get("ai_run_id"),
             record_type: RecordType::parse(&record_type)
                 .ok_or_else(|| Error::unexpected(format!("unknown record type {record_type}")))?,
-            payload: row.get(4),
-            edited_payload: row.get(5),
-            summary: row.get(6),
-            status: row.get(7),
-            created_by: row.get(8),
-            created_at: row.get(9),
-            decided_by: row.get(10),
-            decided_at: row.get(11),
-            decision_note: row.get(12),
-            record_id: row.get(13),
+            payload: row.get("payload"),
+            edited_payload: row.get("edited_payload"),
+            summary: row.get("summary"),
+            status: row.try_get("status")?,
+            created_by: row.get("created_by"),
+            created_at: row.get("created_at"),
+            decided_by: row.get("decided_by"),
+            decided_at: row.get("decided_at"),
+            decision_note: row.get("decision_note"),
+            record_id: row.get("record_id"),
         })
     }
 }
@@ -128,12 +130,12 @@ fn authorize(role: Role, draft: &Draft) -> Result<()> {
 }
 
 fn must_be_pending(draft: &Draft) -> Result<()> {
-    if draft.status == "pending" {
+    if draft.status == DraftStatus::Pending {
         Ok(())
     } else {
         Err(Error::Conflict {
             what: "draft",
-            status: draft.status.clone(),
+            status: draft.status.as_str().into(),
         })
     }
 }

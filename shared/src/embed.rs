@@ -170,10 +170,9 @@ fn bucket(feature: &str) -> (usize, f32) {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     feature.hash(&mut h);
     let v = h.finish();
-    (
-        (v % DIMENSIONS as u64) as usize,
-        if v >> 63 == 0 { 1.0 } else { -1.0 },
-    )
+    #[allow(clippy::cast_possible_truncation)] // a remainder below DIMENSIONS (1024)
+    let index = (v % DIMENSIONS as u64) as usize;
+    (index, if v >> 63 == 0 { 1.0 } else { -1.0 })
 }
 
 /// The offline vector of `text` (pure; exposed for tests that need a query vector).

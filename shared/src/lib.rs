@@ -31,6 +31,8 @@ pub mod http;
 pub mod idempotency;
 pub mod membership;
 pub mod memory;
+// its few casts are fixed with the model work under way there (#15)
+#[allow(clippy::cast_possible_truncation)]
 pub mod model;
 pub mod payments;
 pub mod rag;
@@ -38,6 +40,7 @@ pub mod recommendations;
 pub mod reconcile;
 pub mod records;
 pub mod rfc3339;
+pub mod status;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

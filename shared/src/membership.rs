@@ -58,6 +58,12 @@ impl Role {
         self >= Role::Manager
     }
 
+    /// Read the farm's credit statement (balance, ledger, lots): owner and manager, as the
+    /// evidence.
+    pub fn may_read_credits(self) -> bool {
+        self.may_read_evidence()
+    }
+
     /// Export the signed evidence bundle: the owner only.
     pub fn may_export_evidence(self) -> bool {
         self == Role::Owner

@@ -15,6 +15,8 @@ use crate::{
     error::{Error, FieldError, Result},
 };
 
+pub use crate::status::RecommendationStatus;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recommendation {
     pub id: Uuid,
@@ -22,7 +24,7 @@ pub struct Recommendation {
     pub ai_run_id: Option<Uuid>,
     pub title: String,
     pub body: String,
-    pub status: String,
+    pub status: RecommendationStatus,
     pub created_by: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub decided_by: Option<String>,
@@ -30,24 +32,24 @@ pub struct Recommendation {
     pub decision_note: Option<String>,
 }
 
-/// The columns [`Recommendation::from_row`] reads, in order.
+/// The columns [`Recommendation::from_row`] reads, by name.
 pub const RECOMMENDATION_COLUMNS: &str = "id, farm_id, ai_run_id, title, body, status, created_by, created_at, \
      decided_by, decided_at, decision_note";
 
 impl Recommendation {
     pub fn from_row(row: &Row) -> Recommendation {
         Recommendation {
-            id: row.get(0),
-            farm_id: row.get(1),
-            ai_run_id: row.get(2),
-            title: row.get(3),
-            body: row.get(4),
-            status: row.get(5),
-            created_by: row.get(6),
-            created_at: row.get(7),
-            decided_by: row.get(8),
-            decided_at: row.get(9),
-            decision_note: row.get(10),
+            id: row.get("id"),
+            farm_id: row.get("farm_id"),
+            ai_run_id: row.get("ai_run_id"),
+            title: row.get("title"),
+            body: row.get("body"),
+            status: row.get("status"),
+            created_by: row.get("created_by"),
+            created_at: row.get("created_at"),
+            decided_by: row.get("decided_by"),
+            decided_at: row.get("decided_at"),
+            decision_note: row.get("decision_note"),
         }
     }
 }
@@ -130,10 +132,10 @@ async fn lock_for_decision(tx: &TenantTx, id: Uuid, by: Decider<'_>) -> Result<R
             by.role.as_str()
         )));
     }
-    if rec.status != "pending" {
+    if rec.status != RecommendationStatus::Pending {
         return Err(Error::Conflict {
             what: "recommendation",
-            status: rec.status,
+            status: rec.status.as_str().into(),
         });
     }
     Ok(rec)
@@ -143,7 +145,7 @@ async fn decide(
     tx: &TenantTx,
     id: Uuid,
     by: Decider<'_>,
-    status: &str,
+    status: RecommendationStatus,
     note: Option<&str>,
 ) -> Result<Recommendation> {
     let row = tx
@@ -157,7 +159,7 @@ async fn decide(
             &[
                 (&tx.farm_id(), Type::UUID),
                 (&id, Type::UUID),
-                (&status, Type::TEXT),
+                (&status.as_str(), Type::TEXT),
                 (&by.user_id, Type::TEXT),
                 (&note, Type::TEXT),
             ],
@@ -177,7 +179,7 @@ pub async fn approve_recommendation(
     lock_for_decision(tx, id, by).await?;
     check_note(note)?;
     let note = note.map(str::trim).filter(|n| !n.is_empty());
-    decide(tx, id, by, "approved", note).await
+    decide(tx, id, by, RecommendationStatus::Approved, note).await
 }
 
 /// Rejects a pending recommendation with a reason (1 to 500 characters).
@@ -190,7 +192,7 @@ pub async fn reject_recommendation(
 ) -> Result<Recommendation> {
     lock_for_decision(tx, id, by).await?;
     let reason = check_reason(reason)?;
-    decide(tx, id, by, "rejected", Some(reason)).await
+    decide(tx, id, by, RecommendationStatus::Rejected, Some(reason)).await
 }
 
 #[cfg(test)]

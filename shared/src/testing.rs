@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `FARMOPS_TEST_ADMIN_URL` | `postgres://postgres:postgres@127.0.0.1:55432/postgres` (a superuser: creates databases and the `vector` extension) |
 //! | `FARMOPS_TEST_HOST` / `FARMOPS_TEST_PORT` | `127.0.0.1` / `55432` |
+//! | `FARMOPS_TEST_VERBOSE` | unset: tests print nothing; set (to anything but `0`): [`test_note!`](crate::test_note) prints the timings and counts tests measure |
 //!
 //! The roles `farmops_owner`, `farmops_app` and `farmops_billing` come from
 //! `scripts/setup-postgres.sh`.
@@ -18,6 +19,22 @@ use crate::{credits, db::Db, db::migrate};
 pub const OWNER_PASSWORD: &str = "farmops_owner";
 pub const APP_PASSWORD: &str = "farmops_app";
 pub const BILLING_PASSWORD: &str = "farmops_billing";
+
+/// Whether `FARMOPS_TEST_VERBOSE` asks tests to print what they measured.
+pub fn verbose() -> bool {
+    std::env::var_os("FARMOPS_TEST_VERBOSE").is_some_and(|v| v != "0")
+}
+
+/// `eprintln!` when `FARMOPS_TEST_VERBOSE` is set ([`verbose`]); otherwise nothing: tests
+/// print nothing unless asked.
+#[macro_export]
+macro_rules! test_note {
+    ($($arg:tt)*) => {
+        if $crate::testing::verbose() {
+            eprintln!($($arg)*);
+        }
+    };
+}
 
 fn admin_url() -> String {
     std::env::var("FARMOPS_TEST_ADMIN_URL")

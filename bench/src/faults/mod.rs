@@ -63,9 +63,9 @@ impl Config {
         };
         Ok(Config {
             seed: number("--seed", rand::random::<u32>().into())?,
-            ops: number("--ops", if short { 400 } else { 50_000 })? as usize,
-            workers: number("--workers", 32)? as usize,
-            farms: number("--farms", 20)? as usize,
+            ops: usize::try_from(number("--ops", if short { 400 } else { 50_000 })?)?,
+            workers: usize::try_from(number("--workers", 32)?)?,
+            farms: usize::try_from(number("--farms", 20)?)?,
             kill_every: Duration::from_millis(number("--kill-every-ms", 20)?),
             restart: value("--restart-cluster").map(PathBuf::from),
         })

@@ -2,6 +2,10 @@
 //! of its vectors, and the database that holds it (loaded once with binary `COPY`, then reused
 //! while its parameters match). See the parent module for the design.
 
+// The generator's f64 -> f32 vectors and the binary COPY's i32/i16 field sizes are casts of
+// values bounded by the data set's constants (sizes, DIM): nothing to truncate.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::{io::Cursor, time::Instant};
 
 use anyhow::{Context, Result, bail};

@@ -40,7 +40,7 @@ fn embed_words(text: &str) -> Vec<f32> {
     {
         let mut h = DefaultHasher::new();
         w.to_lowercase().hash(&mut h);
-        v[(h.finish() % EMBEDDING_DIMS as u64) as usize] += 1.0;
+        v[usize::try_from(h.finish() % EMBEDDING_DIMS as u64).unwrap()] += 1.0;
     }
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
     v.iter_mut().for_each(|x| *x /= n);
@@ -1105,7 +1105,7 @@ impl FactExtractor for Reporting {
     ) -> farmops::Result<Extraction> {
         let out = self.extractor.extract(previous, transcript).await?;
         self.extractor_tokens.fetch_add(
-            (out.usage.input_tokens + out.usage.output_tokens) as usize,
+            usize::try_from(out.usage.input_tokens + out.usage.output_tokens).unwrap(),
             Ordering::SeqCst,
         );
         Ok(out)
@@ -1123,7 +1123,7 @@ impl Embedder for ReportingEmbedder {
         let out = WordsEmbedder.embed(texts).await?;
         self.0
             .embedder_tokens
-            .fetch_add(out.input_tokens as usize, Ordering::SeqCst);
+            .fetch_add(usize::try_from(out.input_tokens).unwrap(), Ordering::SeqCst);
         Ok(out)
     }
 }

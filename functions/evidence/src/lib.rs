@@ -7,9 +7,8 @@
 //! parses the request and picks the representation.
 
 use farmops::{
-    evidence::{self, EvidenceQuery, Format},
+    evidence::{self, Format},
     farm, http,
-    membership::{self, Role},
 };
 use lambda_http::{Body, Request, Response, http::Method};
 
@@ -62,11 +61,13 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
     let user = caller.user_id.as_str();
     let response = match what {
         "evidence" => {
-            membership::require_role(&tx, user, "read the evidence", Role::may_read_evidence)
-                .await?;
-            let query = EvidenceQuery::parse(|k| http::query_param(req, k))?;
-            let format = evidence::negotiate(http::header(req, "accept"))?;
-            let page = evidence::evidence_page(&tx, &query).await?;
+            let (format, page) = evidence::read_evidence(
+                &tx,
+                user,
+                |k| http::query_param(req, k),
+                http::header(req, "accept"),
+            )
+            .await?;
             match format {
                 Format::Json => http::json_response(200, &page),
                 Format::Html => {
@@ -85,15 +86,10 @@ async fn route(state: &State, req: &Request) -> farmops::Result<Response<Body>> 
                 }
             }
         }
-        "credits" => {
-            membership::require_role(&tx, user, "read the credits", Role::may_read_evidence)
-                .await?;
-            http::json_response(200, &evidence::credit_statement(&tx).await?)
-        }
+        "credits" => http::json_response(200, &evidence::read_credits(&tx, user).await?),
         _ => {
-            membership::member_role(&tx, user).await?;
-            let status = evidence::parse_draft_status(http::query_param(req, "status"))?;
-            let drafts = evidence::list_drafts(&tx, status).await?;
+            let status = http::query_param(req, "status");
+            let drafts = evidence::read_drafts(&tx, user, status).await?;
             http::json_response(200, &DraftList { drafts })
         }
     };
@@ -108,20 +104,7 @@ async fn export(
     req: &Request,
     user: &str,
 ) -> farmops::Result<Response<Body>> {
-    membership::require_role(&tx, user, "export the evidence", Role::may_export_evidence).await?;
-    let seq = |name: &'static str| -> farmops::Result<Option<i64>> {
-        match http::query_param(req, name) {
-            None => Ok(None),
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if n >= 1 => Ok(Some(n)),
-                _ => Err(farmops::Error::BadRequest(format!(
-                    "{name} must be a sequence number (1 or more)"
-                ))),
-            },
-        }
-    };
-    let (from, to) = (seq("from")?, seq("to")?);
-    let bundle = evidence::export::export_bundle(&tx, from, to, None, None).await?;
+    let bundle = evidence::export_evidence(&tx, user, |k| http::query_param(req, k)).await?;
     tx.commit().await?;
     Ok(http::json_response(200, &bundle))
 }

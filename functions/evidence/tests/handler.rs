@@ -889,7 +889,7 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
             .all(|r| r.matched.consistent && r.matched.charged == 1)
     );
     assert_eq!(page.farm_totals.charged, 100_000);
-    eprintln!("evidence page of 50 over 100k runs: {elapsed:?}");
+    farmops::test_note!("evidence page of 50 over 100k runs: {elapsed:?}");
 
     // the page statement's plan, as the application role under its tenant: first page, a
     // cursor page, and a filtered one
@@ -923,7 +923,7 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
         best = best.min(started.elapsed());
         assert_eq!(rows.len(), 51);
     }
-    eprintln!("page statement alone (51 runs with children, after a cursor): {best:?}");
+    farmops::test_note!("page statement alone (51 runs with children, after a cursor): {best:?}");
     type PlanCase = (
         &'static str,
         Option<String>,
@@ -999,7 +999,7 @@ async fn page_query_uses_index_scans_on_100k_runs() -> Result<()> {
     let with = started.elapsed();
     let full = credits::audit_ledger(&tx).await?;
     tx.commit().await?;
-    eprintln!(
+    farmops::test_note!(
         "farm totals + invariant: {without:?} summing 200,001 rows, {with:?} from a checkpoint + 20"
     );
     assert!(audit.holds, "{audit:?}");

@@ -218,7 +218,10 @@ async fn a_run_settling_while_reconcile_runs_is_settled_or_expired_never_both() 
             other => panic!("run {id} left {other}"),
         }
     }
-    assert_eq!((n_settled, n_expired), (settled, expired as usize));
+    assert_eq!(
+        (n_settled, n_expired),
+        (settled, usize::try_from(expired).unwrap())
+    );
     let a = audit_holds(&db.app, farm).await;
     assert_eq!(a.credit_balance, 10_000 - 4 * settled as i64);
 }

@@ -215,7 +215,8 @@ pub async fn list_lots(tx: &TenantTx) -> Result<Vec<Lot>> {
     let rows = tx
         .query(
             "SELECT id, category, priority, amount, remaining, effective_at, expires_at, source,
-                    reason, created_at, revoked_at IS NOT NULL, closed_at IS NOT NULL, now()
+                    reason, created_at, revoked_at IS NOT NULL AS revoked,
+                    closed_at IS NOT NULL AS closed, now() AS now
                FROM credit_lots WHERE farm_id = $1
               ORDER BY closed_at IS NOT NULL, priority, expires_at NULLS LAST, id",
             &[(&farm_id, Type::UUID)],
@@ -224,22 +225,29 @@ pub async fn list_lots(tx: &TenantTx) -> Result<Vec<Lot>> {
     rows.iter()
         .map(|r| {
             let parse_err =
-                |what: &str| Error::unexpected(format!("lot {}: {what}", r.get::<_, i64>(0)));
-            let category = LotCategory::parse(r.get(1)).ok_or_else(|| parse_err("category"))?;
-            let source = LotSource::parse(r.get(7)).ok_or_else(|| parse_err("source"))?;
-            let (effective_at, expires_at) = (r.get(5), r.get(6));
+                |what: &str| Error::unexpected(format!("lot {}: {what}", r.get::<_, i64>("id")));
+            let category =
+                LotCategory::parse(r.get("category")).ok_or_else(|| parse_err("category"))?;
+            let source = LotSource::parse(r.get("source")).ok_or_else(|| parse_err("source"))?;
+            let (effective_at, expires_at) = (r.get("effective_at"), r.get("expires_at"));
             Ok(Lot {
-                id: r.get(0),
+                id: r.get("id"),
                 category,
-                priority: r.get(2),
-                amount: r.get(3),
-                remaining: r.get(4),
+                priority: r.get("priority"),
+                amount: r.get("amount"),
+                remaining: r.get("remaining"),
                 effective_at,
                 expires_at,
                 source,
-                reason: r.get(8),
-                created_at: r.get(9),
-                status: lot_status(r.get(10), r.get(11), effective_at, expires_at, r.get(12)),
+                reason: r.get("reason"),
+                created_at: r.get("created_at"),
+                status: lot_status(
+                    r.get("revoked"),
+                    r.get("closed"),
+                    effective_at,
+                    expires_at,
+                    r.get("now"),
+                ),
             })
         })
         .collect()

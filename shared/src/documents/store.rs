@@ -1,4 +1,4 @@
-//! Adding and deleting documents, and storing memory and summary embeddings.
+//! Adding and deleting documents.
 
 use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     credits::{Feature, RunEnd},
-    db::{Db, TenantTx},
+    db::Db,
     embed::Embedder,
     error::{Error, FieldError, Result},
     membership::{Role, require_role},
@@ -93,7 +93,7 @@ pub async fn add_document(
         )
         .await?
         .get(0);
-    let indexes: Vec<i32> = (0..chunks.len() as i32).collect();
+    let indexes: Vec<i32> = (0..).take(chunks.len()).collect();
     let hashes: Vec<String> = chunks.iter().map(|c| content_hash(c)).collect();
     let vectors: Vec<String> = embedded.vectors.iter().map(|v| vector_text(v)).collect();
     tx.query(
@@ -136,49 +136,4 @@ pub async fn delete_document(db: &Db, farm_id: Uuid, user_id: &str, id: Uuid) ->
         return Err(Error::NotFound("document"));
     }
     tx.commit().await
-}
-
-/// What an embedding belongs to, besides document chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Memory(Uuid),
-    ConversationSummary(Uuid),
-}
-
-/// Embeds `content` and stores it for `source` inside the caller's transaction (the memory
-/// and distillation code call it where they create the memory or summary). Not metered here:
-/// the caller's run pays; the tokens counted come back so it can settle.
-pub async fn embed_and_store(
-    tx: &TenantTx,
-    embedder: &dyn Embedder,
-    source: Source,
-    content: &str,
-) -> Result<u64> {
-    let embedded = embedder.embed(&[content.to_string()]).await?;
-    let vector = embedded
-        .vectors
-        .first()
-        .ok_or_else(|| Error::ModelFailed("no vector".into()))?;
-    let (memory_id, conversation_id) = match source {
-        Source::Memory(id) => (Some(id), None),
-        Source::ConversationSummary(id) => (None, Some(id)),
-    };
-    let farm_id = tx.farm_id();
-    let model = embedder.model_id();
-    tx.query(
-        "INSERT INTO embeddings (farm_id, memory_id, conversation_id, content, content_hash,
-                                 embedding_model, embedding)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::text::vector)",
-        &[
-            (&farm_id, Type::UUID),
-            (&memory_id, Type::UUID),
-            (&conversation_id, Type::UUID),
-            (&content, Type::TEXT),
-            (&content_hash(content), Type::TEXT),
-            (&model, Type::TEXT),
-            (&vector_text(vector), Type::TEXT),
-        ],
-    )
-    .await?;
-    Ok(embedded.input_tokens)
 }

@@ -84,7 +84,7 @@ pub fn render(page: &EvidencePage) -> String {
             r.feature.clone(),
             r.model.clone(),
             opt(&r.user_id),
-            r.status.clone(),
+            r.status.to_string(),
             opt(&r.input_tokens),
             opt(&r.output_tokens),
             opt(&r.latency_ms),

@@ -4,28 +4,27 @@ use crate::{
     db::{TenantTx, Type},
     drafts::{DRAFT_COLUMNS, Draft},
     error::{Error, Result},
+    status::DraftStatus,
 };
 
-pub const DRAFT_STATUSES: [&str; 3] = ["pending", "confirmed", "discarded"];
+/// Every draft status, as the `status` filter accepts it.
+pub const DRAFT_STATUSES: &[DraftStatus] = DraftStatus::ALL;
 pub const DRAFT_LIST_LIMIT: i64 = 200;
 
 /// `status` from the query string: `None` = every status; an unknown one is a 422.
-pub fn parse_draft_status(v: Option<&str>) -> Result<Option<&'static str>> {
+pub fn parse_draft_status(v: Option<&str>) -> Result<Option<DraftStatus>> {
     match v {
         None => Ok(None),
-        Some(s) => DRAFT_STATUSES
-            .iter()
-            .find(|d| **d == s)
-            .map(|d| Some(*d))
-            .ok_or_else(|| {
-                Error::invalid("status", "must be one of pending, confirmed, discarded")
-            }),
+        Some(s) => DraftStatus::parse(s).map(Some).ok_or_else(|| {
+            Error::invalid("status", "must be one of pending, confirmed, discarded")
+        }),
     }
 }
 
 /// The farm's drafts (newest first, at most [`DRAFT_LIST_LIMIT`]), optionally of one status.
-pub async fn list_drafts(tx: &TenantTx, status: Option<&str>) -> Result<Vec<Draft>> {
+pub async fn list_drafts(tx: &TenantTx, status: Option<DraftStatus>) -> Result<Vec<Draft>> {
     let farm_id = tx.farm_id();
+    let status = status.map(DraftStatus::as_str);
     let rows = tx
         .query(
             &format!(
@@ -52,7 +51,7 @@ mod tests {
         assert_eq!(parse_draft_status(None).unwrap(), None);
         assert_eq!(
             parse_draft_status(Some("pending")).unwrap(),
-            Some("pending")
+            Some(DraftStatus::Pending)
         );
         assert_eq!(parse_draft_status(Some("bogus")).unwrap_err().status(), 422);
     }

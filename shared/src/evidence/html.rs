@@ -312,7 +312,7 @@ fn run_row(h: &mut String, r: &RunEvidence) {
         feature = e(&r.feature),
         model = e(&r.model),
         user = opt(&r.user_id),
-        status = e(&r.status),
+        status = e(r.status.as_str()),
         err = r
             .error
             .as_ref()
@@ -335,7 +335,7 @@ fn run_row(h: &mut String, r: &RunEvidence) {
             h,
             "<details class=\"draft\" data-status=\"{st}\"><summary>draft {rt} <b>{st}</b>{by}</summary>\
              <div>summary: {sum}</div><div>proposed: <code>{p}</code></div>{edited}{note}{rec}</details>",
-            st = e(&d.status),
+            st = e(d.status.as_str()),
             rt = e(&d.record_type),
             by = match (&d.decided_by, &d.decided_at) {
                 (Some(b), Some(t)) => format!(" by {} at {}", e(b), t.to_rfc3339()),
@@ -363,7 +363,7 @@ fn run_row(h: &mut String, r: &RunEvidence) {
         let _ = write!(
             h,
             "<details class=\"recommendation\"><summary>recommendation <b>{}</b>: {}</summary><div>{}</div>{}</details>",
-            e(&c.status),
+            e(c.status.as_str()),
             e(&c.title),
             e(&c.body),
             match (&c.decided_by, &c.decision_note) {

@@ -57,9 +57,9 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
             &[(&farm_id, Type::UUID)],
         )
         .await?;
-    let through_id: i64 = cp.as_ref().map_or(0, |r| r.get(0));
+    let through_id: i64 = cp.as_ref().map_or(0, |r| r.get("through_id"));
     // steer, sum the tail, restore: one round trip (pipelined)
-    let cp_balance: Option<i64> = cp.as_ref().map(|r| r.get(10));
+    let cp_balance: Option<i64> = cp.as_ref().map(|r| r.get("balance_after"));
     let params: [crate::db::Param<'_>; 3] = [
         (&farm_id, Type::UUID),
         (&through_id, Type::INT8),
@@ -73,11 +73,21 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
     steered?;
     restored?;
     let row = row?.ok_or(Error::NotFound("farm"))?;
-    // [sum_delta, entries, negative_balances, granted, adjusted, reserved, refunded, expired,
-    //  grants_expired]
-    let tail: [i64; 9] = std::array::from_fn(|i| row.get(2 + i));
+    // the sums the tail and the checkpoint both have, under the same names
+    const SUMS: [&str; 9] = [
+        "sum_delta",
+        "entries",
+        "negative_balances",
+        "granted",
+        "adjusted",
+        "reserved",
+        "refunded",
+        "expired",
+        "grants_expired",
+    ];
+    let tail: [i64; 9] = SUMS.map(|c| row.get(c));
     let folded: [i64; 9] = match &cp {
-        Some(c) => [3, 2, 4, 5, 6, 7, 8, 9, 11].map(|i| c.get::<_, i64>(i)),
+        Some(c) => SUMS.map(|name| c.get::<_, i64>(name)),
         None => [0; 9],
     };
     let [
@@ -91,7 +101,7 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
         expired,
         grants_expired,
     ] = std::array::from_fn(|i| folded[i] + tail[i]);
-    let open: i64 = row.get(11);
+    let open: i64 = row.get("open");
     let charged = reserved - refunded - expired - open;
     let totals = FarmTotals {
         granted,
@@ -107,13 +117,19 @@ pub async fn farm_ledger(tx: &TenantTx) -> Result<(FarmTotals, LedgerAudit)> {
     };
     let checkpoint = cp.map(|c| credits::CheckpointUse {
         through_id,
-        taken_at: c.get(1),
+        taken_at: c.get("created_at"),
         entries_after: tail[1],
         verified: None,
     });
     let audit = credits::audit_of(
         farm_id,
-        [row.get(0), row.get(1), sum_delta, entries, negative],
+        [
+            row.get("credit_balance"),
+            row.get("last_balance_after"),
+            sum_delta,
+            entries,
+            negative,
+        ],
         credits::AuditMethod::Checkpoint,
         checkpoint,
     );
@@ -164,15 +180,15 @@ pub async fn credit_statement(tx: &TenantTx) -> Result<CreditStatement> {
     let entries = rows
         .iter()
         .map(|r| LedgerEntry {
-            id: r.get(0),
-            entry_type: r.get(1),
-            delta: r.get(2),
-            balance_after: r.get(3),
-            ai_run_id: r.get(4),
-            actor: r.get(5),
-            reason: r.get(6),
-            created_at: r.get(7),
-            lot_id: r.get(8),
+            id: r.get("id"),
+            entry_type: r.get("entry_type"),
+            delta: r.get("delta"),
+            balance_after: r.get("balance_after"),
+            ai_run_id: r.get("ai_run_id"),
+            actor: r.get("actor"),
+            reason: r.get("reason"),
+            created_at: r.get("created_at"),
+            lot_id: r.get("lot_id"),
         })
         .collect();
     let (totals, invariant) = farm_ledger(tx).await?;

@@ -6,10 +6,11 @@
 -- $1 farm, $2 through_id of the latest checkpoint (0 when there is none), $3 its balance_after
 SELECT f.credit_balance,
        -- the last balance_after: the tail's last row (by primary key) or the checkpoint's
-       coalesce((SELECT balance_after FROM credit_ledger WHERE id = t.through_id), $3, 0),
+       coalesce((SELECT balance_after FROM credit_ledger WHERE id = t.through_id), $3, 0)
+         AS last_balance_after,
        t.sum_delta, t.entries, t.negative_balances,
        t.granted, t.adjusted, t.reserved, t.refunded, t.expired, t.grants_expired,
        (SELECT coalesce(sum(credits_reserved), 0) FROM ai_runs
-         WHERE farm_id = $1 AND status = 'reserved')::bigint
+         WHERE farm_id = $1 AND status = 'reserved')::bigint AS open
   FROM farms f CROSS JOIN credit_ledger_sums($1, $2) t
  WHERE f.id = $1

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::status::RunStatus;
+
 /// A run's ledger legs, matched to it by `ai_run_id`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MatchedLegs {
@@ -39,7 +41,7 @@ pub fn match_legs(
     legs: &[Leg],
     run_reserved: i64,
     run_charged: Option<i64>,
-    run_status: &str,
+    run_status: RunStatus,
 ) -> MatchedLegs {
     let sum = |t: &str| -> i64 {
         legs.iter()
@@ -65,8 +67,10 @@ pub fn match_legs(
             .all(|l| ["reserve", "settle", "expire"].contains(&l.entry_type.as_str()))
         && reserved == run_reserved
         && match run_status {
-            "reserved" => closed == 0 && run_charged.is_none(),
-            "expired" => count("expire") == 1 && expired == reserved && run_charged == Some(0),
+            RunStatus::Reserved => closed == 0 && run_charged.is_none(),
+            RunStatus::Expired => {
+                count("expire") == 1 && expired == reserved && run_charged == Some(0)
+            }
             _ => count("settle") == 1 && run_charged == Some(charged),
         };
     MatchedLegs {
@@ -100,7 +104,7 @@ mod tests {
         Vec<Leg>,
         i64,
         Option<i64>,
-        &'static str,
+        RunStatus,
         (i64, i64, i64, i64, i64, bool),
     );
 
@@ -112,28 +116,28 @@ mod tests {
                 vec![leg("reserve", -10), leg("settle", 7)],
                 10,
                 Some(3),
-                "succeeded",
+                RunStatus::Succeeded,
                 (10, 3, 7, 0, 0, true),
             ),
             (
                 vec![leg("reserve", -10), leg("settle", 10)],
                 10,
                 Some(0),
-                "failed",
+                RunStatus::Failed,
                 (10, 0, 10, 0, 0, true),
             ),
             (
                 vec![leg("reserve", -10), leg("expire", 10)],
                 10,
                 Some(0),
-                "expired",
+                RunStatus::Expired,
                 (10, 0, 0, 10, 0, true),
             ),
             (
                 vec![leg("reserve", -10)],
                 10,
                 None,
-                "reserved",
+                RunStatus::Reserved,
                 (10, 0, 0, 0, 10, true),
             ),
             // the run says 4 was charged, the ledger says 3: flagged
@@ -141,11 +145,17 @@ mod tests {
                 vec![leg("reserve", -10), leg("settle", 7)],
                 10,
                 Some(4),
-                "succeeded",
+                RunStatus::Succeeded,
                 (10, 3, 7, 0, 0, false),
             ),
             // no legs at all for a run: flagged
-            (vec![], 10, None, "reserved", (0, 0, 0, 0, 0, false)),
+            (
+                vec![],
+                10,
+                None,
+                RunStatus::Reserved,
+                (0, 0, 0, 0, 0, false),
+            ),
         ];
         for (legs, reserved, charged, status, expected) in cases {
             let m = match_legs(&legs, reserved, charged, status);

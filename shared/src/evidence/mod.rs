@@ -22,6 +22,7 @@ mod legs;
 mod negotiate;
 mod page;
 mod query;
+mod reads;
 mod record;
 pub mod signing;
 
@@ -37,4 +38,5 @@ pub use page::{
     RecommendationEvidence, RunEvidence, evidence_page, page_totals,
 };
 pub use query::{Cursor, DEFAULT_LIMIT, EvidenceQuery, Filters, MAX_LIMIT};
+pub use reads::{export_evidence, read_credits, read_drafts, read_evidence};
 pub use record::{record_eval, record_feedback, record_recommendation};

@@ -14,6 +14,7 @@ use crate::{
     credits::LedgerAudit,
     db::{TenantTx, Type},
     error::{Error, Result},
+    status::{DraftStatus, RecommendationStatus, RunStatus},
 };
 
 /// The page statement (public so tests can EXPLAIN it with the same parameters).
@@ -23,7 +24,7 @@ pub const PAGE_SQL: &str = include_str!("page.sql");
 pub struct DraftEvidence {
     pub id: Uuid,
     pub record_type: String,
-    pub status: String,
+    pub status: DraftStatus,
     pub summary: Option<String>,
     /// What the AI proposed.
     pub payload: Value,
@@ -43,7 +44,7 @@ pub struct RecommendationEvidence {
     pub id: Uuid,
     pub title: String,
     pub body: String,
-    pub status: String,
+    pub status: RecommendationStatus,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub decided_by: Option<String>,
@@ -76,7 +77,7 @@ pub struct RunEvidence {
     pub model: String,
     /// Who asked (none for scheduled jobs).
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub credits_reserved: i64,
     pub credits_charged: Option<i64>,
     pub input_tokens: Option<i32>,
@@ -160,33 +161,33 @@ pub async fn evidence_page(tx: &TenantTx, q: &EvidenceQuery) -> Result<EvidenceP
     let has_more = rows.len() as i64 > limit;
     let mut runs = Vec::with_capacity(rows.len().min(limit as usize));
     for row in rows.iter().take(limit as usize) {
-        let legs: Vec<Leg> = from_json(row.get(15))?;
-        let status: String = row.get(4);
-        let credits_reserved: i64 = row.get(5);
-        let credits_charged: Option<i64> = row.get(6);
-        let matched = match_legs(&legs, credits_reserved, credits_charged, &status);
+        let legs: Vec<Leg> = from_json(row.get("legs"))?;
+        let status: RunStatus = row.try_get("status")?;
+        let credits_reserved: i64 = row.get("credits_reserved");
+        let credits_charged: Option<i64> = row.get("credits_charged");
+        let matched = match_legs(&legs, credits_reserved, credits_charged, status);
         runs.push(RunEvidence {
-            id: row.get(0),
-            feature: row.get(1),
-            model: row.get(2),
-            user_id: row.get(3),
+            id: row.get("id"),
+            feature: row.get("feature"),
+            model: row.get("model"),
+            user_id: row.get("user_id"),
             status,
             credits_reserved,
             credits_charged,
-            input_tokens: row.get(7),
-            output_tokens: row.get(8),
-            latency_ms: row.get(9),
-            request_summary: row.get(10),
-            response_summary: row.get(11),
-            error: row.get(12),
-            created_at: row.get(13),
-            finished_at: row.get(14),
+            input_tokens: row.get("input_tokens"),
+            output_tokens: row.get("output_tokens"),
+            latency_ms: row.get("latency_ms"),
+            request_summary: row.get("request_summary"),
+            response_summary: row.get("response_summary"),
+            error: row.get("error"),
+            created_at: row.get("created_at"),
+            finished_at: row.get("finished_at"),
             matched,
             legs,
-            drafts: from_json(row.get(16))?,
-            recommendations: from_json(row.get(17))?,
-            evals: from_json(row.get(18))?,
-            feedback: from_json(row.get(19))?,
+            drafts: from_json(row.get("drafts"))?,
+            recommendations: from_json(row.get("recommendations"))?,
+            evals: from_json(row.get("evals"))?,
+            feedback: from_json(row.get("feedback"))?,
         });
     }
     let next_cursor = match runs.last() {

@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    status::RunStatus,
+};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
@@ -27,7 +30,12 @@ pub struct EvidenceQuery {
 }
 
 const FEATURES: [&str; 4] = ["chat", "embed", "distill", "reembed"];
-const RUN_STATUSES: [&str; 4] = ["reserved", "succeeded", "failed", "expired"];
+const RUN_STATUSES: [&str; 4] = [
+    RunStatus::Reserved.as_str(),
+    RunStatus::Succeeded.as_str(),
+    RunStatus::Failed.as_str(),
+    RunStatus::Expired.as_str(),
+];
 
 impl EvidenceQuery {
     /// From the query string: `feature`, `status`, `from`, `to` (RFC 3339 or `YYYY-MM-DD`;

@@ -14,6 +14,7 @@ use crate::{
     error::{Error, FieldError, Result},
     evidence::Cursor,
     membership,
+    status::RunStatus,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,7 +96,7 @@ pub async fn list<'a>(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TurnRun {
     pub id: Uuid,
-    pub status: String,
+    pub status: RunStatus,
     pub model: String,
     pub credits_charged: Option<i64>,
 }
@@ -209,7 +210,7 @@ pub async fn messages<'a>(
         })
         .collect();
     let more = messages.len() as i64 > limit;
-    messages.truncate(limit as usize);
+    messages.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = if more {
         messages.last().map(|m| encode_after(m.id))
     } else {

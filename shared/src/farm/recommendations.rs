@@ -10,9 +10,8 @@ use crate::{
     evidence::Cursor,
     membership,
     recommendations::{RECOMMENDATION_COLUMNS, Recommendation},
+    status::RecommendationStatus,
 };
-
-pub const STATUSES: [&str; 3] = ["pending", "approved", "rejected"];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RecommendationPage {
@@ -31,8 +30,8 @@ pub async fn list<'a>(
     membership::member_role(tx, user_id).await?;
     let mut errors = Vec::new();
     let page = PageParams::parse(&param, &mut errors);
-    let status = param("status");
-    if status.is_some_and(|s| !STATUSES.contains(&s)) {
+    let status = param("status").map(|s| (s, RecommendationStatus::parse(s)));
+    if status.is_some_and(|(_, parsed)| parsed.is_none()) {
         errors.push(FieldError::new(
             "status",
             "must be one of pending, approved, rejected",
@@ -40,6 +39,9 @@ pub async fn list<'a>(
     }
     invalid_if_any(errors)?;
     let (at, id, fetch) = page.keyset();
+    let status = status
+        .and_then(|(_, parsed)| parsed)
+        .map(RecommendationStatus::as_str);
     let farm_id = tx.farm_id();
     let rows = tx
         .query(

@@ -107,7 +107,7 @@ pub fn extract(
     }
     let summary = summarize(previous_summary, transcript, &facts);
     // Cap the output like maxTokens: the summary takes at most half, the facts the rest.
-    let budget = max_output_tokens.saturating_mul(4) as usize;
+    let budget = usize::try_from(max_output_tokens.saturating_mul(4)).unwrap_or(usize::MAX);
     let summary = truncate(&summary, (budget / 2).min(2000));
     let mut used = summary.len();
     let mut kept = Vec::new();

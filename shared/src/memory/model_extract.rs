@@ -34,6 +34,10 @@ use crate::{
     model::{ChatModel, ChatRequest, ChatResponse, Message, StopReason, ToolSpec},
 };
 
+/// [`MAX_MESSAGES`] as a count of transcript entries.
+#[allow(clippy::cast_possible_truncation)] // 200
+const MESSAGES: usize = MAX_MESSAGES as usize;
+
 /// The tool the model must call.
 pub const TOOL_NAME: &str = "record_memories";
 /// Most facts one answer may carry.
@@ -112,7 +116,7 @@ fn prompt(previous_summary: Option<&str>, transcript: &[TranscriptMessage]) -> S
     }
     text.push_str("\n\nNew messages:");
     let mut budget = MAX_TRANSCRIPT_BYTES;
-    for m in transcript.iter().take(MAX_MESSAGES as usize) {
+    for m in transcript.iter().take(MESSAGES) {
         let content = clip(&m.content, budget);
         budget -= content.len();
         let who = if m.role == "user" {
@@ -252,7 +256,7 @@ impl ModelFactExtractor {
             )));
         }
         // The largest request the bounds allow: every byte of it counted as a token.
-        let per_message = MAX_TRANSCRIPT_BYTES / MAX_MESSAGES as usize;
+        let per_message = MAX_TRANSCRIPT_BYTES / MESSAGES;
         let transcript: Vec<TranscriptMessage> = (0..MAX_MESSAGES)
             .map(|_| TranscriptMessage {
                 role: "assistant".into(),

@@ -326,7 +326,7 @@ pub async fn payment_events(
         .query_typed(
             "SELECT id, received_at, event, reference, refund_reference, farm_id, pack,
                     amount_kobo, currency, verdict, detail, lot_id, credits, shortfall,
-                    CASE WHEN $2 THEN raw END
+                    CASE WHEN $2 THEN raw END AS raw
                FROM payment_events
               WHERE $1::uuid IS NULL OR farm_id = $1
               ORDER BY id",
@@ -335,24 +335,24 @@ pub async fn payment_events(
         .await?;
     rows.iter()
         .map(|r| {
-            let verdict: String = r.get(9);
+            let verdict: String = r.get("verdict");
             Ok(PaymentEvent {
-                id: r.get(0),
-                received_at: r.get(1),
-                event: r.get(2),
-                reference: r.get(3),
-                refund_reference: r.get(4),
-                farm_id: r.get(5),
-                pack: r.get(6),
-                amount_kobo: r.get(7),
-                currency: r.get(8),
+                id: r.get("id"),
+                received_at: r.get("received_at"),
+                event: r.get("event"),
+                reference: r.get("reference"),
+                refund_reference: r.get("refund_reference"),
+                farm_id: r.get("farm_id"),
+                pack: r.get("pack"),
+                amount_kobo: r.get("amount_kobo"),
+                currency: r.get("currency"),
                 verdict: PaymentVerdict::parse(&verdict)
                     .ok_or_else(|| Error::unexpected(format!("unknown verdict {verdict}")))?,
-                detail: r.get(10),
-                lot_id: r.get(11),
-                credits: r.get(12),
-                shortfall: r.get(13),
-                raw: r.get(14),
+                detail: r.get("detail"),
+                lot_id: r.get("lot_id"),
+                credits: r.get("credits"),
+                shortfall: r.get("shortfall"),
+                raw: r.get("raw"),
             })
         })
         .collect()

@@ -264,7 +264,7 @@ async fn confirm_racing_discard_exactly_one_wins_200_times() -> R {
             other => panic!("rep {rep}: expected exactly one winner, got {other:?}"),
         }
     }
-    eprintln!("confirm won {confirms_won} of 200 races against discard");
+    farmops::test_note!("confirm won {confirms_won} of 200 races against discard");
     Ok(())
 }
 

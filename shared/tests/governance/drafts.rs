@@ -93,7 +93,7 @@ async fn confirm_writes_the_record_with_provenance() {
     let c = confirm(&db.app, farm, id, OWNER, Some(&edits))
         .await
         .unwrap();
-    assert_eq!(c.draft.status, "confirmed");
+    assert_eq!(c.draft.status, drafts::DraftStatus::Confirmed);
     assert_eq!(c.draft.decided_by.as_deref(), Some("owner-1"));
     assert_eq!(
         c.draft.payload["amount_kobo"], 4_500_000,
@@ -178,7 +178,10 @@ async fn refusals_leave_the_draft_pending_and_write_nothing() {
     drop(tx);
     assert_eq!(count(&db.app, farm, "expenses").await, 0);
     let tx = db.app.tenant(farm).await.unwrap();
-    assert_eq!(drafts::get_draft(&tx, id).await.unwrap().status, "pending");
+    assert_eq!(
+        drafts::get_draft(&tx, id).await.unwrap().status,
+        drafts::DraftStatus::Pending
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

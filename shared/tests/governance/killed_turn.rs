@@ -135,7 +135,7 @@ async fn a_turn_dropped_between_model_calls_is_expired_once_with_no_drafts() {
     let [run] = page.runs.as_slice() else {
         panic!("one run: {:?}", page.runs);
     };
-    assert_eq!(run.status, "expired");
+    assert_eq!(run.status, farmops::status::RunStatus::Expired);
     assert_eq!(
         (
             run.matched.reserved,

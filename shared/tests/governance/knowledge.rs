@@ -128,7 +128,7 @@ async fn recall_is_exact_for_a_small_farm_in_a_large_table() -> anyhow::Result<(
                     ],
                 )
                 .await?;
-            println!(
+            farmops::test_note!(
                 "recall trial {trial} k={k}: exact path {} rows in {took:?}; iterative HNSW {} rows \
                  (matches exact: {}); naive HNSW+WHERE {} rows",
                 got.len(),
@@ -149,7 +149,7 @@ async fn recall_is_exact_for_a_small_farm_in_a_large_table() -> anyhow::Result<(
     let tx = db.app.tenant(big).await?;
     let started = Instant::now();
     let got = r.retrieve_vector(&tx, &offline_vector("x"), 8).await?;
-    println!(
+    farmops::test_note!(
         "big farm exact path: {} rows in {:?}",
         got.len(),
         started.elapsed()
@@ -159,7 +159,7 @@ async fn recall_is_exact_for_a_small_farm_in_a_large_table() -> anyhow::Result<(
     let via_index = r
         .retrieve_via(&tx, &offline_vector("x"), 8, SearchPath::Index)
         .await?;
-    println!(
+    farmops::test_note!(
         "big farm iterative HNSW: {} rows in {:?}, same as exact: {}",
         via_index.len(),
         started.elapsed(),
@@ -390,7 +390,7 @@ async fn reembed_sweeps_every_row_once_and_skips_a_farm_without_credits() -> any
         done(&s1) + done(&s2),
         "no row embedded twice by the concurrent sweeps"
     );
-    println!("reembed: interrupted {first:?}; sweep 1 {s1:?}; sweep 2 {s2:?}");
+    farmops::test_note!("reembed: interrupted {first:?}; sweep 1 {s1:?}; sweep 2 {s2:?}");
     let stale: i64 = owner
         .query_one(
             "SELECT count(*) FROM embeddings WHERE farm_id = $1 AND embedding_model <> $2",
@@ -517,50 +517,28 @@ async fn titan_speaks_the_invoke_model_wire_format() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn memories_are_embedded_in_the_callers_transaction() -> anyhow::Result<()> {
+async fn a_document_is_searchable_only_once_added() -> anyhow::Result<()> {
+    // the live path (what `POST /farms/{farm}/documents` calls): a refused add leaves nothing
+    // to retrieve; an accepted one is retrieved with its source
     let db = TestDb::new().await?;
-    let farm = db.farm("f", 0).await?;
+    let farm = db.farm("f", 1_000).await?;
+    db.member(farm, "w", "worker").await?;
+    db.member(farm, "v", "viewer").await?;
     let e = OfflineEmbedder::default();
-    let tx = db.app.tenant(farm).await?;
-    let memory: Uuid = tx
-        .query_one(
-            "INSERT INTO memories (farm_id, content) VALUES ($1, 'The north gate sticks') RETURNING id",
-            &[(&farm, Type::UUID)],
-        )
-        .await?
-        .get(0);
-    let tokens = documents::embed_and_store(
-        &tx,
-        &e,
-        documents::Source::Memory(memory),
-        "The north gate sticks",
-    )
-    .await?;
-    assert!(tokens > 0);
-    // Rolled back: neither the memory nor its embedding exists.
-    tx.rollback().await?;
+    let gate = doc("gate", "The north gate sticks");
+    assert!(matches!(
+        documents::add_document(&db.app, &e, farm, "v", &gate).await,
+        Err(Error::Forbidden(_))
+    ));
     let r = retriever();
     let tx = db.app.tenant(farm).await?;
     assert!(r.retrieve(&tx, "north gate", 3).await?.is_empty());
     tx.rollback().await?;
-    let tx = db.app.tenant(farm).await?;
-    tx.query(
-        "INSERT INTO memories (farm_id, id, content) VALUES ($1, $2, 'The north gate sticks')",
-        &[(&farm, Type::UUID), (&memory, Type::UUID)],
-    )
-    .await?;
-    documents::embed_and_store(
-        &tx,
-        &e,
-        documents::Source::Memory(memory),
-        "The north gate sticks",
-    )
-    .await?;
-    tx.commit().await?;
+    let added = documents::add_document(&db.app, &e, farm, "w", &gate).await?;
     let tx = db.app.tenant(farm).await?;
     let got = r.retrieve(&tx, "north gate", 3).await?;
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].source, format!("memory:{memory}"));
+    assert_eq!(got[0].source, format!("document:{}#0", added.id));
     Ok(())
 }
 

@@ -88,7 +88,7 @@ impl Fixture {
 
     async fn draft_status(&self, id: Uuid) -> R<String> {
         let tx = self.db.app.tenant(self.farm).await?;
-        Ok(drafts::get_draft(&tx, id).await?.status)
+        Ok(drafts::get_draft(&tx, id).await?.status.to_string())
     }
 
     async fn records(&self, table: &str) -> R<i64> {

@@ -88,12 +88,15 @@ impl Fixture {
 
     async fn draft_status(&self, id: Uuid) -> R<String> {
         let tx = self.db.app.tenant(self.farm).await?;
-        Ok(drafts::get_draft(&tx, id).await?.status)
+        Ok(drafts::get_draft(&tx, id).await?.status.to_string())
     }
 
     async fn recommendation_status(&self, id: Uuid) -> R<String> {
         let tx = self.db.app.tenant(self.farm).await?;
-        Ok(recommendations::get_recommendation(&tx, id).await?.status)
+        Ok(recommendations::get_recommendation(&tx, id)
+            .await?
+            .status
+            .to_string())
     }
 }
 
