@@ -122,6 +122,55 @@ pub async fn bedrock_client_from(
     aws_sdk_bedrockruntime::Client::from_conf(builder.build())
 }
 
+/// Bedrock error codes that mean "try again later" (the service is throttling, busy or still
+/// loading the model).
+pub fn is_unavailable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "ServiceUnavailableException"
+            | "ModelNotReadyException"
+            | "ModelTimeoutException"
+    )
+}
+
+/// The one classifier of a Bedrock runtime SDK failure (Converse for the chat model,
+/// InvokeModel for the embedder): a timeout, an unreachable endpoint or an
+/// [unavailable code](is_unavailable_code) is [`crate::Error::ModelUnavailable`] (503: retry);
+/// any other service error (validation, access denied, ...), an unreadable response or a
+/// request that could not be built is [`crate::Error::ModelFailed`] (502).
+pub fn classify_bedrock_error<E, R>(
+    e: aws_sdk_bedrockruntime::error::SdkError<E, R>,
+) -> crate::Error
+where
+    E: aws_sdk_bedrockruntime::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use crate::Error;
+    use aws_sdk_bedrockruntime::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) => Error::ModelUnavailable("the model timed out".into()),
+        SdkError::DispatchFailure(d) => {
+            if d.is_timeout() {
+                Error::ModelUnavailable("the model timed out".into())
+            } else {
+                Error::ModelUnavailable(format!("could not reach the model: {d:?}"))
+            }
+        }
+        SdkError::ServiceError(se) => {
+            let err = se.into_err();
+            let message = err.to_string();
+            match err.code().unwrap_or("error") {
+                "ThrottlingException" => Error::ModelUnavailable(format!("throttled: {message}")),
+                code if is_unavailable_code(code) => Error::ModelUnavailable(message),
+                code => Error::ModelFailed(format!("{code}: {message}")),
+            }
+        }
+        SdkError::ResponseError(r) => Error::ModelFailed(format!("unreadable response: {r:?}")),
+        other => Error::ModelFailed(format!("{other}")),
+    }
+}
+
 /// Credentials read from a Secrets Manager secret holding `{"username", "password"}` (the
 /// Aurora master user's secret, managed by RDS). Migrate only: feature `admin-secret`.
 #[cfg(feature = "admin-secret")]
@@ -220,6 +269,106 @@ pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::S
         crate::Error::unexpected("the admin secret is not {\"username\", \"password\"} JSON")
     })?;
     Ok((shape.username, crate::config::Secret::new(shape.password)))
+}
+
+#[cfg(test)]
+mod bedrock_error_tests {
+    use aws_sdk_bedrockruntime::error::{ConnectorError, ErrorMetadata, SdkError};
+    use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+    use aws_sdk_bedrockruntime::operation::invoke_model::InvokeModelError;
+
+    use super::classify_bedrock_error;
+    use crate::Error;
+
+    fn meta(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("said the service")
+            .build()
+    }
+
+    fn converse(e: SdkError<ConverseError, ()>) -> Error {
+        classify_bedrock_error(e)
+    }
+
+    fn invoke(e: SdkError<InvokeModelError, ()>) -> Error {
+        classify_bedrock_error(e)
+    }
+
+    /// Each class of failure, through both operations the crate calls (Converse for chat,
+    /// InvokeModel for embeddings): (case, error, 503?, text the message carries).
+    #[test]
+    fn every_class_of_bedrock_failure_is_classified_the_same_for_chat_and_embeddings() {
+        let io = || std::io::Error::other("boom");
+        let mut cases = vec![
+            (
+                "timeout",
+                converse(SdkError::timeout_error(io())),
+                true,
+                "timed out",
+            ),
+            (
+                "timeout (embed)",
+                invoke(SdkError::timeout_error(io())),
+                true,
+                "timed out",
+            ),
+            (
+                "dispatch timeout",
+                converse(SdkError::dispatch_failure(ConnectorError::timeout(
+                    io().into(),
+                ))),
+                true,
+                "timed out",
+            ),
+            (
+                "unreachable",
+                invoke(SdkError::dispatch_failure(ConnectorError::io(io().into()))),
+                true,
+                "could not reach",
+            ),
+            (
+                "construction",
+                converse(SdkError::construction_failure(io())),
+                false,
+                "",
+            ),
+            (
+                "unreadable",
+                invoke(SdkError::response_error(io(), ())),
+                false,
+                "unreadable response",
+            ),
+        ];
+        for (code, unavailable, text) in [
+            ("ThrottlingException", true, "throttled"),
+            ("ServiceUnavailableException", true, ""),
+            ("ModelNotReadyException", true, ""),
+            ("ModelTimeoutException", true, ""),
+            ("ValidationException", false, "ValidationException"),
+            ("AccessDeniedException", false, "AccessDeniedException"),
+            ("InternalServerException", false, "InternalServerException"),
+        ] {
+            let chat = converse(SdkError::service_error(
+                ConverseError::generic(meta(code)),
+                (),
+            ));
+            let embed = invoke(SdkError::service_error(
+                InvokeModelError::generic(meta(code)),
+                (),
+            ));
+            cases.push((code, chat, unavailable, text));
+            cases.push((code, embed, unavailable, text));
+        }
+        for (name, got, unavailable, text) in cases {
+            match (&got, unavailable) {
+                (Error::ModelUnavailable(m), true) | (Error::ModelFailed(m), false) => {
+                    assert!(m.contains(text), "{name}: {m}")
+                }
+                _ => panic!("{name}: {got:?}, want unavailable={unavailable}"),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
