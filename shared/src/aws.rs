@@ -122,6 +122,56 @@ pub async fn bedrock_client_from(
     aws_sdk_bedrockruntime::Client::from_conf(builder.build())
 }
 
+/// Where the process runs, read from the variables the Lambda runtimes set: the one
+/// "inside Lambda" check (logging and the dev identity header both ask it).
+///
+/// | host | how it is recognised | who |
+/// |---|---|---|
+/// | [`LambdaHost::Aws`] | `LAMBDA_TASK_ROOT` (`/var/task`, every runtime including `provided.al2023`) or `AWS_EXECUTION_ENV` set | the real Lambda service only |
+/// | [`LambdaHost::Emulated`] | `AWS_LAMBDA_FUNCTION_NAME` set, neither of the above | `cargo lambda watch` (local dev, cargo-lambda 1.9 sets the `AWS_LAMBDA_*` variables but not those two) and the bench's cold-start runner |
+/// | [`LambdaHost::Local`] | none of them | `cargo run`, tests, the CLI |
+///
+/// Two questions, two answers: "is a Lambda runtime driving us" ([`LambdaHost::is_lambda_runtime`],
+/// real or emulated: JSON log lines, as CloudWatch wants and as `cargo lambda watch` has always
+/// printed) and "is this the real AWS service" ([`LambdaHost::is_aws`]: the dev identity header
+/// is refused there, so it must not count `cargo lambda watch`, where local development uses
+/// it). Blank values count as unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaHost {
+    Aws,
+    Emulated,
+    Local,
+}
+
+impl LambdaHost {
+    /// The host the process environment names.
+    pub fn from_env() -> LambdaHost {
+        LambdaHost::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The host `lookup` (a variable's value) names; see [`LambdaHost`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> LambdaHost {
+        let set = |k: &str| lookup(k).is_some_and(|v| !v.trim().is_empty());
+        if set("LAMBDA_TASK_ROOT") || set("AWS_EXECUTION_ENV") {
+            LambdaHost::Aws
+        } else if set("AWS_LAMBDA_FUNCTION_NAME") {
+            LambdaHost::Emulated
+        } else {
+            LambdaHost::Local
+        }
+    }
+
+    /// The real AWS Lambda service.
+    pub fn is_aws(self) -> bool {
+        self == LambdaHost::Aws
+    }
+
+    /// A Lambda runtime API drives the process: AWS or `cargo lambda watch`.
+    pub fn is_lambda_runtime(self) -> bool {
+        self != LambdaHost::Local
+    }
+}
+
 /// Bedrock error codes that mean "try again later" (the service is throttling, busy or still
 /// loading the model).
 pub fn is_unavailable_code(code: &str) -> bool {
@@ -269,6 +319,43 @@ pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::S
         crate::Error::unexpected("the admin secret is not {\"username\", \"password\"} JSON")
     })?;
     Ok((shape.username, crate::config::Secret::new(shape.password)))
+}
+
+#[cfg(test)]
+mod lambda_host_tests {
+    use super::LambdaHost;
+
+    #[test]
+    fn the_real_service_cargo_lambda_watch_and_a_plain_process_are_told_apart() {
+        let watch = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "chat"),
+            ("AWS_LAMBDA_RUNTIME_API", "http://127.0.0.1:9000/.rt/chat"),
+        ];
+        let cases: &[(&[(&str, &str)], LambdaHost)] = &[
+            (&[], LambdaHost::Local),
+            (&[("AWS_LAMBDA_FUNCTION_NAME", " ")], LambdaHost::Local),
+            (&watch, LambdaHost::Emulated),
+            (
+                &[("LAMBDA_TASK_ROOT", "/var/task"), watch[0]],
+                LambdaHost::Aws,
+            ),
+            (
+                &[("AWS_EXECUTION_ENV", "AWS_Lambda_rapid"), watch[0]],
+                LambdaHost::Aws,
+            ),
+            (&[("LAMBDA_TASK_ROOT", "/var/task")], LambdaHost::Aws),
+        ];
+        for (vars, want) in cases {
+            let host = LambdaHost::from_lookup(|k| {
+                vars.iter()
+                    .find(|(v, _)| *v == k)
+                    .map(|(_, x)| x.to_string())
+            });
+            assert_eq!(host, *want, "{vars:?}");
+            assert_eq!(host.is_aws(), *want == LambdaHost::Aws);
+            assert_eq!(host.is_lambda_runtime(), *want != LambdaHost::Local);
+        }
+    }
 }
 
 #[cfg(test)]
