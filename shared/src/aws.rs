@@ -72,11 +72,48 @@ impl BedrockSettings {
     }
 }
 
-/// The Bedrock runtime client: explicit timeouts and retries, the assumed role's credentials
-/// when a role is configured.
-pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntime::Client {
-    let base = sdk_config(settings.region.as_deref()).await;
-    bedrock_client_from(settings, &base).await
+/// The AWS side of one cold start, built on first use and then shared: the SDK configuration
+/// (the process's credentials chain, in `AWS_REGION` when set) and the Bedrock runtime client
+/// ([`bedrock_client_from`] with [`BedrockSettings::from_env`]) that the chat model
+/// ([`crate::model::from_env`]) and the embedder ([`crate::embed::embedder_from_env`]) both
+/// call through: one configuration load, one connection pool, one assumed-role session. The
+/// EventBridge alert bus takes the same configuration. Nothing is loaded when nothing asks
+/// (the offline model and embedder). Clones share the same cells.
+#[derive(Clone, Default)]
+pub struct ColdStartAws {
+    sdk: std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
+    bedrock: std::sync::Arc<tokio::sync::OnceCell<aws_sdk_bedrockruntime::Client>>,
+}
+
+impl ColdStartAws {
+    /// The SDK configuration: the default credentials chain, in `AWS_REGION` when `env` sets it
+    /// (else the SDK's default region chain). Loaded once.
+    pub async fn sdk_config<F: Fn(&str) -> Option<String>>(
+        &self,
+        env: &Env<F>,
+    ) -> &aws_config::SdkConfig {
+        self.sdk
+            .get_or_init(|| async { sdk_config(env.optional("AWS_REGION").as_deref()).await })
+            .await
+    }
+
+    /// The Bedrock runtime client for [`BedrockSettings::from_env`] (a setting's error stops
+    /// the cold start naming its variable). Built once.
+    pub async fn bedrock<F: Fn(&str) -> Option<String>>(
+        &self,
+        env: &Env<F>,
+    ) -> crate::Result<aws_sdk_bedrockruntime::Client> {
+        let client = self
+            .bedrock
+            .get_or_try_init(|| async {
+                let settings = BedrockSettings::from_env(env)
+                    .map_err(|e| crate::Error::unexpected(e.to_string()))?;
+                let base = self.sdk_config(env).await;
+                Ok::<_, crate::Error>(bedrock_client_from(&settings, base).await)
+            })
+            .await?;
+        Ok(client.clone())
+    }
 }
 
 /// The process's default credentials chain, in `region` when one is given (else the SDK's

@@ -193,25 +193,23 @@ impl Embedder for OfflineEmbedder {
     }
 }
 
-/// The embedder named by `FARMOPS_EMBEDDER` (`titan`: Bedrock Titan v2 through
-/// [`crate::aws::bedrock_client`]; `offline`: [`OfflineEmbedder`]), `default` when unset.
-/// Built once at cold start by every function that embeds (chat, reembed, distill-memories).
+/// The embedder named by `FARMOPS_EMBEDDER` (`titan`: Bedrock Titan v2 through the cold
+/// start's shared Bedrock client, [`crate::aws::ColdStartAws::bedrock`]; `offline`:
+/// [`OfflineEmbedder`]), `default` when unset. Built once at cold start by every function that
+/// embeds (chat, reembed, distill-memories).
 pub async fn embedder_from_env<F: Fn(&str) -> Option<String>>(
     env: &crate::config::Env<F>,
     default: &str,
+    aws: &crate::aws::ColdStartAws,
 ) -> Result<std::sync::Arc<dyn Embedder>> {
     let choice = env
         .optional("FARMOPS_EMBEDDER")
         .unwrap_or_else(|| default.to_string());
     match choice.as_str() {
         "offline" => Ok(std::sync::Arc::new(OfflineEmbedder::default())),
-        "titan" => {
-            let settings = crate::aws::BedrockSettings::from_env(env)
-                .map_err(|e| Error::unexpected(e.to_string()))?;
-            Ok(std::sync::Arc::new(TitanEmbedder::new(
-                crate::aws::bedrock_client(&settings).await,
-            )))
-        }
+        "titan" => Ok(std::sync::Arc::new(TitanEmbedder::new(
+            aws.bedrock(env).await?,
+        ))),
         other => Err(Error::unexpected(format!(
             "FARMOPS_EMBEDDER must be titan or offline, not {other}"
         ))),

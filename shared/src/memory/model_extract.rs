@@ -333,11 +333,12 @@ impl FactExtractor for ModelFactExtractor {
 /// model `FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`, else
 /// [`crate::model::DEFAULT_BEDROCK_MODEL_ID`] (refused without a price); `offline` or unset ->
 /// the deterministic [`super::extract::OfflineFactExtractor`]; any other value is refused
-/// ([`crate::model::from_env`]).
+/// ([`crate::model::from_env`], over the cold start's shared Bedrock client `aws`).
 pub async fn extractor_from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
+    aws: &crate::aws::ColdStartAws,
 ) -> Result<Arc<dyn FactExtractor>> {
-    let model = match crate::model::from_env(env, &bedrock_model_id(env)).await? {
+    let model = match crate::model::from_env(env, &bedrock_model_id(env), aws).await? {
         crate::model::ConfiguredModel::Offline => {
             return Ok(Arc::new(super::extract::OfflineFactExtractor::default()));
         }

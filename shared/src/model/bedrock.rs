@@ -1,6 +1,6 @@
 //! [`ChatModel`] over Amazon Bedrock Converse (`aws-sdk-bedrockruntime`).
 //!
-//! The client comes from [`crate::aws::bedrock_client`] (assumed role, explicit timeouts and
+//! The client comes from [`crate::aws::ColdStartAws::bedrock`] (assumed role, explicit timeouts and
 //! retries). Errors map to HTTP meaning: throttling, unavailability and timeouts are
 //! [`Error::ModelUnavailable`] (503); every other service error and any output this code
 //! cannot read is [`Error::ModelFailed`] (502).

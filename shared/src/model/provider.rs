@@ -51,10 +51,12 @@ pub enum ConfiguredModel {
 }
 
 /// [`Provider::from_env`], and for Bedrock the Converse client for `model_id` (a model without
-/// a price in [`crate::credits::price_for`] is refused: it could not be metered).
+/// a price in [`crate::credits::price_for`] is refused: it could not be metered) over the cold
+/// start's shared Bedrock client (`aws`).
 pub async fn from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     model_id: &str,
+    aws: &crate::aws::ColdStartAws,
 ) -> Result<ConfiguredModel> {
     match Provider::from_env(env).map_err(|e| Error::unexpected(e.to_string()))? {
         Provider::Offline => Ok(ConfiguredModel::Offline),
@@ -64,16 +66,11 @@ pub async fn from_env<F: Fn(&str) -> Option<String>>(
                     "model {model_id} has no price: it cannot be metered"
                 )));
             }
-            let settings = crate::aws::BedrockSettings::from_env(env)
-                .map_err(|e| Error::unexpected(e.to_string()))?;
             let guardrail =
                 GuardrailSettings::from_env(env).map_err(|e| Error::unexpected(e.to_string()))?;
             Ok(ConfiguredModel::Bedrock(Arc::new(
-                BedrockChat::new(
-                    crate::aws::bedrock_client(&settings).await,
-                    model_id.to_string(),
-                )
-                .with_guardrail(guardrail),
+                BedrockChat::new(aws.bedrock(env).await?, model_id.to_string())
+                    .with_guardrail(guardrail),
             )))
         }
     }
@@ -115,10 +112,14 @@ mod tests {
             "FARMOPS_GUARDRAIL_ID" => Some("gr-1".to_string()),
             _ => None,
         });
-        let err = from_env(&env, crate::model::DEFAULT_BEDROCK_MODEL_ID)
-            .await
-            .err()
-            .unwrap();
+        let err = from_env(
+            &env,
+            crate::model::DEFAULT_BEDROCK_MODEL_ID,
+            &Default::default(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(
             err.to_string().contains("FARMOPS_GUARDRAIL_VERSION"),
             "{err}"
@@ -128,7 +129,10 @@ mod tests {
     #[tokio::test]
     async fn from_env_refuses_an_unpriced_bedrock_model() {
         let env = Env(|k: &str| (k == PROVIDER_VAR).then(|| "bedrock".to_string()));
-        let err = from_env(&env, "vendor.unknown-model").await.err().unwrap();
+        let err = from_env(&env, "vendor.unknown-model", &Default::default())
+            .await
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("vendor.unknown-model"), "{err}");
     }
 }
