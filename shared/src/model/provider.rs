@@ -18,16 +18,26 @@ pub const PROVIDER_VAR: &str = "FARMOPS_CHAT_PROVIDER";
 /// The model provider named by [`PROVIDER_VAR`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
+    #[cfg(feature = "offline")]
     Offline,
     Bedrock,
 }
 
 impl Provider {
-    /// The provider a raw setting names: unset or blank is [`Provider::Offline`]; anything but
-    /// `offline` or `bedrock` is refused.
+    /// The provider a raw setting names: unset or blank is `Provider::Offline`; anything but
+    /// `offline` or `bedrock` is refused. In a build without the cargo feature `offline`,
+    /// `offline` (and so unset or blank) is refused too, naming the variable.
     pub fn parse(raw: Option<&str>) -> std::result::Result<Provider, ConfigError> {
         match raw.map(str::trim) {
+            #[cfg(feature = "offline")]
             None | Some("") | Some("offline") => Ok(Provider::Offline),
+            #[cfg(not(feature = "offline"))]
+            None | Some("") | Some("offline") => Err(ConfigError::Invalid {
+                var: PROVIDER_VAR,
+                reason: "offline (the default when unset): this build has no offline model \
+                         (cargo feature `offline`); set bedrock"
+                    .into(),
+            }),
             Some("bedrock") => Ok(Provider::Bedrock),
             Some(other) => Err(ConfigError::Invalid {
                 var: PROVIDER_VAR,
@@ -44,8 +54,10 @@ impl Provider {
 }
 
 /// The model a function runs, built once at cold start: the offline choice is left to the
-/// caller (chat runs [`super::offline::OfflineChat`], distill its offline extractor).
+/// caller (chat runs `super::offline::OfflineChat`, distill its offline extractor; feature
+/// `offline`).
 pub enum ConfiguredModel {
+    #[cfg(feature = "offline")]
     Offline,
     Bedrock(Arc<dyn ChatModel>),
 }
@@ -59,6 +71,7 @@ pub async fn from_env<F: Fn(&str) -> Option<String>>(
     aws: &crate::aws::ColdStartAws,
 ) -> Result<ConfiguredModel> {
     match Provider::from_env(env).map_err(|e| Error::unexpected(e.to_string()))? {
+        #[cfg(feature = "offline")]
         Provider::Offline => Ok(ConfiguredModel::Offline),
         Provider::Bedrock => {
             if crate::credits::price_for(model_id).is_none() {
@@ -80,6 +93,18 @@ pub async fn from_env<F: Fn(&str) -> Option<String>>(
 mod tests {
     use super::*;
 
+    #[cfg(not(feature = "offline"))]
+    #[test]
+    fn without_the_offline_feature_offline_and_unset_are_refused_naming_the_variable() {
+        for raw in [None, Some(""), Some("offline")] {
+            let message = Provider::parse(raw).unwrap_err().to_string();
+            assert!(message.contains(PROVIDER_VAR), "{message}");
+            assert!(message.contains("offline"), "{message}");
+        }
+        assert_eq!(Provider::parse(Some("bedrock")).unwrap(), Provider::Bedrock);
+    }
+
+    #[cfg(feature = "offline")]
     #[test]
     fn parse_accepts_the_two_providers_and_refuses_anything_else() {
         let cases: &[(Option<&str>, Option<Provider>)] = &[
