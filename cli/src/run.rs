@@ -151,7 +151,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             let state = farmops::reconcile::ReconcileState {
                 db,
                 config,
-                alerts: farmops::credits::alerts::AlertBus::from_env().await,
+                alerts: farmops::credits::alerts::AlertBus::from_env(&Default::default()).await,
                 signer,
             };
             let outcome = farmops::reconcile::run_once(&state)

@@ -72,11 +72,48 @@ impl BedrockSettings {
     }
 }
 
-/// The Bedrock runtime client: explicit timeouts and retries, the assumed role's credentials
-/// when a role is configured.
-pub async fn bedrock_client(settings: &BedrockSettings) -> aws_sdk_bedrockruntime::Client {
-    let base = sdk_config(settings.region.as_deref()).await;
-    bedrock_client_from(settings, &base).await
+/// The AWS side of one cold start, built on first use and then shared: the SDK configuration
+/// (the process's credentials chain, in `AWS_REGION` when set) and the Bedrock runtime client
+/// ([`bedrock_client_from`] with [`BedrockSettings::from_env`]) that the chat model
+/// ([`crate::model::from_env`]) and the embedder ([`crate::embed::embedder_from_env`]) both
+/// call through: one configuration load, one connection pool, one assumed-role session. The
+/// EventBridge alert bus takes the same configuration. Nothing is loaded when nothing asks
+/// (the offline model and embedder). Clones share the same cells.
+#[derive(Clone, Default)]
+pub struct ColdStartAws {
+    sdk: std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
+    bedrock: std::sync::Arc<tokio::sync::OnceCell<aws_sdk_bedrockruntime::Client>>,
+}
+
+impl ColdStartAws {
+    /// The SDK configuration: the default credentials chain, in `AWS_REGION` when `env` sets it
+    /// (else the SDK's default region chain). Loaded once.
+    pub async fn sdk_config<F: Fn(&str) -> Option<String>>(
+        &self,
+        env: &Env<F>,
+    ) -> &aws_config::SdkConfig {
+        self.sdk
+            .get_or_init(|| async { sdk_config(env.optional("AWS_REGION").as_deref()).await })
+            .await
+    }
+
+    /// The Bedrock runtime client for [`BedrockSettings::from_env`] (a setting's error stops
+    /// the cold start naming its variable). Built once.
+    pub async fn bedrock<F: Fn(&str) -> Option<String>>(
+        &self,
+        env: &Env<F>,
+    ) -> crate::Result<aws_sdk_bedrockruntime::Client> {
+        let client = self
+            .bedrock
+            .get_or_try_init(|| async {
+                let settings = BedrockSettings::from_env(env)
+                    .map_err(|e| crate::Error::unexpected(e.to_string()))?;
+                let base = self.sdk_config(env).await;
+                Ok::<_, crate::Error>(bedrock_client_from(&settings, base).await)
+            })
+            .await?;
+        Ok(client.clone())
+    }
 }
 
 /// The process's default credentials chain, in `region` when one is given (else the SDK's
@@ -120,6 +157,105 @@ pub async fn bedrock_client_from(
         builder = builder.endpoint_url(endpoint);
     }
     aws_sdk_bedrockruntime::Client::from_conf(builder.build())
+}
+
+/// Where the process runs, read from the variables the Lambda runtimes set: the one
+/// "inside Lambda" check (logging and the dev identity header both ask it).
+///
+/// | host | how it is recognised | who |
+/// |---|---|---|
+/// | [`LambdaHost::Aws`] | `LAMBDA_TASK_ROOT` (`/var/task`, every runtime including `provided.al2023`) or `AWS_EXECUTION_ENV` set | the real Lambda service only |
+/// | [`LambdaHost::Emulated`] | `AWS_LAMBDA_FUNCTION_NAME` set, neither of the above | `cargo lambda watch` (local dev, cargo-lambda 1.9 sets the `AWS_LAMBDA_*` variables but not those two) and the bench's cold-start runner |
+/// | [`LambdaHost::Local`] | none of them | `cargo run`, tests, the CLI |
+///
+/// Two questions, two answers: "is a Lambda runtime driving us" ([`LambdaHost::is_lambda_runtime`],
+/// real or emulated: JSON log lines, as CloudWatch wants and as `cargo lambda watch` has always
+/// printed) and "is this the real AWS service" ([`LambdaHost::is_aws`]: the dev identity header
+/// is refused there, so it must not count `cargo lambda watch`, where local development uses
+/// it). Blank values count as unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LambdaHost {
+    Aws,
+    Emulated,
+    Local,
+}
+
+impl LambdaHost {
+    /// The host the process environment names.
+    pub fn from_env() -> LambdaHost {
+        LambdaHost::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The host `lookup` (a variable's value) names; see [`LambdaHost`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> LambdaHost {
+        let set = |k: &str| lookup(k).is_some_and(|v| !v.trim().is_empty());
+        if set("LAMBDA_TASK_ROOT") || set("AWS_EXECUTION_ENV") {
+            LambdaHost::Aws
+        } else if set("AWS_LAMBDA_FUNCTION_NAME") {
+            LambdaHost::Emulated
+        } else {
+            LambdaHost::Local
+        }
+    }
+
+    /// The real AWS Lambda service.
+    pub fn is_aws(self) -> bool {
+        self == LambdaHost::Aws
+    }
+
+    /// A Lambda runtime API drives the process: AWS or `cargo lambda watch`.
+    pub fn is_lambda_runtime(self) -> bool {
+        self != LambdaHost::Local
+    }
+}
+
+/// Bedrock error codes that mean "try again later" (the service is throttling, busy or still
+/// loading the model).
+pub fn is_unavailable_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ThrottlingException"
+            | "ServiceUnavailableException"
+            | "ModelNotReadyException"
+            | "ModelTimeoutException"
+    )
+}
+
+/// The one classifier of a Bedrock runtime SDK failure (Converse for the chat model,
+/// InvokeModel for the embedder): a timeout, an unreachable endpoint or an
+/// [unavailable code](is_unavailable_code) is [`crate::Error::ModelUnavailable`] (503: retry);
+/// any other service error (validation, access denied, ...), an unreadable response or a
+/// request that could not be built is [`crate::Error::ModelFailed`] (502).
+pub fn classify_bedrock_error<E, R>(
+    e: aws_sdk_bedrockruntime::error::SdkError<E, R>,
+) -> crate::Error
+where
+    E: aws_sdk_bedrockruntime::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use crate::Error;
+    use aws_sdk_bedrockruntime::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) => Error::ModelUnavailable("the model timed out".into()),
+        SdkError::DispatchFailure(d) => {
+            if d.is_timeout() {
+                Error::ModelUnavailable("the model timed out".into())
+            } else {
+                Error::ModelUnavailable(format!("could not reach the model: {d:?}"))
+            }
+        }
+        SdkError::ServiceError(se) => {
+            let err = se.into_err();
+            let message = err.to_string();
+            match err.code().unwrap_or("error") {
+                "ThrottlingException" => Error::ModelUnavailable(format!("throttled: {message}")),
+                code if is_unavailable_code(code) => Error::ModelUnavailable(message),
+                code => Error::ModelFailed(format!("{code}: {message}")),
+            }
+        }
+        SdkError::ResponseError(r) => Error::ModelFailed(format!("unreadable response: {r:?}")),
+        other => Error::ModelFailed(format!("{other}")),
+    }
 }
 
 /// Credentials read from a Secrets Manager secret holding `{"username", "password"}` (the
@@ -220,6 +356,143 @@ pub fn parse_admin_secret(text: &str) -> crate::Result<(String, crate::config::S
         crate::Error::unexpected("the admin secret is not {\"username\", \"password\"} JSON")
     })?;
     Ok((shape.username, crate::config::Secret::new(shape.password)))
+}
+
+#[cfg(test)]
+mod lambda_host_tests {
+    use super::LambdaHost;
+
+    #[test]
+    fn the_real_service_cargo_lambda_watch_and_a_plain_process_are_told_apart() {
+        let watch = [
+            ("AWS_LAMBDA_FUNCTION_NAME", "chat"),
+            ("AWS_LAMBDA_RUNTIME_API", "http://127.0.0.1:9000/.rt/chat"),
+        ];
+        let cases: &[(&[(&str, &str)], LambdaHost)] = &[
+            (&[], LambdaHost::Local),
+            (&[("AWS_LAMBDA_FUNCTION_NAME", " ")], LambdaHost::Local),
+            (&watch, LambdaHost::Emulated),
+            (
+                &[("LAMBDA_TASK_ROOT", "/var/task"), watch[0]],
+                LambdaHost::Aws,
+            ),
+            (
+                &[("AWS_EXECUTION_ENV", "AWS_Lambda_rapid"), watch[0]],
+                LambdaHost::Aws,
+            ),
+            (&[("LAMBDA_TASK_ROOT", "/var/task")], LambdaHost::Aws),
+        ];
+        for (vars, want) in cases {
+            let host = LambdaHost::from_lookup(|k| {
+                vars.iter()
+                    .find(|(v, _)| *v == k)
+                    .map(|(_, x)| x.to_string())
+            });
+            assert_eq!(host, *want, "{vars:?}");
+            assert_eq!(host.is_aws(), *want == LambdaHost::Aws);
+            assert_eq!(host.is_lambda_runtime(), *want != LambdaHost::Local);
+        }
+    }
+}
+
+#[cfg(test)]
+mod bedrock_error_tests {
+    use aws_sdk_bedrockruntime::error::{ConnectorError, ErrorMetadata, SdkError};
+    use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+    use aws_sdk_bedrockruntime::operation::invoke_model::InvokeModelError;
+
+    use super::classify_bedrock_error;
+    use crate::Error;
+
+    fn meta(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("said the service")
+            .build()
+    }
+
+    fn converse(e: SdkError<ConverseError, ()>) -> Error {
+        classify_bedrock_error(e)
+    }
+
+    fn invoke(e: SdkError<InvokeModelError, ()>) -> Error {
+        classify_bedrock_error(e)
+    }
+
+    /// Each class of failure, through both operations the crate calls (Converse for chat,
+    /// InvokeModel for embeddings): (case, error, 503?, text the message carries).
+    #[test]
+    fn every_class_of_bedrock_failure_is_classified_the_same_for_chat_and_embeddings() {
+        let io = || std::io::Error::other("boom");
+        let mut cases = vec![
+            (
+                "timeout",
+                converse(SdkError::timeout_error(io())),
+                true,
+                "timed out",
+            ),
+            (
+                "timeout (embed)",
+                invoke(SdkError::timeout_error(io())),
+                true,
+                "timed out",
+            ),
+            (
+                "dispatch timeout",
+                converse(SdkError::dispatch_failure(ConnectorError::timeout(
+                    io().into(),
+                ))),
+                true,
+                "timed out",
+            ),
+            (
+                "unreachable",
+                invoke(SdkError::dispatch_failure(ConnectorError::io(io().into()))),
+                true,
+                "could not reach",
+            ),
+            (
+                "construction",
+                converse(SdkError::construction_failure(io())),
+                false,
+                "",
+            ),
+            (
+                "unreadable",
+                invoke(SdkError::response_error(io(), ())),
+                false,
+                "unreadable response",
+            ),
+        ];
+        for (code, unavailable, text) in [
+            ("ThrottlingException", true, "throttled"),
+            ("ServiceUnavailableException", true, ""),
+            ("ModelNotReadyException", true, ""),
+            ("ModelTimeoutException", true, ""),
+            ("ValidationException", false, "ValidationException"),
+            ("AccessDeniedException", false, "AccessDeniedException"),
+            ("InternalServerException", false, "InternalServerException"),
+        ] {
+            let chat = converse(SdkError::service_error(
+                ConverseError::generic(meta(code)),
+                (),
+            ));
+            let embed = invoke(SdkError::service_error(
+                InvokeModelError::generic(meta(code)),
+                (),
+            ));
+            cases.push((code, chat, unavailable, text));
+            cases.push((code, embed, unavailable, text));
+        }
+        for (name, got, unavailable, text) in cases {
+            match (&got, unavailable) {
+                (Error::ModelUnavailable(m), true) | (Error::ModelFailed(m), false) => {
+                    assert!(m.contains(text), "{name}: {m}")
+                }
+                _ => panic!("{name}: {got:?}, want unavailable={unavailable}"),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::hash::{Hash, Hasher};
 
 use async_trait::async_trait;
-use aws_sdk_bedrockruntime::{error::SdkError, primitives::Blob};
+use aws_sdk_bedrockruntime::primitives::Blob;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -87,7 +87,7 @@ impl Embedder for TitanEmbedder {
                 .body(Blob::new(body.to_string().into_bytes()))
                 .send()
                 .await;
-            let output = result.map_err(classify)?;
+            let output = result.map_err(crate::aws::classify_bedrock_error)?;
             let parsed: TitanResponse = serde_json::from_slice(output.body().as_ref())
                 .map_err(|e| Error::ModelFailed(format!("malformed Titan response: {e}")))?;
             if parsed.embedding.len() != DIMENSIONS {
@@ -106,38 +106,6 @@ impl Embedder for TitanEmbedder {
         }
         Ok(out)
     }
-}
-
-fn classify<E, R>(e: SdkError<E, R>) -> Error
-where
-    E: aws_sdk_bedrockruntime::error::ProvideErrorMetadata + std::fmt::Debug,
-    R: std::fmt::Debug,
-{
-    match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            Error::ModelUnavailable(format!("{e:?}"))
-        }
-        SdkError::ServiceError(s) => {
-            let code = s.err().code().unwrap_or("unknown").to_string();
-            if is_unavailable_code(&code) {
-                Error::ModelUnavailable(code)
-            } else {
-                Error::ModelFailed(code)
-            }
-        }
-        _ => Error::ModelFailed(format!("{e:?}")),
-    }
-}
-
-/// Bedrock error codes that mean "try again later".
-pub fn is_unavailable_code(code: &str) -> bool {
-    matches!(
-        code,
-        "ThrottlingException"
-            | "ServiceUnavailableException"
-            | "ModelNotReadyException"
-            | "ModelTimeoutException"
-    )
 }
 
 // ---------------------------------------------------------------- offline
@@ -224,25 +192,23 @@ impl Embedder for OfflineEmbedder {
     }
 }
 
-/// The embedder named by `FARMOPS_EMBEDDER` (`titan`: Bedrock Titan v2 through
-/// [`crate::aws::bedrock_client`]; `offline`: [`OfflineEmbedder`]), `default` when unset.
-/// Built once at cold start by every function that embeds (chat, reembed, distill-memories).
+/// The embedder named by `FARMOPS_EMBEDDER` (`titan`: Bedrock Titan v2 through the cold
+/// start's shared Bedrock client, [`crate::aws::ColdStartAws::bedrock`]; `offline`:
+/// [`OfflineEmbedder`]), `default` when unset. Built once at cold start by every function that
+/// embeds (chat, reembed, distill-memories).
 pub async fn embedder_from_env<F: Fn(&str) -> Option<String>>(
     env: &crate::config::Env<F>,
     default: &str,
+    aws: &crate::aws::ColdStartAws,
 ) -> Result<std::sync::Arc<dyn Embedder>> {
     let choice = env
         .optional("FARMOPS_EMBEDDER")
         .unwrap_or_else(|| default.to_string());
     match choice.as_str() {
         "offline" => Ok(std::sync::Arc::new(OfflineEmbedder::default())),
-        "titan" => {
-            let settings = crate::aws::BedrockSettings::from_env(env)
-                .map_err(|e| Error::unexpected(e.to_string()))?;
-            Ok(std::sync::Arc::new(TitanEmbedder::new(
-                crate::aws::bedrock_client(&settings).await,
-            )))
-        }
+        "titan" => Ok(std::sync::Arc::new(TitanEmbedder::new(
+            aws.bedrock(env).await?,
+        ))),
         other => Err(Error::unexpected(format!(
             "FARMOPS_EMBEDDER must be titan or offline, not {other}"
         ))),
@@ -276,11 +242,5 @@ mod tests {
             let offline = t.split_whitespace().count() as u64 + 1;
             assert!(estimate_tokens(t) >= offline, "{t}");
         }
-    }
-
-    #[test]
-    fn unavailable_codes() {
-        assert!(is_unavailable_code("ThrottlingException"));
-        assert!(!is_unavailable_code("ValidationException"));
     }
 }

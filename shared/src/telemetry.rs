@@ -1,4 +1,5 @@
-//! Logging: JSON lines inside Lambda (CloudWatch), compact text locally. Level from
+//! Logging: JSON lines under a Lambda runtime (CloudWatch, and `cargo lambda watch`: see
+//! [`crate::aws::LambdaHost`]), compact text otherwise. Level from
 //! `RUST_LOG` (default `info`). Call once at cold start.
 //!
 //! In Lambda every line carries the whole span stack (`spans`): the runtime's invocation span
@@ -28,8 +29,7 @@ where
 }
 
 pub fn init() {
-    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
-    let _ = if in_lambda {
+    let _ = if crate::aws::LambdaHost::from_env().is_lambda_runtime() {
         json_subscriber(std::io::stdout)
             .try_init()
             .map_err(|e| e.to_string())

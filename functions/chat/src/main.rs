@@ -24,7 +24,9 @@ async fn main() -> Result<(), Error> {
     let model_id = env
         .optional("FARMOPS_CHAT_MODEL_ID")
         .unwrap_or_else(|| farmops::model::DEFAULT_BEDROCK_MODEL_ID.into());
-    let model: Arc<dyn ChatModel> = match farmops::model::from_env(&env, &model_id).await? {
+    // One AWS configuration and Bedrock client for the model, the embedder and the alert bus.
+    let aws = farmops::aws::ColdStartAws::default();
+    let model: Arc<dyn ChatModel> = match farmops::model::from_env(&env, &model_id, &aws).await? {
         ConfiguredModel::Bedrock(model) => model,
         ConfiguredModel::Offline => Arc::new(OfflineChat),
     };
@@ -33,10 +35,10 @@ async fn main() -> Result<(), Error> {
         identity: IdentitySource::from_env(),
         model,
         retriever: Arc::new(PgRetriever {
-            embedder: farmops::embed::embedder_from_env(&env, "offline").await?,
+            embedder: farmops::embed::embedder_from_env(&env, "offline", &aws).await?,
         }),
         limits,
-        alerts: farmops::credits::alerts::AlertBus::from_env().await,
+        alerts: farmops::credits::alerts::AlertBus::from_env(&aws).await,
     });
     lambda_http::run(service_fn(move |req| {
         let state = Arc::clone(&state);

@@ -22,10 +22,12 @@ async fn main() -> Result<(), Error> {
     farmops::telemetry::init();
     let config = Config::from_env()?;
     let env = Env(|k: &str| std::env::var(k).ok());
+    // One AWS configuration and Bedrock client for the extractor's model and the embedder.
+    let aws = farmops::aws::ColdStartAws::default();
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
-        extractor: extractor_from_env(&env).await?,
-        embedder: farmops::embed::embedder_from_env(&env, "offline").await?,
+        extractor: extractor_from_env(&env, &aws).await?,
+        embedder: farmops::embed::embedder_from_env(&env, "offline", &aws).await?,
         config: DistillConfig::from_env()?,
     };
     let state = &state;

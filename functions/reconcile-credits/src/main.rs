@@ -14,7 +14,7 @@ async fn main() -> Result<(), Error> {
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
         config: ReconcileConfig::from_env()?,
-        alerts: farmops::credits::alerts::AlertBus::from_env().await,
+        alerts: farmops::credits::alerts::AlertBus::from_env(&Default::default()).await,
         signer: farmops::evidence::signing::signer_from_env(|k| std::env::var(k).ok()).await?,
     };
     let state = &state;

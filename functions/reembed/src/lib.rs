@@ -54,7 +54,8 @@ impl State {
         let config = Config::from_env().map_err(unexpected)?;
         let db = farmops::db::connect_from_config(&config.database).await?;
         let env = Env(|k: &str| std::env::var(k).ok());
-        let embedder = farmops::embed::embedder_from_env(&env, "titan").await?;
+        let embedder =
+            farmops::embed::embedder_from_env(&env, "titan", &Default::default()).await?;
         Ok(State {
             db,
             identity: IdentitySource::from_env(),

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{ChatLimits, tools};
 use crate::{
     error::{Error, Result},
-    model::{ChatRequest, Message, Role as MsgRole, offline::KNOWLEDGE_MARKER},
+    model::{ChatRequest, KNOWLEDGE_MARKER, Message, Role as MsgRole},
     rag::Passage,
 };
 

@@ -48,14 +48,15 @@ impl AlertBus {
 }
 
 impl AlertBus {
-    /// The bus named by `FARMOPS_ALERT_BUS` with the default AWS configuration; `None` when it
-    /// is unset or empty (alerts then wait in the outbox).
-    pub async fn from_env() -> Option<AlertBus> {
+    /// The bus named by `FARMOPS_ALERT_BUS` over the cold start's shared AWS configuration
+    /// (`aws`, loaded here only when a bus is named); `None` when it is unset or empty (alerts
+    /// then wait in the outbox).
+    pub async fn from_env(aws: &crate::aws::ColdStartAws) -> Option<AlertBus> {
         let bus = std::env::var("FARMOPS_ALERT_BUS")
             .ok()
             .filter(|b| !b.is_empty())?;
-        let base = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Some(AlertBus::new(&base, &bus, None))
+        let env = crate::config::Env(|k: &str| std::env::var(k).ok());
+        Some(AlertBus::new(aws.sdk_config(&env).await, &bus, None))
     }
 }
 

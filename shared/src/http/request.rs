@@ -19,10 +19,8 @@ pub const DEV_USER_HEADER: &str = "x-farmops-dev-user";
 /// the process is not running inside AWS Lambda; the deployed template never sets the
 /// variable, and inside Lambda it is refused regardless.
 ///
-/// "Inside AWS Lambda" is read from variables only the real Lambda service sets:
-/// `LAMBDA_TASK_ROOT` (`/var/task`, every runtime including `provided.al2023`) or
-/// `AWS_EXECUTION_ENV`. Not `AWS_LAMBDA_FUNCTION_NAME`: `cargo lambda watch` sets that one
-/// (with `AWS_LAMBDA_RUNTIME_API` and friends) for the functions it serves locally.
+/// "Inside AWS Lambda" is [`crate::aws::LambdaHost::is_aws`]: the real service, not
+/// `cargo lambda watch` (which serves the functions locally with the header on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdentitySource {
     pub allow_dev_header: bool,
@@ -35,9 +33,7 @@ impl IdentitySource {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let requested = lookup("FARMOPS_DEV_IDENTITY").is_some_and(|v| v.trim() == "1");
-        let in_lambda = ["LAMBDA_TASK_ROOT", "AWS_EXECUTION_ENV"]
-            .iter()
-            .any(|k| lookup(k).is_some_and(|v| !v.trim().is_empty()));
+        let in_lambda = crate::aws::LambdaHost::from_lookup(lookup).is_aws();
         if requested && in_lambda {
             tracing::warn!("FARMOPS_DEV_IDENTITY is ignored inside AWS Lambda");
         }

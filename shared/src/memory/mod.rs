@@ -13,6 +13,7 @@
 //! (`superseded_by`/`superseded_at` set, the row kept). Superseded memories are never served.
 
 pub mod distill;
+#[cfg(feature = "offline")]
 pub mod extract;
 pub mod model_extract;
 

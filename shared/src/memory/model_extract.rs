@@ -336,12 +336,20 @@ impl FactExtractor for ModelFactExtractor {
 /// `FARMOPS_CHAT_PROVIDER=bedrock` -> [`ModelFactExtractor`] over Bedrock Converse with the
 /// model `FARMOPS_DISTILL_MODEL_ID`, else `FARMOPS_CHAT_MODEL_ID`, else
 /// [`crate::model::DEFAULT_BEDROCK_MODEL_ID`] (refused without a price); `offline` or unset ->
-/// the deterministic [`super::extract::OfflineFactExtractor`]; any other value is refused
-/// ([`crate::model::from_env`]).
+/// the deterministic `super::extract::OfflineFactExtractor` (feature `offline`); any other
+/// value is refused
+/// ([`crate::model::from_env`], over the cold start's shared Bedrock client `aws`).
 pub async fn extractor_from_env<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
+    aws: &crate::aws::ColdStartAws,
 ) -> Result<Arc<dyn FactExtractor>> {
-    let model = match crate::model::from_env(env, &bedrock_model_id(env)).await? {
+    // without the feature `offline` Bedrock is the only arm
+    #[cfg_attr(
+        not(feature = "offline"),
+        allow(clippy::infallible_destructuring_match)
+    )]
+    let model = match crate::model::from_env(env, &bedrock_model_id(env), aws).await? {
+        #[cfg(feature = "offline")]
         crate::model::ConfiguredModel::Offline => {
             return Ok(Arc::new(super::extract::OfflineFactExtractor::default()));
         }
@@ -360,5 +368,6 @@ pub fn bedrock_model_id<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> String {
         .unwrap_or_else(|| crate::model::DEFAULT_BEDROCK_MODEL_ID.into())
 }
 
-#[cfg(test)]
+// the tests run the offline model and extractor beside the model one
+#[cfg(all(test, feature = "offline"))]
 mod tests;

@@ -1,6 +1,6 @@
 //! [`ChatModel`] over Amazon Bedrock Converse (`aws-sdk-bedrockruntime`).
 //!
-//! The client comes from [`crate::aws::bedrock_client`] (assumed role, explicit timeouts and
+//! The client comes from [`crate::aws::ColdStartAws::bedrock`] (assumed role, explicit timeouts and
 //! retries). Errors map to HTTP meaning: throttling, unavailability and timeouts are
 //! [`Error::ModelUnavailable`] (503); every other service error and any output this code
 //! cannot read is [`Error::ModelFailed`] (502).
@@ -8,8 +8,6 @@
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::{
     Client,
-    error::SdkError,
-    operation::converse::ConverseError,
     types::{
         self as bt, ContentBlock, ConversationRole, InferenceConfiguration, SpecificToolChoice,
         SystemContentBlock, Tool, ToolChoice, ToolConfiguration, ToolInputSchema, ToolResultBlock,
@@ -156,39 +154,6 @@ fn from_sdk_message(m: &bt::Message) -> Result<Message> {
     Ok(Message { role, content })
 }
 
-/// Maps an SDK failure to the error the client sees (503 transient, 502 otherwise).
-pub fn map_sdk_error<R: std::fmt::Debug>(e: SdkError<ConverseError, R>) -> Error {
-    match e {
-        SdkError::TimeoutError(_) => Error::ModelUnavailable("the model timed out".into()),
-        SdkError::DispatchFailure(d) => {
-            if d.is_timeout() {
-                Error::ModelUnavailable("the model timed out".into())
-            } else {
-                Error::ModelUnavailable(format!("could not reach the model: {d:?}"))
-            }
-        }
-        SdkError::ServiceError(se) => {
-            let err = se.into_err();
-            let message = err.to_string();
-            match err {
-                ConverseError::ThrottlingException(_) => {
-                    Error::ModelUnavailable(format!("throttled: {message}"))
-                }
-                ConverseError::ServiceUnavailableException(_)
-                | ConverseError::ModelNotReadyException(_)
-                | ConverseError::ModelTimeoutException(_) => Error::ModelUnavailable(message),
-                other => Error::ModelFailed(format!(
-                    "{}: {message}",
-                    aws_sdk_bedrockruntime::error::ProvideErrorMetadata::code(&other)
-                        .unwrap_or("error")
-                )),
-            }
-        }
-        SdkError::ResponseError(r) => Error::ModelFailed(format!("unreadable response: {r:?}")),
-        other => Error::ModelFailed(format!("{other}")),
-    }
-}
-
 #[async_trait]
 impl ChatModel for BedrockChat {
     fn model_id(&self) -> &str {
@@ -239,7 +204,10 @@ impl ChatModel for BedrockChat {
             }
             call = call.tool_config(config.build().map_err(build_err)?);
         }
-        let out = call.send().await.map_err(map_sdk_error)?;
+        let out = call
+            .send()
+            .await
+            .map_err(crate::aws::classify_bedrock_error)?;
         let message = match out.output() {
             Some(bt::ConverseOutput::Message(m)) => from_sdk_message(m)?,
             _ => return Err(Error::ModelFailed("the response has no message".into())),

@@ -3,10 +3,12 @@
 //! token usage the run is metered on.
 //!
 //! Two implementations: [`bedrock::BedrockChat`] (Converse through `aws-sdk-bedrockruntime`)
-//! and [`offline::OfflineChat`] (deterministic, no network: local use and tests).
+//! and `offline::OfflineChat` (deterministic, no network: local use and tests; cargo feature
+//! `offline`, on by default).
 
 pub mod bedrock;
 pub mod guardrail;
+#[cfg(feature = "offline")]
 pub mod offline;
 pub mod provider;
 
@@ -83,6 +85,10 @@ pub struct ToolSpec {
     pub description: String,
     pub input_schema: Value,
 }
+
+/// The marker under which the chat turn lists retrieved passages in the system prompt (the
+/// offline model reads them back from under it).
+pub const KNOWLEDGE_MARKER: &str = "## Farm knowledge";
 
 /// The Bedrock model chat and distill-memories use when `FARMOPS_CHAT_MODEL_ID` is unset.
 pub const DEFAULT_BEDROCK_MODEL_ID: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";

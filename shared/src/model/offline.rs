@@ -19,8 +19,7 @@ mod tests;
 pub use parse::{ToolCall, clauses, parse_clause, parse_message};
 
 pub const OFFLINE_MODEL_ID: &str = "offline-farm-assistant";
-/// The marker under which the chat turn lists retrieved passages in the system prompt.
-pub const KNOWLEDGE_MARKER: &str = "## Farm knowledge";
+pub use super::KNOWLEDGE_MARKER;
 const PREFIX: &str = "(offline model)";
 
 #[derive(Debug, Clone, Copy, Default)]

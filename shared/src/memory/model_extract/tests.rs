@@ -270,23 +270,31 @@ fn an_unpriced_model_is_refused_and_the_env_picks_the_model() {
 
 #[tokio::test]
 async fn extractor_from_env_refuses_unpriced_models_and_defaults_offline() {
-    let offline = extractor_from_env(&Env(|_: &str| None)).await.unwrap();
+    let offline = extractor_from_env(&Env(|_: &str| None), &Default::default())
+        .await
+        .unwrap();
     assert_eq!(offline.model_id(), super::super::extract::OFFLINE_MODEL);
-    let unpriced = extractor_from_env(&Env(|k: &str| match k {
-        "FARMOPS_CHAT_PROVIDER" => Some("bedrock".into()),
-        "FARMOPS_DISTILL_MODEL_ID" => Some("vendor.unknown-model".into()),
-        _ => None,
-    }))
+    let unpriced = extractor_from_env(
+        &Env(|k: &str| match k {
+            "FARMOPS_CHAT_PROVIDER" => Some("bedrock".into()),
+            "FARMOPS_DISTILL_MODEL_ID" => Some("vendor.unknown-model".into()),
+            _ => None,
+        }),
+        &Default::default(),
+    )
     .await;
     assert!(unpriced.is_err());
 }
 
 #[tokio::test]
 async fn extractor_from_env_refuses_a_misspelt_provider_naming_the_variable() {
-    let misspelt = extractor_from_env(&Env(|k: &str| match k {
-        "FARMOPS_CHAT_PROVIDER" => Some("bedrok".into()),
-        _ => None,
-    }))
+    let misspelt = extractor_from_env(
+        &Env(|k: &str| match k {
+            "FARMOPS_CHAT_PROVIDER" => Some("bedrok".into()),
+            _ => None,
+        }),
+        &Default::default(),
+    )
     .await;
     let message = misspelt
         .err()
