@@ -1,5 +1,6 @@
 //! The rules, clause by clause. Each clause is read once into a [`View`] (which cues it has and
-//! where); each rule is a few lines over views.
+//! where); each rule is a few lines over views. One job, kept whole past 400 lines: the rules
+//! read as one list, in the order they are checked.
 
 use std::sync::LazyLock;
 
