@@ -34,7 +34,6 @@ pub async fn without_chain(db: &farmops::testing::TestDb) -> Result<()> {
     owner
         .batch_execute(
             "ALTER TABLE credit_ledger DISABLE TRIGGER evidence_chain;
-             ALTER TABLE ai_runs DISABLE TRIGGER evidence_chain_opened;
              ALTER TABLE ai_runs DISABLE TRIGGER evidence_chain_closed;
              ALTER TABLE assistant_drafts DISABLE TRIGGER evidence_chain;
              ALTER TABLE ai_recommendations DISABLE TRIGGER evidence_chain;",

@@ -677,7 +677,7 @@ async fn evidence_is_signed_exported_and_verified_offline() -> anyhow::Result<()
     assert!(
         signed
             .iter()
-            .any(|s| s["farm_id"] == farm.to_string() && s["seq"] == 3),
+            .any(|s| s["farm_id"] == farm.to_string() && s["seq"] == 2),
         "{signed:?}"
     );
     let bundle = dir.join("bundle.json");
@@ -699,21 +699,21 @@ async fn evidence_is_signed_exported_and_verified_offline() -> anyhow::Result<()
     let out = ok(&export(&db));
     assert_eq!(
         (out[0]["entries"].clone(), out[0]["checkpoints"].clone()),
-        (3.into(), 1.into())
+        (2.into(), 1.into())
     );
     // no database needed: none is given
     let verified = ok(&farmops(
         None,
         &["verify", bundle_s, "--public-key", public_s],
     ));
-    assert_eq!(verified[0]["signed_through"], 3);
+    assert_eq!(verified[0]["signed_through"], 2);
     let fp = serde_json::from_str::<Value>(&std::fs::read_to_string(&bundle)?)?
         ["public_key_fingerprint"]
         .as_str()
         .unwrap()
         .to_string();
     ok(&farmops(None, &["verify", bundle_s, "--fingerprint", &fp]));
-    // a superuser edits the reserve leg with the triggers off: the fresh export fails at seq 3
+    // a superuser edits the reserve leg with the triggers off: the fresh export fails at seq 2 (the run's opening with its hold)
     let admin = farmops::testing::admin_client(&db.name).await?;
     admin
         .batch_execute(&format!(
@@ -724,7 +724,7 @@ async fn evidence_is_signed_exported_and_verified_offline() -> anyhow::Result<()
     ok(&export(&db));
     fails(
         &farmops(None, &["verify", bundle_s, "--public-key", public_s]),
-        "verification failed: seq 3:",
+        "verification failed: seq 2:",
     );
     let _ = run;
     std::fs::remove_dir_all(&dir)?;

@@ -1,4 +1,4 @@
-//! The evidence hash chain (migration 0090, #19): the database's encoding against the golden
+//! The evidence hash chain (migrations 0090 and 0096, #19): the database's encoding against the golden
 //! vectors, one linear chain per farm under 32 concurrent writers, signed checkpoints, and an
 //! exported bundle that `farmops verify`'s check accepts until a superuser tampers with the rows
 //! (triggers off), when it names the first bad entry.
@@ -131,15 +131,13 @@ async fn every_kind_is_chained_exported_and_verified() {
         kinds(&b),
         [
             "ledger",
-            "run_opened",
-            "ledger",
+            "run_opened_with_hold",
             "run_closed",
             "ledger",
             "record",
             "draft_decided",
             "recommendation_decided",
-            "run_opened",
-            "ledger",
+            "run_opened_with_hold",
             "run_closed",
             "ledger"
         ]
@@ -147,7 +145,7 @@ async fn every_kind_is_chained_exported_and_verified() {
     // unsigned: it verifies as a chain, with nothing signed yet
     assert_eq!(verify(&b).unwrap().signed_through, None);
     let signed = checkpoint(&db.app, farm, &signer()).await.unwrap();
-    assert_eq!(signed.seq, 12);
+    assert_eq!(signed.seq, 10);
     assert_eq!(
         checkpoint(&db.app, farm, &signer()).await,
         None,
@@ -160,7 +158,7 @@ async fn every_kind_is_chained_exported_and_verified() {
     let v = verify(&b).unwrap();
     assert_eq!(
         (v.to_seq, v.checkpoints, v.signed_through),
-        (16, 2, Some(16))
+        (13, 2, Some(13))
     );
     // the stored head is the last entry's hash
     let head = exec(
@@ -173,12 +171,12 @@ async fn every_kind_is_chained_exported_and_verified() {
     assert_eq!(head[0].get::<_, String>(0), v.head_hash);
     // a range: from the middle, anchored by the stored hash before it and the checkpoints
     let tx = db.app.tenant(farm).await.unwrap();
-    let part = export::export_bundle(&tx, Some(5), Some(14), None, None)
+    let part = export::export_bundle(&tx, Some(4), Some(12), None, None)
         .await
         .unwrap();
     tx.commit().await.unwrap();
     let v = verify(&part).unwrap();
-    assert_eq!((v.from_seq, v.to_seq, v.checkpoints), (5, 14, 1));
+    assert_eq!((v.from_seq, v.to_seq, v.checkpoints), (4, 12, 1));
     // a trusted fingerprint works when the bundle carries the key; another key fails
     let mut with_key = b.clone();
     with_key.public_key_pem = Some(signer().public_key_pem());
@@ -186,7 +184,7 @@ async fn every_kind_is_chained_exported_and_verified() {
     chain::verify(&with_key, &TrustedKey::Fingerprint(fp)).unwrap();
     let other = KeyFileSigner::from_bytes(&[9; 32]).unwrap();
     let f = chain::verify(&b, &TrustedKey::Pem(other.public_key_pem())).unwrap_err();
-    assert_eq!(f.seq, Some(12), "{f}");
+    assert_eq!(f.seq, Some(10), "{f}");
 }
 
 #[tokio::test]
@@ -260,9 +258,13 @@ async fn thirty_two_concurrent_writers_make_one_linear_chain_per_farm() {
     for farm in std::iter::once(hot).chain(cold.iter().copied()) {
         let b = bundle(&db.app, farm).await;
         let v = verify(&b).unwrap_or_else(|f| panic!("farm {farm}: {f}"));
-        // the grant, then 4 entries per reserve and settle (opened, leg, closed, leg)
-        let runs = b.entries.iter().filter(|e| e.kind == "run_opened").count() as i64;
-        assert_eq!(v.to_seq, 1 + 4 * runs, "no gap, no fork");
+        // the grant, then 3 entries per reserve and settle (opened with its hold, closed, leg)
+        let runs = b
+            .entries
+            .iter()
+            .filter(|e| e.kind == "run_opened_with_hold")
+            .count() as i64;
+        assert_eq!(v.to_seq, 1 + 3 * runs, "no gap, no fork");
         let seqs: Vec<i64> = b.entries.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (1..=v.to_seq).collect::<Vec<_>>());
         if farm == hot {
@@ -314,7 +316,7 @@ async fn tampering_with_a_delta_fails_at_its_entry() {
         )
     })
     .await;
-    assert_eq!(f.seq, Some(seq_of(&b, "ledger", 2)), "{f}");
+    assert_eq!(f.seq, Some(seq_of(&b, "ledger", 1)), "{f}");
     assert!(f.what.contains("does not hash"), "{f}");
 }
 
@@ -383,12 +385,12 @@ async fn a_replaced_signature_fails_at_its_checkpoint() {
     let (f, _) = tampered(|farm, _| {
         format!(
             "UPDATE evidence_checkpoints SET signature = (SELECT signature FROM evidence_checkpoints
-                                                          WHERE farm_id = '{farm}' AND seq = 12)
-              WHERE farm_id = '{farm}' AND seq = 16"
+                                                          WHERE farm_id = '{farm}' AND seq = 10)
+              WHERE farm_id = '{farm}' AND seq = 13"
         )
     })
     .await;
-    assert_eq!(f.seq, Some(16), "{f}");
+    assert_eq!(f.seq, Some(13), "{f}");
     assert!(f.what.contains("signature"), "{f}");
 }
 
@@ -426,7 +428,7 @@ async fn a_swapped_public_key_fails_at_the_first_checkpoint() {
     // it verifies with the attacker's key, but not with the key the auditor trusts
     chain::verify(&b, &TrustedKey::Pem(attacker.public_key_pem())).unwrap();
     let f = verify(&b).unwrap_err();
-    assert_eq!(f.seq, Some(12), "{f}");
+    assert_eq!(f.seq, Some(10), "{f}");
     assert!(f.what.contains("not the trusted key"), "{f}");
     let trusted = fingerprint(&signer()).await;
     let f = chain::verify(&b, &TrustedKey::Fingerprint(trusted)).unwrap_err();
@@ -446,7 +448,7 @@ async fn checkpoints_signed_through_the_kms_client_verify_with_the_kms_public_ke
     let (farm, _) = history(&db).await;
     let signed = signing::sign_due(&db.app, &kms).await.unwrap();
     assert_eq!(signed.len(), 1);
-    assert_eq!((signed[0].farm_id, signed[0].signed.seq), (farm, 12));
+    assert_eq!((signed[0].farm_id, signed[0].signed.seq), (farm, 10));
     let targets: Vec<String> = stub.requests().into_iter().map(|(t, _)| t).collect();
     assert_eq!(
         targets,
@@ -459,7 +461,91 @@ async fn checkpoints_signed_through_the_kms_client_verify_with_the_kms_public_ke
         .unwrap();
     tx.commit().await.unwrap();
     let v = chain::verify(&b, &TrustedKey::Pem(pem)).unwrap();
-    assert_eq!(v.signed_through, Some(12));
+    assert_eq!(v.signed_through, Some(10));
     // the local test key is not the KMS key
     assert!(verify(&b).is_err());
+}
+
+#[tokio::test]
+async fn a_top_up_is_a_ledger_entry_and_a_tampered_hold_fails_at_its_run() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("top-up", 100).await.unwrap();
+    let r = reserve(&db.app, farm, 10).await.unwrap();
+    let tx = db.app.tenant(farm).await.unwrap();
+    farmops::credits::top_up_committed(tx, r.run_id, 5)
+        .await
+        .unwrap();
+    settle(&db.app, farm, r.run_id, 12).await.unwrap();
+    let b = bundle(&db.app, farm).await;
+    assert_eq!(
+        kinds(&b),
+        [
+            "ledger",
+            "run_opened_with_hold",
+            "ledger",
+            "run_closed",
+            "ledger"
+        ]
+    );
+    let opened = &b.entries[1];
+    assert_eq!(opened.source_id, r.run_id.to_string());
+    let fields = opened.fields.as_ref().unwrap();
+    assert_eq!(
+        (fields[6].as_deref(), fields[7].as_deref()),
+        (Some("-10"), Some("90")),
+        "the first hold's delta and balance"
+    );
+    verify(&b).unwrap();
+    // the first hold edited with the balance kept consistent: its run's entry no longer hashes
+    let admin = admin_client(&db.name).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             UPDATE credit_ledger SET actor = 'someone else'
+              WHERE ai_run_id = '{}' AND entry_type = 'reserve'
+                AND id = (SELECT min(id) FROM credit_ledger WHERE ai_run_id = '{}')",
+            r.run_id, r.run_id
+        ))
+        .await
+        .unwrap();
+    let f = verify(&bundle(&db.app, farm).await).unwrap_err();
+    assert_eq!(f.seq, Some(2), "{f}");
+    assert!(f.what.contains("does not hash"), "{f}");
+}
+
+/// A run chained before migration 0096 (its opening and its first hold as two entries) is
+/// re-derived the way it was chained, so old history still verifies, and still detects edits.
+#[tokio::test]
+async fn a_run_chained_before_0096_still_verifies() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("legacy", 100).await.unwrap();
+    let admin = admin_client(&db.name).await.unwrap();
+    // what 0090's triggers wrote: the run's opening, then its reserve leg, each its own entry
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             INSERT INTO ai_runs (farm_id, feature, model, user_id, credits_reserved)
+             VALUES ('{farm}', 'chat', 'legacy-model', 'w', 4);
+             SELECT chain_append('{farm}', 'run_opened', r.id::text, evidence_run_opened_fields(r))
+               FROM ai_runs r WHERE r.farm_id = '{farm}';
+             INSERT INTO credit_ledger (farm_id, entry_type, delta, balance_after, ai_run_id, actor)
+             SELECT '{farm}', 'reserve', -4, 96, r.id, 'w' FROM ai_runs r WHERE r.farm_id = '{farm}';
+             SELECT chain_append('{farm}', 'ledger', l.id::text, evidence_ledger_fields(l))
+               FROM credit_ledger l WHERE l.farm_id = '{farm}' AND l.entry_type = 'reserve'"
+        ))
+        .await
+        .unwrap();
+    let b = bundle(&db.app, farm).await;
+    assert_eq!(kinds(&b), ["ledger", "run_opened", "ledger"]);
+    assert!(b.unchained.is_empty(), "{:?}", b.unchained);
+    verify(&b).unwrap();
+    admin
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             UPDATE ai_runs SET model = 'another' WHERE farm_id = '{farm}'"
+        ))
+        .await
+        .unwrap();
+    let f = verify(&bundle(&db.app, farm).await).unwrap_err();
+    assert_eq!(f.seq, Some(2), "{f}");
 }

@@ -401,7 +401,7 @@ async fn reembed_sweeps_every_row_once_and_skips_a_farm_without_credits() -> any
     assert_eq!(stale, 0);
     // The poor farm: skipped and reported, untouched, never negative.
     for s in s1.iter().chain(s2.iter()).filter(|s| s.farm_id == poor) {
-        assert_eq!(s.skipped.as_deref(), Some("insufficient_credits"));
+        assert_eq!(s.skipped.as_deref(), Some("insufficient_credits"), "{s:?}");
         assert_eq!(s.reembedded, 0);
     }
     let row = owner

@@ -29,6 +29,20 @@ pub fn keys(kind: &str) -> Option<&'static [&'static str]> {
             "created_at",
         ],
         "run_opened" => &["id", "feature", "model", "user_id", "created_at"],
+        "run_opened_with_hold" => &[
+            "id",
+            "feature",
+            "model",
+            "user_id",
+            "created_at",
+            "hold_id",
+            "hold_delta",
+            "hold_balance_after",
+            "hold_lot_id",
+            "hold_reason",
+            "hold_actor",
+            "hold_created_at",
+        ],
         "run_closed" => &[
             "id",
             "status",
@@ -78,6 +92,16 @@ pub fn keys(kind: &str) -> Option<&'static [&'static str]> {
         ],
         _ => return None,
     })
+}
+
+/// Where a kind carries a ledger leg: the positions of the leg's `delta` and `balance_after`
+/// in its fields (a `ledger` entry; a `run_opened_with_hold`, whose leg is the run's first hold).
+pub fn leg_positions(kind: &str) -> Option<(usize, usize)> {
+    match kind {
+        "ledger" => Some((2, 3)),
+        "run_opened_with_hold" => Some((6, 7)),
+        _ => None,
+    }
 }
 
 /// A value in the canonical text: `\` as `\\`, line feed as `\n`, carriage return as `\r`;

@@ -1,4 +1,4 @@
-//! The per-farm evidence hash chain (migration 0090, `docs/evidence-chain.md`): the canonical
+//! The per-farm evidence hash chain (migrations 0090 and 0096, `docs/evidence-chain.md`): the canonical
 //! encoding of an entry, its hash, the signed checkpoint message, and the offline verification
 //! of an exported bundle. Pure: no database, no clock, no network (`farmops verify` links only
 //! this and the signature check).
@@ -17,7 +17,7 @@ mod verify;
 pub use bundle::{Bundle, BundleCheckpoint, BundleEntry, Unchained};
 pub use encoding::{
     ALGORITHM, BUNDLE_FORMAT, CHECKPOINT_VERSION, ENTRY_VERSION, GENESIS, canonical,
-    checkpoint_message, entry_hash, escape, keys,
+    checkpoint_message, entry_hash, escape, keys, leg_positions,
 };
 pub use signature::{fingerprint, public_key_from_pem, signature_holds};
 pub use verify::{Failure, TrustedKey, Verified, check_live_rows, verify};

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{
     ALGORITHM, BUNDLE_FORMAT, Bundle, GENESIS, canonical, checkpoint_message, entry_hash,
-    public_key_from_pem, signature_holds,
+    leg_positions, public_key_from_pem, signature_holds,
 };
 
 /// The first thing wrong with a bundle: the sequence number it concerns (if any) and what.
@@ -51,6 +51,15 @@ fn fail<T>(seq: impl Into<Option<i64>>, what: impl Into<String>) -> Result<T, Fa
         seq: seq.into(),
         what: what.into(),
     })
+}
+
+/// How a failure names the row that carries a leg.
+fn leg_name(kind: &str) -> &'static str {
+    if kind == "ledger" {
+        "ledger row"
+    } else {
+        "the first hold of run"
+    }
 }
 
 fn hash32(hex_text: &str) -> Option<[u8; 32]> {
@@ -127,7 +136,7 @@ fn rehash(bundle: &Bundle) -> Result<Vec<[u8; 32]>, Failure> {
                 ),
             );
         }
-        if entry.kind == "ledger" {
+        if let Some((delta_at, after_at)) = leg_positions(&entry.kind) {
             let int = |i: usize| {
                 fields
                     .get(i)
@@ -135,8 +144,8 @@ fn rehash(bundle: &Bundle) -> Result<Vec<[u8; 32]>, Failure> {
                     .flatten()
                     .and_then(|v| v.parse::<i64>().ok())
             };
-            let (Some(delta), Some(after)) = (int(2), int(3)) else {
-                return fail(entry.seq, "a ledger entry without a delta or a balance");
+            let (Some(delta), Some(after)) = (int(delta_at), int(after_at)) else {
+                return fail(entry.seq, "a ledger leg without a delta or a balance");
             };
             if let Some(before) = balance
                 && before + delta != after
@@ -144,7 +153,8 @@ fn rehash(bundle: &Bundle) -> Result<Vec<[u8; 32]>, Failure> {
                 return fail(
                     entry.seq,
                     format!(
-                        "ledger row {}: balance {before} + delta {delta} is not balance_after {after}",
+                        "{} {}: balance {before} + delta {delta} is not balance_after {after}",
+                        leg_name(&entry.kind),
                         entry.source_id
                     ),
                 );
@@ -152,7 +162,11 @@ fn rehash(bundle: &Bundle) -> Result<Vec<[u8; 32]>, Failure> {
             if after < 0 {
                 return fail(
                     entry.seq,
-                    format!("ledger row {}: negative balance", entry.source_id),
+                    format!(
+                        "{} {}: negative balance",
+                        leg_name(&entry.kind),
+                        entry.source_id
+                    ),
                 );
             }
             balance = Some(after);
