@@ -11,11 +11,14 @@ use reconcile_credits::{State, handle};
 async fn main() -> Result<(), Error> {
     farmops::telemetry::init();
     let config = Config::from_env()?;
+    // One AWS configuration for the alert bus and the checkpoint signer's KMS client.
+    let aws = farmops::aws::ColdStartAws::default();
     let state = State {
         db: farmops::db::connect_from_config(&config.database).await?,
         config: ReconcileConfig::from_env()?,
-        alerts: farmops::credits::alerts::AlertBus::from_env(&Default::default()).await,
-        signer: farmops::evidence::signing::signer_from_env(|k| std::env::var(k).ok()).await?,
+        alerts: farmops::credits::alerts::AlertBus::from_env(&aws).await,
+        signer: farmops::evidence::signing::signer_from_env(|k| std::env::var(k).ok(), &aws)
+            .await?,
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
