@@ -4,7 +4,7 @@
 //! checkpoint signer's `FARMOPS_EVIDENCE_*` (`farmops::evidence::signing::signer_from_env`).
 
 use farmops::{config::Config, reconcile::ReconcileConfig};
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use reconcile_credits::{State, handle};
 
 #[tokio::main]
@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        handle(state, event).await.map_err(Diagnostic::from)
+        handle(state, event).await.map_err(farmops_http::diagnostic)
     }))
     .await
 }
