@@ -145,13 +145,14 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Reconcile => {
             let config = farmops::reconcile::ReconcileConfig::from_env()?;
-            let signer = evidence::signing::signer_from_env(|k| std::env::var(k).ok())
+            let aws = farmops::aws::ColdStartAws::default();
+            let signer = evidence::signing::signer_from_env(|k| std::env::var(k).ok(), &aws)
                 .await
                 .map_err(explain)?;
             let state = farmops::reconcile::ReconcileState {
                 db,
                 config,
-                alerts: farmops::credits::alerts::AlertBus::from_env(&Default::default()).await,
+                alerts: farmops::credits::alerts::AlertBus::from_env(&aws).await,
                 signer,
             };
             let outcome = farmops::reconcile::run_once(&state)

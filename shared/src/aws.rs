@@ -86,6 +86,15 @@ pub struct ColdStartAws {
 }
 
 impl ColdStartAws {
+    /// Over an SDK configuration already loaded (tests: fixed credentials and a stub's
+    /// endpoint); nothing else is loaded for it.
+    pub fn with_sdk_config(sdk: aws_config::SdkConfig) -> Self {
+        ColdStartAws {
+            sdk: std::sync::Arc::new(tokio::sync::OnceCell::new_with(Some(sdk))),
+            bedrock: Default::default(),
+        }
+    }
+
     /// The SDK configuration: the default credentials chain, in `AWS_REGION` when `env` sets it
     /// (else the SDK's default region chain). Loaded once.
     pub async fn sdk_config<F: Fn(&str) -> Option<String>>(

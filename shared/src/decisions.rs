@@ -7,7 +7,6 @@
 //! refusal rolls everything back, so a refused decision changes nothing.
 
 use chrono::NaiveDate;
-use lambda_http::{Body, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -16,7 +15,6 @@ use crate::{
     db::{Db, TenantTx},
     drafts::{self, Decider},
     error::Result,
-    http,
     idempotency::{self, Key},
     membership, recommendations,
 };
@@ -163,28 +161,13 @@ pub async fn decide(db: &Db, request: DecisionRequest<'_>) -> Result<Decided> {
     idempotency::run_once(tx, request.user_id, key.as_ref(), &fingerprint, work).await
 }
 
-/// Header set on a response replayed for a repeated `Idempotency-Key`.
+/// Header set on a response replayed for a repeated `Idempotency-Key` (its response:
+/// `farmops_http::decisions::response`).
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-
-/// The HTTP response for a decision (errors through [`http::error_response`]).
-pub fn response(result: Result<Decided>) -> Response<Body> {
-    match result {
-        Ok(decided) => {
-            let mut res = http::json_response(decided.status, &decided.body);
-            if decided.replayed {
-                res.headers_mut()
-                    .insert(REPLAYED_HEADER, "true".parse().expect("static header"));
-            }
-            res
-        }
-        Err(e) => http::error_response(&e),
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Error;
 
     #[test]
     fn bodies_parse_as_documented() {
@@ -238,27 +221,5 @@ mod tests {
             }
         }
         assert_eq!(confirm.fingerprint(), confirm.clone().fingerprint());
-    }
-
-    #[test]
-    fn replayed_responses_say_so() {
-        let res = response(Ok(Decided {
-            status: 200,
-            body: json!({"draft": {}}),
-            replayed: true,
-        }));
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.headers()[REPLAYED_HEADER], "true");
-        let res = response(Ok(Decided {
-            status: 200,
-            body: json!({}),
-            replayed: false,
-        }));
-        assert!(res.headers().get(REPLAYED_HEADER).is_none());
-        let res = response(Err(Error::Conflict {
-            what: "draft",
-            status: "confirmed".into(),
-        }));
-        assert_eq!(res.status(), 409);
     }
 }

@@ -1,9 +1,8 @@
 //! Text embeddings: the [`Embedder`] trait, Amazon Titan Text Embeddings V2 on Bedrock
-//! ([`TitanEmbedder`]) and a deterministic offline model ([`OfflineEmbedder`]) for tests and
-//! deployments without Bedrock. Every vector has [`DIMENSIONS`] components, L2-normalised, so
+//! ([`TitanEmbedder`]) and a deterministic offline model (`OfflineEmbedder`, cargo feature
+//! `offline`, on by default, like the offline chat model) for tests and deployments without
+//! Bedrock. Every vector has [`DIMENSIONS`] components, L2-normalised, so
 //! cosine distance is what `embeddings_hnsw` (vector_cosine_ops) ranks by.
-
-use std::hash::{Hash, Hasher};
 
 use async_trait::async_trait;
 use aws_sdk_bedrockruntime::primitives::Blob;
@@ -14,7 +13,14 @@ use crate::error::{Error, Result};
 /// The width of `embeddings.embedding`.
 pub const DIMENSIONS: usize = 1024;
 pub const TITAN_MODEL_ID: &str = "amazon.titan-embed-text-v2:0";
-pub const OFFLINE_MODEL_ID: &str = "offline-embedder";
+
+/// The variable that names the embedder ([`embedder_from_env`]).
+pub const EMBEDDER_VAR: &str = "FARMOPS_EMBEDDER";
+
+#[cfg(feature = "offline")]
+mod offline;
+#[cfg(feature = "offline")]
+pub use offline::{OFFLINE_MODEL_ID, OfflineEmbedder, offline_vector};
 
 /// Vectors for a batch of texts, in order, and the input tokens the provider counted.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,109 +114,36 @@ impl Embedder for TitanEmbedder {
     }
 }
 
-// ---------------------------------------------------------------- offline
-
-/// Deterministic, no network: hashed lowercase word unigrams, word bigrams and character
-/// trigrams into 1024 buckets (signed by a second hash bit), L2-normalised. Texts sharing
-/// words or word fragments are near in cosine distance; identical texts are identical vectors.
-/// An optional `model_id` override lets tests simulate a model change.
-pub struct OfflineEmbedder {
-    model_id: String,
-}
-
-impl Default for OfflineEmbedder {
-    fn default() -> Self {
-        OfflineEmbedder {
-            model_id: OFFLINE_MODEL_ID.into(),
-        }
-    }
-}
-
-impl OfflineEmbedder {
-    pub fn with_model_id(model_id: impl Into<String>) -> Self {
-        OfflineEmbedder {
-            model_id: model_id.into(),
-        }
-    }
-}
-
-fn bucket(feature: &str) -> (usize, f32) {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    feature.hash(&mut h);
-    let v = h.finish();
-    #[allow(clippy::cast_possible_truncation)] // a remainder below DIMENSIONS (1024)
-    let index = (v % DIMENSIONS as u64) as usize;
-    (index, if v >> 63 == 0 { 1.0 } else { -1.0 })
-}
-
-/// The offline vector of `text` (pure; exposed for tests that need a query vector).
-pub fn offline_vector(text: &str) -> Vec<f32> {
-    let mut v = vec![0f32; DIMENSIONS];
-    let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect();
-    let mut add = |f: &str, weight: f32| {
-        let (i, sign) = bucket(f);
-        v[i] += sign * weight;
-    };
-    for w in &words {
-        add(&format!("w:{w}"), 1.0);
-        let chars: Vec<char> = format!(" {w} ").chars().collect();
-        for t in chars.windows(3) {
-            add(&format!("c:{}", t.iter().collect::<String>()), 0.5);
-        }
-    }
-    for pair in words.windows(2) {
-        add(&format!("b:{} {}", pair[0], pair[1]), 1.0);
-    }
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    } else {
-        // No word at all (punctuation only): a fixed unit vector, still valid for cosine.
-        v[0] = 1.0;
-    }
-    v
-}
-
-#[async_trait]
-impl Embedder for OfflineEmbedder {
-    fn model_id(&self) -> &str {
-        &self.model_id
-    }
-
-    async fn embed(&self, texts: &[String]) -> Result<Embedded> {
-        Ok(Embedded {
-            vectors: texts.iter().map(|t| offline_vector(t)).collect(),
-            input_tokens: texts
-                .iter()
-                .map(|t| t.split_whitespace().count() as u64 + 1)
-                .sum(),
-        })
-    }
-}
-
-/// The embedder named by `FARMOPS_EMBEDDER` (`titan`: Bedrock Titan v2 through the cold
-/// start's shared Bedrock client, [`crate::aws::ColdStartAws::bedrock`]; `offline`:
-/// [`OfflineEmbedder`]), `default` when unset. Built once at cold start by every function that
-/// embeds (chat, reembed, distill-memories).
+/// The embedder named by [`EMBEDDER_VAR`] (`titan`: Bedrock Titan v2 through the cold
+/// start's shared Bedrock client, [`crate::aws::ColdStartAws::bedrock`]; `offline`: the
+/// offline embedder), `default` when unset. Built once at cold start by every function that
+/// embeds (chat, reembed, distill-memories). In a build without the cargo feature `offline`,
+/// `offline` (named or the default) stops the cold start naming the variable.
 pub async fn embedder_from_env<F: Fn(&str) -> Option<String>>(
     env: &crate::config::Env<F>,
     default: &str,
     aws: &crate::aws::ColdStartAws,
 ) -> Result<std::sync::Arc<dyn Embedder>> {
-    let choice = env
-        .optional("FARMOPS_EMBEDDER")
-        .unwrap_or_else(|| default.to_string());
+    let named = env.optional(EMBEDDER_VAR);
+    let choice = named.clone().unwrap_or_else(|| default.to_string());
     match choice.as_str() {
+        #[cfg(feature = "offline")]
         "offline" => Ok(std::sync::Arc::new(OfflineEmbedder::default())),
+        #[cfg(not(feature = "offline"))]
+        "offline" => Err(Error::unexpected(format!(
+            "{EMBEDDER_VAR}: offline{}: this build has no offline embedder (cargo feature \
+             `offline`); set titan",
+            if named.is_none() {
+                " (the default when unset)"
+            } else {
+                ""
+            }
+        ))),
         "titan" => Ok(std::sync::Arc::new(TitanEmbedder::new(
             aws.bedrock(env).await?,
         ))),
         other => Err(Error::unexpected(format!(
-            "FARMOPS_EMBEDDER must be titan or offline, not {other}"
+            "{EMBEDDER_VAR} must be titan or offline, not {other}"
         ))),
     }
 }
@@ -219,21 +152,33 @@ pub async fn embedder_from_env<F: Fn(&str) -> Option<String>>(
 mod tests {
     use super::*;
 
-    fn cos(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    #[tokio::test]
+    async fn an_unknown_embedder_is_refused_naming_the_variable() {
+        let env = crate::config::Env(|k: &str| (k == EMBEDDER_VAR).then(|| "titan2".to_string()));
+        let aws = crate::aws::ColdStartAws::default();
+        let Err(e) = embedder_from_env(&env, "offline", &aws).await else {
+            panic!("titan2 is no embedder");
+        };
+        assert!(e.to_string().contains(EMBEDDER_VAR), "{e}");
     }
 
-    #[test]
-    fn offline_is_deterministic_normalised_and_lexical() {
-        let a = offline_vector("Irrigate the maize field on Tuesday");
-        assert_eq!(a.len(), DIMENSIONS);
-        assert_eq!(a, offline_vector("Irrigate the maize field on Tuesday"));
-        assert!((cos(&a, &a) - 1.0).abs() < 1e-5);
-        let near = offline_vector("irrigate maize fields");
-        let far = offline_vector("vaccinate the dairy herd");
-        assert!(cos(&a, &near) > cos(&a, &far) + 0.2);
-        let empty = offline_vector("!!!");
-        assert!((cos(&empty, &empty) - 1.0).abs() < 1e-5);
+    #[cfg(not(feature = "offline"))]
+    #[tokio::test]
+    async fn without_the_offline_feature_offline_and_unset_are_refused_naming_the_variable() {
+        let aws = crate::aws::ColdStartAws::default();
+        for raw in [None, Some("offline")] {
+            let env = crate::config::Env(|k: &str| {
+                (k == EMBEDDER_VAR)
+                    .then(|| raw.map(str::to_string))
+                    .flatten()
+            });
+            let Err(e) = embedder_from_env(&env, "offline", &aws).await else {
+                panic!("{raw:?}: no offline embedder in this build");
+            };
+            let message = e.to_string();
+            assert!(message.contains(EMBEDDER_VAR), "{message}");
+            assert!(message.contains("offline"), "{message}");
+        }
     }
 
     #[test]

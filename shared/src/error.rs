@@ -60,7 +60,7 @@ pub enum Error {
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The path is served, but not with this method. 405, with an `Allow` header listing the
-    /// methods it is served with ([`crate::http::error_response`]).
+    /// methods it is served with (`farmops_http::error_response`).
     #[error("{method} is not allowed on this path; allowed: {}", .allow.join(", "))]
     MethodNotAllowed {
         method: String,
@@ -88,7 +88,7 @@ pub enum Error {
     /// (connection refused or closed, SQLSTATE class 08, admin shutdown 57P01/57P02/57P03,
     /// the pool timing out or failing to connect): nothing was saved, or the transaction's
     /// fate is unknown to this process but whole (PostgreSQL commits all or nothing). 503
-    /// with `Retry-After` ([`crate::http::error_response`]); the pool discards the broken
+    /// with `Retry-After` (`farmops_http::error_response`); the pool discards the broken
     /// connection, so the next request after the database is back succeeds.
     #[error("database unavailable: {0}")]
     DatabaseUnavailable(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -194,19 +194,6 @@ impl Error {
     }
 }
 
-/// How a function that is not behind HTTP (the scheduled jobs, migrate, reembed's events)
-/// reports a failure to the Lambda runtime: the error's code is the `errorType` CloudWatch
-/// and the invoker see (`insufficient_credits`, `model_unavailable`, ...), its message the
-/// `errorMessage`.
-impl From<Error> for lambda_http::lambda_runtime::Diagnostic {
-    fn from(e: Error) -> Self {
-        lambda_http::lambda_runtime::Diagnostic {
-            error_type: e.code().to_string(),
-            error_message: e.to_string(),
-        }
-    }
-}
-
 /// A driver error as the crate's: connection-level failures (the database unreachable,
 /// restarting, or gone mid-request) are [`Error::DatabaseUnavailable`], the rest (a refusal by
 /// the schema, a statement timeout, a bug) [`Error::Unexpected`].
@@ -252,16 +239,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_job_reports_the_errors_code_as_its_type() {
-        let d = lambda_http::lambda_runtime::Diagnostic::from(Error::InsufficientCredits {
-            needed: 3,
-            balance: 1,
-        });
-        assert_eq!(d.error_type, "insufficient_credits");
-        assert!(d.error_message.contains('3'), "{}", d.error_message);
-    }
 
     #[test]
     fn every_variant_has_its_status_and_code() {

@@ -7,8 +7,11 @@
 //! [`membership`] (who may do what), [`farm`] (the app's API over a farm), [`payments`] (Paystack
 //! top-ups: signed webhooks become paid credits), [`db`] (pool, tenant
 //! transactions, migrations), [`clinical`] (the clinical-safety rules every reply,
-//! recommendation and AI-written record passes), [`config`] and the one [`error::Error`] mapped
-//! to HTTP.
+//! recommendation and AI-written record passes), [`config`] and the one [`error::Error`] with
+//! its HTTP status and code.
+//!
+//! No HTTP types: requests, responses and the Lambda runtime's error report are the
+//! `farmops-http` crate's (`http/`), which every function links beside this one.
 //!
 //! The database enforces every invariant that matters (see `migrations/`); this crate is the
 //! thin, tested layer over it.
@@ -27,7 +30,6 @@ pub mod embed;
 pub mod error;
 pub mod evidence;
 pub mod farm;
-pub mod http;
 pub mod idempotency;
 pub mod membership;
 pub mod memory;

@@ -345,8 +345,7 @@ pub mod eventbridge;
 pub mod events;
 pub mod faults;
 pub mod kms;
-pub mod openapi;
 pub mod retrieval;
 pub mod stub;
 
-pub use events::{apigw_request, body_json, eventbridge_scheduled_event};
+pub use events::eventbridge_scheduled_event;

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use farmops::{
     config::{BillingConfig, PaystackSecretSource, Secret},
     db::Db,
-    http,
     payments::{self, paystack},
 };
+use farmops_http as http;
 use lambda_http::{Body, Request, Response};
 
 /// The routes this function serves (see [`http::check_route`]).

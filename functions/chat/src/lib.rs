@@ -8,10 +8,10 @@ use farmops::{
     Error, Result,
     chat::{self, ChatDeps, ChatLimits, FeedbackRequest, TurnRequest},
     db::Db,
-    http::{self, IdentitySource},
     model::ChatModel,
     rag::Retriever,
 };
+use farmops_http::{self as http, IdentitySource};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 

@@ -8,10 +8,10 @@ use chat::{State, handle};
 use farmops::{
     chat::ChatLimits,
     config::{Config, Env},
-    http::IdentitySource,
     model::{ChatModel, ConfiguredModel, offline::OfflineChat},
     rag::PgRetriever,
 };
+use farmops_http::IdentitySource;
 use lambda_http::{Error, service_fn};
 
 #[tokio::main]

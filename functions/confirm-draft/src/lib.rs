@@ -6,8 +6,9 @@
 
 use farmops::{
     decisions::{self, Decision, DecisionRequest},
-    http, idempotency,
+    idempotency,
 };
+use farmops_http as http;
 use lambda_http::{Body, Request, Response, http::Method};
 
 /// The routes this function serves (see [`http::check_route`]).
@@ -17,10 +18,10 @@ pub const ROUTES: &[http::Route] = &[
 ];
 
 /// Built once at cold start.
-pub use farmops::http::DbState as State;
+pub use farmops_http::DbState as State;
 
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
-    decisions::response(route(state, &req).await)
+    http::decisions::response(route(state, &req).await)
 }
 
 async fn route(state: &State, req: &Request) -> farmops::Result<decisions::Decided> {

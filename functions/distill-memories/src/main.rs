@@ -15,7 +15,7 @@ use farmops::{
     config::{Config, Env},
     memory::{distill::DistillConfig, model_extract::extractor_from_env},
 };
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -32,7 +32,7 @@ async fn main() -> Result<(), Error> {
     };
     let state = &state;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        handle(state, event).await.map_err(Diagnostic::from)
+        handle(state, event).await.map_err(farmops_http::diagnostic)
     }))
     .await
 }

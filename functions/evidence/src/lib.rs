@@ -8,8 +8,9 @@
 
 use farmops::{
     evidence::{self, Format},
-    farm, http,
+    farm,
 };
+use farmops_http as http;
 use lambda_http::{Body, Request, Response, http::Method};
 
 /// The routes this function serves (see [`http::check_route`]).
@@ -30,7 +31,7 @@ pub const ROUTES: &[http::Route] = &[
 ];
 
 /// Built once at cold start.
-pub use farmops::http::DbState as State;
+pub use farmops_http::DbState as State;
 
 pub async fn handle(state: &State, req: Request) -> Response<Body> {
     match route(state, &req).await {

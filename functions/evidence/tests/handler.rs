@@ -12,10 +12,13 @@ use farmops::{
     db::{Db, Type},
     drafts::{self, Decider, NewDraft},
     evidence as ev,
-    http::IdentitySource,
     membership::Role,
     records::RecordType,
-    testing::{TestDb, apigw_request, body_json},
+    testing::TestDb,
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json},
 };
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};

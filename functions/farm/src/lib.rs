@@ -9,8 +9,8 @@
 use farmops::{
     autonomy::AutonomyChange,
     farm::{alerts, budgets, members, memories, settings},
-    http,
 };
+use farmops_http as http;
 use lambda_http::{Body, Request, Response, http::Method};
 
 /// The routes this function serves (see [`http::check_route`]).
@@ -24,7 +24,7 @@ pub const ROUTES: &[http::Route] = &[
 ];
 
 /// Built once at cold start.
-pub use farmops::http::DbState as State;
+pub use farmops_http::DbState as State;
 
 /// The largest body a write of this function accepts.
 pub const BODY_LIMIT: usize = 8 * 1024;

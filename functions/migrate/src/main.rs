@@ -1,6 +1,6 @@
 //! migrate: cold start only (configuration, pool); the work is in `migrate::handle`.
 
-use lambda_runtime::{Diagnostic, Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 
 #[tokio::main]
@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         migrate::handle(state, event.payload)
             .await
-            .map_err(Diagnostic::from)
+            .map_err(farmops_http::diagnostic)
     }))
     .await
 }

@@ -23,8 +23,8 @@ use farmops::{
     db::Db,
     documents::{self, NewDocument},
     embed::Embedder,
-    http::{self, IdentitySource},
 };
+use farmops_http::{self as http, IdentitySource};
 use lambda_http::{
     Body, Request, Response, aws_lambda_events::apigw::ApiGatewayV2httpResponse, http::Method,
 };

@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handle_event(state, event.payload)
             .await
-            .map_err(lambda_runtime::Diagnostic::from)
+            .map_err(farmops_http::diagnostic)
     }))
     .await
 }

@@ -35,14 +35,18 @@ pub trait CheckpointSigner: Send + Sync {
 /// | `FARMOPS_EVIDENCE_KEY_FILE` | locally: a PKCS#8 PEM P-256 key file (`scripts/dev-up.sh` creates one) |
 ///
 /// None set: no signer (checkpoints are not signed).
+///
+/// The KMS client is built over the cold start's one AWS configuration (`aws`, see
+/// [`crate::aws::ColdStartAws`]), loaded here only when a KMS key is named.
 pub async fn signer_from_env(
     lookup: impl Fn(&str) -> Option<String>,
+    aws: &crate::aws::ColdStartAws,
 ) -> Result<Option<std::sync::Arc<dyn CheckpointSigner>>> {
     let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
     if let Some(key_id) = get("FARMOPS_EVIDENCE_KMS_KEY_ID") {
-        let base = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let base = aws.sdk_config(&crate::config::Env(&lookup)).await;
         let client = super::kms::KmsSigner::client_from(
-            &base,
+            base,
             get("FARMOPS_EVIDENCE_KMS_ENDPOINT").as_deref(),
         );
         let mut signer = super::kms::KmsSigner::new(client, key_id);

@@ -1,7 +1,8 @@
 //! Database faults for the handlers' tests (issue 20): a pool of its own (named by
 //! `application_name`, so its backends can be told from everyone else's), a killer that
 //! terminates that pool's backends mid-request (what a restart or a failover does to every
-//! connection), a database that cannot be reached, and the check of the 503 they must answer.
+//! connection), a database that cannot be reached (the check of the 503 they must answer:
+//! `farmops_http::testing::check_unavailable`).
 
 use std::{
     sync::{
@@ -12,7 +13,6 @@ use std::{
 };
 
 use anyhow::Result;
-use lambda_http::{Body, Response};
 use tokio::task::JoinHandle;
 
 use crate::{
@@ -98,22 +98,4 @@ impl Killer {
         self.stop.store(true, Ordering::Relaxed);
         Ok(self.task.await?)
     }
-}
-
-/// When `res` is a 503: the error is `database_unavailable` with a `Retry-After` of at least
-/// one second. Answers the status.
-pub fn check_unavailable(res: &Response<Body>) -> u16 {
-    let status = res.status().as_u16();
-    if status == 503 {
-        let body = super::body_json(res);
-        assert_eq!(body["error"]["code"], "database_unavailable", "{body}");
-        let retry = res.headers().get("retry-after").expect("Retry-After");
-        let secs: u64 = retry
-            .to_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .expect("Retry-After in seconds");
-        assert!(secs >= 1, "Retry-After: {secs}");
-    }
-    status
 }

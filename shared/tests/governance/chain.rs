@@ -549,3 +549,34 @@ async fn a_run_chained_before_0096_still_verifies() {
     let f = verify(&bundle(&db.app, farm).await).unwrap_err();
     assert_eq!(f.seq, Some(2), "{f}");
 }
+
+#[tokio::test]
+async fn the_signer_from_env_signs_with_the_kms_key_over_the_cold_starts_config() {
+    let stub = farmops::testing::kms::KmsStub::start([12; 32])
+        .await
+        .unwrap();
+    // the cold start's one configuration (fixed credentials), the stub as KMS's endpoint
+    let aws = farmops::aws::ColdStartAws::with_sdk_config(
+        farmops::testing::converse::stub_sdk_config().await,
+    );
+    let url = stub.url.clone();
+    let lookup = move |k: &str| match k {
+        "FARMOPS_EVIDENCE_KMS_KEY_ID" => Some(farmops::testing::kms::KEY_ID.to_string()),
+        "FARMOPS_EVIDENCE_KMS_ENDPOINT" => Some(url.clone()),
+        _ => None,
+    };
+    let kms = signing::signer_from_env(lookup, &aws)
+        .await
+        .unwrap()
+        .expect("a KMS signer");
+    assert_eq!(
+        kms.public_key_der().await.unwrap(),
+        stub.key.public_key_der().await.unwrap()
+    );
+    kms.sign(b"a chain head").await.unwrap();
+    let targets: Vec<String> = stub.requests().into_iter().map(|(t, _)| t).collect();
+    assert_eq!(targets, ["TrentService.GetPublicKey", "TrentService.Sign"]);
+    // nothing named: no signer
+    let none = signing::signer_from_env(|_| None, &aws).await.unwrap();
+    assert!(none.is_none());
+}

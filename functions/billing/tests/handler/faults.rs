@@ -6,8 +6,9 @@
 
 use farmops::testing::{
     BILLING_PASSWORD,
-    faults::{Killer, check_unavailable, pool, unreachable_url},
+    faults::{Killer, pool, unreachable_url},
 };
+use farmops_http::testing::check_unavailable;
 
 use super::*;
 

@@ -5,15 +5,12 @@
 use base64::Engine;
 use billing::{ROUTES, State, handle, handle_at};
 use chrono::{TimeZone, Utc};
-use farmops::{
-    config::Secret,
-    payments::paystack,
-    testing::{
-        TestDb, body_json,
-        openapi::{
-            assert_conforms_path, assert_method_not_allowed, assert_routes_are_documented,
-            unsupported_methods,
-        },
+use farmops::{config::Secret, payments::paystack, testing::TestDb};
+use farmops_http::testing::{
+    body_json,
+    openapi::{
+        assert_conforms_path, assert_method_not_allowed, assert_routes_are_documented,
+        unsupported_methods,
     },
 };
 use lambda_http::{Body, Request, Response};

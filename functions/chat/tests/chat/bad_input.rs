@@ -1,7 +1,8 @@
 //! Bad input gets the right status and code, never a 500, and reserves nothing.
 
 use anyhow::Result;
-use farmops::testing::{TestDb, apigw_request, body_json};
+use farmops::testing::TestDb;
+use farmops_http::testing::{apigw_request, body_json};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -96,7 +97,7 @@ async fn bad_requests_are_refused_with_their_status_and_cost_nothing() -> Result
     for (path, user, body, status, code) in cases {
         let req = apigw_request("POST", path, user, &[], body);
         let res = chat::handle(&state, req).await;
-        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
+        farmops_http::testing::openapi::assert_conforms_path("POST", path, &res);
         let json = body_json(&res);
         assert_eq!(
             res.status().as_u16(),

@@ -11,14 +11,16 @@ use anyhow::Result;
 use chat::State;
 use farmops::{
     chat::ChatLimits,
-    http::IdentitySource,
     model::offline::OfflineChat,
     rag::NoRetrieval,
     testing::{
-        APP_PASSWORD, TestDb, apigw_request, body_json,
-        faults::{Killer, check_unavailable, pool, unreachable_url},
-        openapi::assert_conforms_path,
+        APP_PASSWORD, TestDb,
+        faults::{Killer, pool, unreachable_url},
     },
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json, check_unavailable, openapi::assert_conforms_path},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -1,7 +1,8 @@
 //! End to end with the offline model: autonomy tiers, conversations, feedback.
 
 use anyhow::Result;
-use farmops::testing::{TestDb, apigw_request, body_json};
+use farmops::testing::TestDb;
+use farmops_http::testing::{apigw_request, body_json};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -243,7 +244,7 @@ async fn feedback(
         Some(body),
     );
     let res = chat::handle(state, req).await;
-    farmops::testing::openapi::assert_conforms_path(
+    farmops_http::testing::openapi::assert_conforms_path(
         "POST",
         &format!("/farms/{farm}/runs/{run}/feedback"),
         &res,

@@ -4,12 +4,13 @@
 use farmops::{
     autonomy::{self, AutonomySettings, Tier},
     records::RecordType,
-    testing::{
-        TestDb, apigw_request, body_json,
-        openapi::{
-            assert_conforms, assert_method_not_allowed, assert_routes_are_documented,
-            unsupported_methods,
-        },
+    testing::TestDb,
+};
+use farmops_http::testing::{
+    apigw_request, body_json,
+    openapi::{
+        assert_conforms, assert_method_not_allowed, assert_routes_are_documented,
+        unsupported_methods,
     },
 };
 use lambda_http::{Body, Response};

@@ -6,10 +6,13 @@ pub use farmops::testing::converse::{ConverseStub, HAIKU, Scripted};
 use farmops::{
     chat::ChatLimits,
     db::Type,
-    http::IdentitySource,
     model::{ChatModel, offline::OfflineChat},
     rag::NoRetrieval,
-    testing::{TestDb, apigw_request, body_json},
+    testing::TestDb,
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json},
 };
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -39,7 +42,11 @@ pub async fn chat(state: &State, farm: Uuid, user: &str, body: Value) -> (u16, V
         Some(&body.to_string()),
     );
     let res: Response<Body> = chat::handle(state, req).await;
-    farmops::testing::openapi::assert_conforms_path("POST", &format!("/farms/{farm}/chat"), &res);
+    farmops_http::testing::openapi::assert_conforms_path(
+        "POST",
+        &format!("/farms/{farm}/chat"),
+        &res,
+    );
     (res.status().as_u16(), body_json(&res))
 }
 

@@ -7,10 +7,13 @@ use confirm_draft::{State, handle};
 use farmops::{
     decisions::REPLAYED_HEADER,
     drafts::{self, NewDraft},
-    http::IdentitySource,
     recommendations::{self, NewRecommendation},
     records::RecordType,
-    testing::{TestDb, apigw_request, body_json},
+    testing::TestDb,
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -82,7 +85,7 @@ impl Fixture {
             apigw_request("POST", path, user, headers, body),
         )
         .await;
-        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
+        farmops_http::testing::openapi::assert_conforms_path("POST", path, &res);
         (res.status().as_u16(), body_json(&res), res)
     }
 
@@ -313,7 +316,7 @@ async fn bad_requests_get_their_status_never_500() -> R {
         apigw_request("GET", &path, Some("owner"), &[], None),
     )
     .await;
-    farmops::testing::openapi::assert_conforms_path("GET", &path, &res);
+    farmops_http::testing::openapi::assert_conforms_path("GET", &path, &res);
     assert_eq!(res.status(), 405, "only POST is served");
     assert_eq!(res.headers()["allow"], "POST");
     assert_eq!(f.draft_status(id).await?, "pending", "nothing was decided");

@@ -1,7 +1,7 @@
 //! confirm-draft's real responses (success and refusals) conform to docs/openapi.yaml, and the
 //! check itself fails on a body that does not.
 
-use farmops::testing::openapi::{
+use farmops_http::testing::openapi::{
     assert_conforms, assert_method_not_allowed, assert_routes_are_documented, conformance_errors,
     parameter_allows, unsupported_methods,
 };

@@ -6,13 +6,15 @@
 
 use discard_draft::{State, handle};
 use farmops::{
-    http::IdentitySource,
     records::RecordType,
     testing::{
-        APP_PASSWORD, apigw_request,
-        faults::{Killer, check_unavailable, pool, unreachable_url},
-        openapi::assert_conforms_path,
+        APP_PASSWORD,
+        faults::{Killer, pool, unreachable_url},
     },
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, check_unavailable, openapi::assert_conforms_path},
 };
 use serde_json::json;
 use uuid::Uuid;

@@ -7,10 +7,13 @@ use discard_draft::{State, handle};
 use farmops::{
     decisions::REPLAYED_HEADER,
     drafts::{self, NewDraft},
-    http::IdentitySource,
     recommendations::{self, NewRecommendation},
     records::RecordType,
-    testing::{TestDb, apigw_request, body_json},
+    testing::TestDb,
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json},
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -82,7 +85,7 @@ impl Fixture {
             apigw_request("POST", path, user, headers, body),
         )
         .await;
-        farmops::testing::openapi::assert_conforms_path("POST", path, &res);
+        farmops_http::testing::openapi::assert_conforms_path("POST", path, &res);
         (res.status().as_u16(), body_json(&res), res)
     }
 

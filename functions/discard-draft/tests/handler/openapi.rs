@@ -1,6 +1,6 @@
 //! discard-draft's real responses (success and refusals) conform to docs/openapi.yaml.
 
-use farmops::testing::openapi::{
+use farmops_http::testing::openapi::{
     assert_conforms, assert_method_not_allowed, assert_routes_are_documented, unsupported_methods,
 };
 

@@ -5,7 +5,7 @@ use farmops::evidence::{
     chain::{self, Bundle, TrustedKey},
     signing::{self, KeyFileSigner},
 };
-use farmops::testing::openapi::assert_conforms;
+use farmops_http::testing::openapi::assert_conforms;
 
 use super::*;
 

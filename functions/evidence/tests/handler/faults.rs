@@ -5,9 +5,9 @@
 
 use farmops::testing::{
     APP_PASSWORD,
-    faults::{Killer, check_unavailable, pool, unreachable_url},
-    openapi::assert_conforms_path,
+    faults::{Killer, pool, unreachable_url},
 };
+use farmops_http::testing::{check_unavailable, openapi::assert_conforms_path};
 
 use super::*;
 

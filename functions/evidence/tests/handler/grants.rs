@@ -2,7 +2,7 @@
 //! left, its status through expiry, the `expire_grant` entry, roles, and the document.
 
 use farmops::credits::{LotCategory, LotSource, NewLot};
-use farmops::testing::openapi::assert_conforms;
+use farmops_http::testing::openapi::assert_conforms;
 
 use super::*;
 

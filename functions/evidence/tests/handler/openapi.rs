@@ -1,7 +1,7 @@
 //! The evidence function's real responses (JSON, HTML, CSV and every refusal) conform to
 //! docs/openapi.yaml, and the check itself fails on bodies that do not.
 
-use farmops::testing::openapi::{
+use farmops_http::testing::openapi::{
     assert_conforms, assert_method_not_allowed, assert_routes_are_documented, conformance_errors,
     conformance_errors_as, parameter_allows, unsupported_methods,
 };

@@ -269,7 +269,7 @@ async fn governance_acts_appear_in_the_html_evidence() -> Result<()> {
 /// those paths is a 405 with `Allow` (not a 404).
 #[tokio::test]
 async fn other_methods_answer_405_with_allow() -> Result<()> {
-    use farmops::testing::openapi::{
+    use farmops_http::testing::openapi::{
         assert_method_not_allowed, assert_routes_are_documented, unsupported_methods,
     };
     let api = Api::new().await?;

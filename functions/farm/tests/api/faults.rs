@@ -7,8 +7,9 @@
 use anyhow::Result;
 use farmops::testing::{
     APP_PASSWORD,
-    faults::{Killer, check_unavailable, pool, unreachable_url},
+    faults::{Killer, pool, unreachable_url},
 };
+use farmops_http::testing::check_unavailable;
 use serde_json::json;
 
 use super::*;

@@ -14,10 +14,10 @@ mod memories;
 mod pages;
 
 use anyhow::Result;
-use farmops::{
-    db::Type,
-    http::IdentitySource,
-    testing::{TestDb, apigw_request, body_json, openapi::assert_conforms_path},
+use farmops::{db::Type, testing::TestDb};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json, openapi::assert_conforms_path},
 };
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -32,7 +32,7 @@ pub struct Api {
 impl Api {
     pub async fn new() -> Result<Api> {
         let db = TestDb::new().await?;
-        let state = || farmops::http::DbState {
+        let state = || farmops_http::DbState {
             db: db.app.clone(),
             identity: IdentitySource::default(),
         };

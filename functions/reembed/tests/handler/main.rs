@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use farmops::{
     embed::{OfflineEmbedder, TITAN_MODEL_ID},
-    http::IdentitySource,
     rag::{PgRetriever, Retriever},
-    testing::{TestDb, apigw_request, body_json, eventbridge_scheduled_event},
+    testing::{TestDb, eventbridge_scheduled_event},
+};
+use farmops_http::{
+    IdentitySource,
+    testing::{apigw_request, body_json},
 };
 use reembed::{State, handle, handle_event};
 use serde_json::json;
@@ -261,7 +264,7 @@ async fn answers_cargo_lambda_watch_function_url_events() -> R {
         if let Some(user) = user {
             event
                 .headers
-                .insert(farmops::http::DEV_USER_HEADER, user.parse().unwrap());
+                .insert(farmops_http::DEV_USER_HEADER, user.parse().unwrap());
         }
         event.body = body.map(str::to_string);
         serde_json::to_value(&event).unwrap()

@@ -5,13 +5,11 @@
 use farmops::{
     credits,
     embed::TitanEmbedder,
-    testing::{
-        converse::{ConverseStub, Scripted},
-        openapi::{
-            assert_conforms, assert_method_not_allowed, assert_routes_are_documented,
-            conformance_errors, unsupported_methods,
-        },
-    },
+    testing::converse::{ConverseStub, Scripted},
+};
+use farmops_http::testing::openapi::{
+    assert_conforms, assert_method_not_allowed, assert_routes_are_documented, conformance_errors,
+    unsupported_methods,
 };
 use lambda_http::{Body, Response};
 

@@ -1,7 +1,7 @@
 use lambda_http::Request;
 
 use super::*;
-use crate::error::Error;
+use farmops::error::Error;
 
 fn event(
     path: &str,
@@ -179,4 +179,14 @@ fn a_served_path_with_another_method_is_a_405_with_allow() {
         assert_eq!(err.status(), 404, "{path}");
         assert!(!error_response(&err).headers().contains_key("allow"));
     }
+}
+
+#[test]
+fn a_job_reports_the_errors_code_as_its_type() {
+    let d = crate::diagnostic(Error::InsufficientCredits {
+        needed: 3,
+        balance: 1,
+    });
+    assert_eq!(d.error_type, "insufficient_credits");
+    assert!(d.error_message.contains('3'), "{}", d.error_message);
 }

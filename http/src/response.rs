@@ -3,7 +3,7 @@
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use farmops::error::{Error, Result};
 
 pub fn json_response(status: u16, body: &impl Serialize) -> Response<Body> {
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".into());

@@ -128,9 +128,9 @@ pub fn routes_of(function: &str) -> Vec<(String, String)> {
     routes
 }
 
-/// Panics unless a function's route table (`farmops::http::Route`s) is exactly the routes
+/// Panics unless a function's route table (`farmops_http::Route`s) is exactly the routes
 /// the document gives it.
-pub fn assert_routes_are_documented(function: &str, routes: &[crate::http::Route]) {
+pub fn assert_routes_are_documented(function: &str, routes: &[crate::Route]) {
     let mut ours: Vec<(String, String)> = routes
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))

@@ -4,7 +4,7 @@ use lambda_http::{Body, Request, RequestExt, request::RequestContext};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use farmops::error::{Error, Result};
 
 /// The largest JSON body any route accepts (routes may set a smaller limit).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -19,7 +19,7 @@ pub const DEV_USER_HEADER: &str = "x-farmops-dev-user";
 /// the process is not running inside AWS Lambda; the deployed template never sets the
 /// variable, and inside Lambda it is refused regardless.
 ///
-/// "Inside AWS Lambda" is [`crate::aws::LambdaHost::is_aws`]: the real service, not
+/// "Inside AWS Lambda" is [`farmops::aws::LambdaHost::is_aws`]: the real service, not
 /// `cargo lambda watch` (which serves the functions locally with the header on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IdentitySource {
@@ -33,7 +33,7 @@ impl IdentitySource {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let requested = lookup("FARMOPS_DEV_IDENTITY").is_some_and(|v| v.trim() == "1");
-        let in_lambda = crate::aws::LambdaHost::from_lookup(lookup).is_aws();
+        let in_lambda = farmops::aws::LambdaHost::from_lookup(lookup).is_aws();
         if requested && in_lambda {
             tracing::warn!("FARMOPS_DEV_IDENTITY is ignored inside AWS Lambda");
         }
