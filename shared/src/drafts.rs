@@ -1,13 +1,14 @@
 //! Drafts: what the AI proposed, held until a human confirms or discards it.
 //!
-//! Confirming locks the draft, validates the payload (the edited one if given) with the
-//! record type's schema, writes the farm record with its provenance and marks the draft
+//! Confirming locks the draft, validates the payload (the edited one if given, else the stored
+//! one again: a stored payload is only JSON read back, and a record is written only from a
+//! [`ValidatedPayload`]) with the record type's schema, writes the farm record with its provenance and marks the draft
 //! confirmed, in one transaction. The schema refuses any second decision, and at most one
 //! record can ever exist per draft (`UNIQUE (draft_id)` on every record table).
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -15,7 +16,7 @@ use crate::{
     db::{TenantTx, Type},
     error::{Error, Result},
     membership::Role,
-    records::{self, Provenance, RecordType, Source},
+    records::{self, Provenance, RecordType, Source, ValidatedPayload},
 };
 
 pub use crate::status::DraftStatus;
@@ -65,20 +66,19 @@ impl Draft {
     }
 }
 
-/// A proposal to hold for a human. `payload` must already have passed
-/// [`records::validate_payload`].
+/// A proposal to hold for a human: a payload that passed [`records::validate_payload`] (its
+/// record type is the draft's).
 #[derive(Debug, Clone)]
 pub struct NewDraft<'a> {
     pub ai_run_id: Option<Uuid>,
-    pub record_type: RecordType,
-    pub payload: &'a Map<String, Value>,
+    pub payload: &'a ValidatedPayload,
     pub summary: Option<&'a str>,
     pub created_by: &'a str,
 }
 
 pub async fn create_draft(tx: &TenantTx, draft: &NewDraft<'_>) -> Result<Draft> {
     let farm_id = tx.farm_id();
-    let payload = Value::Object(draft.payload.clone());
+    let payload = draft.payload.to_value();
     let row = tx
         .query_one(
             &format!(
@@ -88,7 +88,7 @@ pub async fn create_draft(tx: &TenantTx, draft: &NewDraft<'_>) -> Result<Draft> 
             &[
                 (&farm_id, Type::UUID),
                 (&draft.ai_run_id, Type::UUID),
-                (&draft.record_type.as_str(), Type::TEXT),
+                (&draft.payload.record_type().as_str(), Type::TEXT),
                 (&payload, Type::JSONB),
                 (&draft.summary, Type::TEXT),
                 (&draft.created_by, Type::TEXT),
@@ -174,7 +174,6 @@ pub async fn confirm_draft(
         records::validate_payload(draft.record_type, edits.unwrap_or(&draft.payload), today)?;
     let record = records::insert_record(
         tx,
-        draft.record_type,
         &payload,
         &Provenance {
             source: Source::AiDraft,
@@ -190,7 +189,7 @@ pub async fn confirm_draft(
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::unexpected("inserted record has no id"))?;
-    let edited = edits.map(|_| Value::Object(payload));
+    let edited = edits.map(|_| payload.into_value());
     let row = tx
         .query_one(
             &format!(

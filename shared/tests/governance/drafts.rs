@@ -38,7 +38,6 @@ async fn draft(db: &Db, farm: Uuid, record_type: RecordType, payload: Value) -> 
         &tx,
         &NewDraft {
             ai_run_id: Some(run.run_id),
-            record_type,
             payload: &payload,
             summary: None,
             created_by: "worker-1",
