@@ -17,6 +17,7 @@ use crate::{
     error::{Error, Result},
     membership::Role,
     records::{self, Provenance, RecordType, Source, ValidatedPayload},
+    text::{Note, Reason},
 };
 
 pub use crate::status::DraftStatus;
@@ -154,8 +155,9 @@ pub struct Confirmed {
 }
 
 /// Confirms a pending draft: writes its record (from `edits` when given, validated with the
-/// same schema) and marks the draft confirmed. Order of refusals: 404 (not this farm's),
-/// 403 (role), 409 (already decided), 422 (payload). Call inside the request's transaction
+/// same schema) and marks the draft confirmed, with the note parsed by [`Note::parse`]
+/// (trimmed; blank is none). Order of refusals: 404 (not this farm's), 403 (role),
+/// 409 (already decided), 422 (note, then payload). Call inside the request's transaction
 /// and commit after.
 #[tracing::instrument(skip(tx, edits, note), fields(farm_id = %tx.farm_id(), draft_id = %draft_id))]
 pub async fn confirm_draft(
@@ -169,7 +171,7 @@ pub async fn confirm_draft(
     let draft = lock_draft(tx, draft_id).await?;
     authorize(by.role, &draft)?;
     must_be_pending(&draft)?;
-    check_note(note)?;
+    let note = Note::parse(note)?;
     let payload =
         records::validate_payload(draft.record_type, edits.unwrap_or(&draft.payload), today)?;
     let record = records::insert_record(
@@ -203,7 +205,7 @@ pub async fn confirm_draft(
                 (&tx.farm_id(), Type::UUID),
                 (&draft_id, Type::UUID),
                 (&by.user_id, Type::TEXT),
-                (&note, Type::TEXT),
+                (&note.as_ref().map(Note::as_str), Type::TEXT),
                 (&edited, Type::JSONB),
                 (&record_id, Type::UUID),
             ],
@@ -215,8 +217,9 @@ pub async fn confirm_draft(
     })
 }
 
-/// Discards a pending draft with a reason (1 to 500 characters). Nothing is written. Same
-/// order of refusals as [`confirm_draft`]: 404, 403, 409, then 422 for the reason.
+/// Discards a pending draft with a reason ([`Reason::parse`]: trimmed, 1 to 500 characters).
+/// Nothing is written. Same order of refusals as [`confirm_draft`]: 404, 403, 409, then 422
+/// for the reason.
 #[tracing::instrument(skip(tx, reason), fields(farm_id = %tx.farm_id(), draft_id = %draft_id))]
 pub async fn discard_draft(
     tx: &TenantTx,
@@ -227,7 +230,7 @@ pub async fn discard_draft(
     let draft = lock_draft(tx, draft_id).await?;
     authorize(by.role, &draft)?;
     must_be_pending(&draft)?;
-    let reason = check_reason(reason)?;
+    let reason = Reason::parse(reason)?;
     let row = tx
         .query_one(
             &format!(
@@ -236,67 +239,13 @@ pub async fn discard_draft(
                   WHERE farm_id = $1 AND id = $2 AND status = 'pending'
                  RETURNING {DRAFT_COLUMNS}"
             ),
-            &[(&tx.farm_id(), Type::UUID), (&draft_id, Type::UUID), (&by.user_id, Type::TEXT), (&reason, Type::TEXT)],
+            &[(&tx.farm_id(), Type::UUID), (&draft_id, Type::UUID), (&by.user_id, Type::TEXT), (&reason.as_str(), Type::TEXT)],
         )
         .await?;
     Draft::from_row(&row)
 }
 
-/// A decision's reason (discard, reject): trimmed, 1 to 500 characters, else 422.
-pub fn check_reason(reason: &str) -> Result<&str> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Error::invalid("reason", "must be 1 to 500 characters"));
-    }
-    Ok(reason)
-}
-
-/// A decision's optional note (confirm, approve): at most 500 characters, else 422.
-pub fn check_note(note: Option<&str>) -> Result<()> {
-    match note {
-        Some(n) if n.chars().count() > 500 => {
-            Err(Error::invalid("note", "must be at most 500 characters"))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// One draft of the tenant's farm.
 pub async fn get_draft(tx: &TenantTx, draft_id: Uuid) -> Result<Draft> {
     read_draft(tx, draft_id, "").await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_and_notes_have_their_limits() {
-        let long = "x".repeat(501);
-        let cases: [(&str, Option<&str>); 5] = [
-            ("", None),
-            ("   ", None),
-            (&long, None),
-            (" spoiled feed ", Some("spoiled feed")),
-            ("é", Some("é")),
-        ];
-        for (reason, expected) in cases {
-            match expected {
-                Some(want) => assert_eq!(check_reason(reason).unwrap(), want),
-                None => assert_eq!(
-                    check_reason(reason).unwrap_err().status(),
-                    422,
-                    "{reason:?}"
-                ),
-            }
-        }
-        assert!(
-            check_reason(&"é".repeat(500)).is_ok(),
-            "characters, not bytes"
-        );
-        assert!(check_note(None).is_ok());
-        assert!(check_note(Some("")).is_ok());
-        assert!(check_note(Some(&"n".repeat(500))).is_ok());
-        assert_eq!(check_note(Some(&long)).unwrap_err().status(), 422);
-    }
 }
