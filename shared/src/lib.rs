@@ -45,5 +45,6 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
+pub mod tokens;
 
 pub use error::{Error, Result};

@@ -5,6 +5,7 @@ use chrono::{Datelike, NaiveDate, Weekday};
 use serde_json::{Value, json};
 
 use super::money;
+use crate::tokens::{self, Split};
 
 /// One tool call read from a sentence: tool name and input.
 pub type ToolCall = (String, Value);
@@ -52,8 +53,9 @@ fn number(word: &str) -> Option<f64> {
     cleaned.trim_end_matches('.').parse().ok()
 }
 
-fn words(lower: &str) -> Vec<&str> {
-    lower.split_whitespace().collect()
+/// A clause's tokens with their punctuation ([`Split::Whitespace`]): amounts like "45,000".
+fn words(text: &str) -> Vec<&str> {
+    tokens::split(text, Split::Whitespace)
 }
 
 /// The original-case text after the first `" {word} "` (e.g. the place after " in ").
@@ -89,7 +91,7 @@ fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
 fn expense_description<'a>(original: &'a str, lower: &str, verb: &str) -> Option<&'a str> {
     let not_amount = |text: &&str| {
         let lower = text.to_ascii_lowercase();
-        !money::is_only_amount(&lower.split_whitespace().collect::<Vec<_>>())
+        !money::is_only_amount(&words(&lower))
     };
     if verb == "bought" {
         let bought = after(original, lower, "bought")?;
@@ -270,7 +272,7 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
         let mut input = json!({ "average_grams": grams });
         if j > 0 {
             let start = original.to_ascii_lowercase().find(w[0]).unwrap_or(0);
-            let place: Vec<&str> = original[start..].split_whitespace().take(j).collect();
+            let place: Vec<&str> = words(&original[start..]).into_iter().take(j).collect();
             input["location"] = json!(place.join(" "));
         }
         return call("weight", input);
