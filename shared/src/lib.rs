@@ -31,8 +31,6 @@ pub mod http;
 pub mod idempotency;
 pub mod membership;
 pub mod memory;
-// its few casts are fixed with the model work under way there (#15)
-#[allow(clippy::cast_possible_truncation)]
 pub mod model;
 pub mod payments;
 pub mod rag;

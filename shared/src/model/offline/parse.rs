@@ -2,6 +2,7 @@
 //! expenses and symptoms.
 
 use chrono::{Datelike, NaiveDate, Weekday};
+use num_traits::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::money;
@@ -51,6 +52,13 @@ fn number(word: &str) -> Option<f64> {
         return None;
     }
     cleaned.trim_end_matches('.').parse().ok()
+}
+
+/// A number as a count for the record: its whole part (a count read as "2.5" is 2), or the
+/// number as read when no `i64` holds it (beyond 9.2e18), which the record schema then refuses
+/// instead of a count quietly clamped to `i64::MAX`.
+fn count_value(n: f64) -> Value {
+    n.to_i64().map_or_else(|| json!(n), |count| json!(count))
 }
 
 /// A clause's tokens with their punctuation ([`Split::Whitespace`]): amounts like "45,000".
@@ -192,7 +200,7 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
     }
     if lower.contains(" died") || lower.contains(" dead ") || lower.contains(" death") {
         let count = first_number()?;
-        let mut input = json!({ "count": count as i64 });
+        let mut input = json!({ "count": count_value(count) });
         let i = w.iter().position(|x| number(x).is_some())?;
         if let Some(group) = w
             .get(i + 1)
@@ -294,7 +302,7 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
             .trim();
         let mut input = json!({ "symptoms": symptoms });
         if let Some(n) = first_number() {
-            input["affected_count"] = json!(n as i64);
+            input["affected_count"] = count_value(n);
         }
         if let Some(p) = place() {
             input["location"] = json!(p);
