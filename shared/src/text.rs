@@ -29,6 +29,8 @@ pub const NOTE_MAX: usize = 500;
 /// The longest reason, in characters (the same `decision_note` column).
 pub const REASON_MAX: usize = 500;
 
+// Here rather than in `error.rs` while that module's HTTP half moves to its own crate (#15);
+// it belongs beside `Error::invalid` once that settles.
 impl From<FieldError> for Error {
     fn from(e: FieldError) -> Error {
         Error::Invalid(vec![e])
