@@ -37,5 +37,4 @@ pub const GLOBAL_FARM_ID: Uuid = Uuid::nil();
 pub const CHUNK_CHARS: usize = 800;
 pub const CHUNK_OVERLAP: usize = 200;
 pub const SWEEP_BATCH: i64 = 64;
-pub const TITLE_MAX: usize = 300;
 pub const BODY_MAX: usize = 200_000;

@@ -1,13 +1,14 @@
 //! Drafts: what the AI proposed, held until a human confirms or discards it.
 //!
-//! Confirming locks the draft, validates the payload (the edited one if given) with the
-//! record type's schema, writes the farm record with its provenance and marks the draft
+//! Confirming locks the draft, validates the payload (the edited one if given, else the stored
+//! one again: a stored payload is only JSON read back, and a record is written only from a
+//! [`ValidatedPayload`]) with the record type's schema, writes the farm record with its provenance and marks the draft
 //! confirmed, in one transaction. The schema refuses any second decision, and at most one
 //! record can ever exist per draft (`UNIQUE (draft_id)` on every record table).
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -15,7 +16,8 @@ use crate::{
     db::{TenantTx, Type},
     error::{Error, Result},
     membership::Role,
-    records::{self, Provenance, RecordType, Source},
+    records::{self, Provenance, RecordType, Source, ValidatedPayload},
+    text::{Note, Reason},
 };
 
 pub use crate::status::DraftStatus;
@@ -65,20 +67,19 @@ impl Draft {
     }
 }
 
-/// A proposal to hold for a human. `payload` must already have passed
-/// [`records::validate_payload`].
+/// A proposal to hold for a human: a payload that passed [`records::validate_payload`] (its
+/// record type is the draft's).
 #[derive(Debug, Clone)]
 pub struct NewDraft<'a> {
     pub ai_run_id: Option<Uuid>,
-    pub record_type: RecordType,
-    pub payload: &'a Map<String, Value>,
+    pub payload: &'a ValidatedPayload,
     pub summary: Option<&'a str>,
     pub created_by: &'a str,
 }
 
 pub async fn create_draft(tx: &TenantTx, draft: &NewDraft<'_>) -> Result<Draft> {
     let farm_id = tx.farm_id();
-    let payload = Value::Object(draft.payload.clone());
+    let payload = draft.payload.to_value();
     let row = tx
         .query_one(
             &format!(
@@ -88,7 +89,7 @@ pub async fn create_draft(tx: &TenantTx, draft: &NewDraft<'_>) -> Result<Draft> 
             &[
                 (&farm_id, Type::UUID),
                 (&draft.ai_run_id, Type::UUID),
-                (&draft.record_type.as_str(), Type::TEXT),
+                (&draft.payload.record_type().as_str(), Type::TEXT),
                 (&payload, Type::JSONB),
                 (&draft.summary, Type::TEXT),
                 (&draft.created_by, Type::TEXT),
@@ -154,8 +155,9 @@ pub struct Confirmed {
 }
 
 /// Confirms a pending draft: writes its record (from `edits` when given, validated with the
-/// same schema) and marks the draft confirmed. Order of refusals: 404 (not this farm's),
-/// 403 (role), 409 (already decided), 422 (payload). Call inside the request's transaction
+/// same schema) and marks the draft confirmed, with the note parsed by [`Note::parse`]
+/// (trimmed; blank is none). Order of refusals: 404 (not this farm's), 403 (role),
+/// 409 (already decided), 422 (note, then payload). Call inside the request's transaction
 /// and commit after.
 #[tracing::instrument(skip(tx, edits, note), fields(farm_id = %tx.farm_id(), draft_id = %draft_id))]
 pub async fn confirm_draft(
@@ -169,12 +171,11 @@ pub async fn confirm_draft(
     let draft = lock_draft(tx, draft_id).await?;
     authorize(by.role, &draft)?;
     must_be_pending(&draft)?;
-    check_note(note)?;
+    let note = Note::parse(note)?;
     let payload =
         records::validate_payload(draft.record_type, edits.unwrap_or(&draft.payload), today)?;
     let record = records::insert_record(
         tx,
-        draft.record_type,
         &payload,
         &Provenance {
             source: Source::AiDraft,
@@ -190,7 +191,7 @@ pub async fn confirm_draft(
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::unexpected("inserted record has no id"))?;
-    let edited = edits.map(|_| Value::Object(payload));
+    let edited = edits.map(|_| payload.into_value());
     let row = tx
         .query_one(
             &format!(
@@ -204,7 +205,7 @@ pub async fn confirm_draft(
                 (&tx.farm_id(), Type::UUID),
                 (&draft_id, Type::UUID),
                 (&by.user_id, Type::TEXT),
-                (&note, Type::TEXT),
+                (&note.as_ref().map(Note::as_str), Type::TEXT),
                 (&edited, Type::JSONB),
                 (&record_id, Type::UUID),
             ],
@@ -216,8 +217,9 @@ pub async fn confirm_draft(
     })
 }
 
-/// Discards a pending draft with a reason (1 to 500 characters). Nothing is written. Same
-/// order of refusals as [`confirm_draft`]: 404, 403, 409, then 422 for the reason.
+/// Discards a pending draft with a reason ([`Reason::parse`]: trimmed, 1 to 500 characters).
+/// Nothing is written. Same order of refusals as [`confirm_draft`]: 404, 403, 409, then 422
+/// for the reason.
 #[tracing::instrument(skip(tx, reason), fields(farm_id = %tx.farm_id(), draft_id = %draft_id))]
 pub async fn discard_draft(
     tx: &TenantTx,
@@ -228,7 +230,7 @@ pub async fn discard_draft(
     let draft = lock_draft(tx, draft_id).await?;
     authorize(by.role, &draft)?;
     must_be_pending(&draft)?;
-    let reason = check_reason(reason)?;
+    let reason = Reason::parse(reason)?;
     let row = tx
         .query_one(
             &format!(
@@ -237,67 +239,13 @@ pub async fn discard_draft(
                   WHERE farm_id = $1 AND id = $2 AND status = 'pending'
                  RETURNING {DRAFT_COLUMNS}"
             ),
-            &[(&tx.farm_id(), Type::UUID), (&draft_id, Type::UUID), (&by.user_id, Type::TEXT), (&reason, Type::TEXT)],
+            &[(&tx.farm_id(), Type::UUID), (&draft_id, Type::UUID), (&by.user_id, Type::TEXT), (&reason.as_str(), Type::TEXT)],
         )
         .await?;
     Draft::from_row(&row)
 }
 
-/// A decision's reason (discard, reject): trimmed, 1 to 500 characters, else 422.
-pub fn check_reason(reason: &str) -> Result<&str> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(Error::invalid("reason", "must be 1 to 500 characters"));
-    }
-    Ok(reason)
-}
-
-/// A decision's optional note (confirm, approve): at most 500 characters, else 422.
-pub fn check_note(note: Option<&str>) -> Result<()> {
-    match note {
-        Some(n) if n.chars().count() > 500 => {
-            Err(Error::invalid("note", "must be at most 500 characters"))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// One draft of the tenant's farm.
 pub async fn get_draft(tx: &TenantTx, draft_id: Uuid) -> Result<Draft> {
     read_draft(tx, draft_id, "").await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_and_notes_have_their_limits() {
-        let long = "x".repeat(501);
-        let cases: [(&str, Option<&str>); 5] = [
-            ("", None),
-            ("   ", None),
-            (&long, None),
-            (" spoiled feed ", Some("spoiled feed")),
-            ("é", Some("é")),
-        ];
-        for (reason, expected) in cases {
-            match expected {
-                Some(want) => assert_eq!(check_reason(reason).unwrap(), want),
-                None => assert_eq!(
-                    check_reason(reason).unwrap_err().status(),
-                    422,
-                    "{reason:?}"
-                ),
-            }
-        }
-        assert!(
-            check_reason(&"é".repeat(500)).is_ok(),
-            "characters, not bytes"
-        );
-        assert!(check_note(None).is_ok());
-        assert!(check_note(Some("")).is_ok());
-        assert!(check_note(Some(&"n".repeat(500))).is_ok());
-        assert_eq!(check_note(Some(&long)).unwrap_err().status(), 422);
-    }
 }

@@ -33,8 +33,6 @@ pub mod farm;
 pub mod idempotency;
 pub mod membership;
 pub mod memory;
-// its few casts are fixed with the model work under way there (#15)
-#[allow(clippy::cast_possible_truncation)]
 pub mod model;
 pub mod payments;
 pub mod rag;
@@ -46,5 +44,7 @@ pub mod status;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
+pub mod tokens;
 
 pub use error::{Error, Result};

@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use crate::{
     db::{TenantTx, Type},
-    drafts::{Decider, check_note, check_reason},
+    drafts::Decider,
     error::{Error, FieldError, Result},
+    text::{Note, Reason, Title, TitleKind},
 };
 
 pub use crate::status::RecommendationStatus;
@@ -63,22 +64,26 @@ pub struct NewRecommendation<'a> {
     pub created_by: &'a str,
 }
 
-/// Title 1..200 and body 1..4000 characters (trimmed); 422 naming each bad field.
-pub fn validate_new(rec: &NewRecommendation<'_>) -> Result<()> {
+/// The longest body, in characters (the column's CHECK).
+pub const BODY_MAX: usize = 4000;
+
+/// Title ([`Title::parse`], 1..200 characters) and body (1..4000 characters), trimmed; 422
+/// naming each bad field. Returns the parsed title.
+pub fn validate_new(rec: &NewRecommendation<'_>) -> Result<Title> {
     let mut errors = Vec::new();
-    for (field, value, max) in [("title", rec.title, 200), ("body", rec.body, 4000)] {
-        let n = value.trim().chars().count();
-        if n == 0 || n > max {
-            errors.push(FieldError::new(
-                field,
-                format!("must be 1 to {max} characters"),
-            ));
-        }
+    let title = Title::parse(TitleKind::Recommendation, rec.title)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let n = rec.body.trim().chars().count();
+    if n == 0 || n > BODY_MAX {
+        errors.push(FieldError::new(
+            "body",
+            format!("must be 1 to {BODY_MAX} characters"),
+        ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(errors))
+    match title {
+        Some(title) if errors.is_empty() => Ok(title),
+        _ => Err(Error::Invalid(errors)),
     }
 }
 
@@ -86,7 +91,7 @@ pub async fn create_recommendation(
     tx: &TenantTx,
     rec: &NewRecommendation<'_>,
 ) -> Result<Recommendation> {
-    validate_new(rec)?;
+    let title = validate_new(rec)?;
     let row = tx
         .query_one(
             &format!(
@@ -96,7 +101,7 @@ pub async fn create_recommendation(
             &[
                 (&tx.farm_id(), Type::UUID),
                 (&rec.ai_run_id, Type::UUID),
-                (&rec.title.trim(), Type::TEXT),
+                (&title.as_str(), Type::TEXT),
                 (&rec.body.trim(), Type::TEXT),
                 (&rec.created_by, Type::TEXT),
             ],
@@ -168,7 +173,8 @@ async fn decide(
     Ok(Recommendation::from_row(&row))
 }
 
-/// Approves a pending recommendation, with an optional note (at most 500 characters).
+/// Approves a pending recommendation, with an optional note ([`Note::parse`]: trimmed, at
+/// most 500 characters; blank is none).
 #[tracing::instrument(skip(tx, note), fields(farm_id = %tx.farm_id(), recommendation_id = %id))]
 pub async fn approve_recommendation(
     tx: &TenantTx,
@@ -177,12 +183,19 @@ pub async fn approve_recommendation(
     note: Option<&str>,
 ) -> Result<Recommendation> {
     lock_for_decision(tx, id, by).await?;
-    check_note(note)?;
-    let note = note.map(str::trim).filter(|n| !n.is_empty());
-    decide(tx, id, by, RecommendationStatus::Approved, note).await
+    let note = Note::parse(note)?;
+    decide(
+        tx,
+        id,
+        by,
+        RecommendationStatus::Approved,
+        note.as_ref().map(Note::as_str),
+    )
+    .await
 }
 
-/// Rejects a pending recommendation with a reason (1 to 500 characters).
+/// Rejects a pending recommendation with a reason ([`Reason::parse`]: trimmed, 1 to 500
+/// characters).
 #[tracing::instrument(skip(tx, reason), fields(farm_id = %tx.farm_id(), recommendation_id = %id))]
 pub async fn reject_recommendation(
     tx: &TenantTx,
@@ -191,8 +204,15 @@ pub async fn reject_recommendation(
     reason: &str,
 ) -> Result<Recommendation> {
     lock_for_decision(tx, id, by).await?;
-    let reason = check_reason(reason)?;
-    decide(tx, id, by, RecommendationStatus::Rejected, Some(reason)).await
+    let reason = Reason::parse(reason)?;
+    decide(
+        tx,
+        id,
+        by,
+        RecommendationStatus::Rejected,
+        Some(reason.as_str()),
+    )
+    .await
 }
 
 #[cfg(test)]

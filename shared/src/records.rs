@@ -1,16 +1,19 @@
 //! Farm records the AI may write: their types, payload schemas and validation.
 //!
 //! One table of field specs per record type drives both [`validate_payload`] (what the
-//! executor and the confirm path accept) and [`json_schema`] (what the model is told), so the
+//! executor and the confirm path accept, as a [`ValidatedPayload`], the only payload
+//! [`insert_record`] and a draft take) and [`json_schema`] (what the model is told), so the
 //! two cannot drift apart. The database re-checks every range with its own CHECKs.
 use serde::{Deserialize, Serialize};
 
 mod insert;
+mod payload;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use insert::{Provenance, Source, insert_record};
+pub use payload::ValidatedPayload;
 pub use validate::{json_schema, validate_payload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use farmops::status::{DraftStatus, RunStatus};
 use uuid::Uuid;
 
 use super::{
@@ -63,7 +64,7 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
         let closes = r.settle_legs + r.expire_legs;
         if closes > 1 {
             flag(CLOSED_TWICE, format!("run {id}: {closes} closing legs"));
-        } else if closes == 0 || r.status == "reserved" {
+        } else if closes == 0 || r.status == RunStatus::Reserved {
             flag(LEFT_OPEN, format!("run {id}: status {}", r.status));
         }
         if r.reserve_legs == 0 || r.reserve_sum != r.reserved {
@@ -75,8 +76,9 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
                 ),
             );
         }
-        let settled = matches!(r.status.as_str(), "succeeded" | "failed");
-        if (settled && r.settle_legs != 1) || (r.status == "expired" && r.expire_legs != 1) {
+        let settled = matches!(r.status, RunStatus::Succeeded | RunStatus::Failed);
+        if (settled && r.settle_legs != 1) || (r.status == RunStatus::Expired && r.expire_legs != 1)
+        {
             flag(
                 PARTIAL,
                 format!("run {id}: status {} without its leg", r.status),
@@ -142,9 +144,13 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
                     flag(LOST, format!("settle of run {run}: no such run"));
                     continue;
                 };
-                let want = if *failed { "failed" } else { "succeeded" };
+                let want = if *failed {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Succeeded
+                };
                 let ours = r.status == want && r.charged == Some(*charge);
-                let expired = r.status == "expired";
+                let expired = r.status == RunStatus::Expired;
                 match (e.outcome, closed_already) {
                     (Outcome::Committed, false) if !ours => flag(
                         LOST,
@@ -165,7 +171,7 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
                 }
             }
             Op::Abandon { run } => match s.runs.get(run) {
-                Some(r) if r.status == "expired" && r.expire_legs == 1 => {}
+                Some(r) if r.status == RunStatus::Expired && r.expire_legs == 1 => {}
                 other => flag(
                     LEFT_OPEN,
                     format!("abandoned run {run} not expired once: {other:?}"),
@@ -268,7 +274,7 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
         }
     }
     for (id, d) in &s.drafts {
-        if d.records != i64::from(d.status == "confirmed") {
+        if d.records != i64::from(d.status == DraftStatus::Confirmed) {
             flag(
                 PARTIAL,
                 format!("draft {id}: {} with {} records", d.status, d.records),
@@ -287,10 +293,10 @@ pub fn check(h: &History, s: &Snapshot) -> Vec<Anomaly> {
                 format!("draft {draft}: confirmed and discarded"),
             );
         }
-        let ok = match d.status.as_str() {
-            "confirmed" => may(*confirm) && discard != &Some(Outcome::Committed),
-            "discarded" => may(*discard) && confirm != &Some(Outcome::Committed),
-            _ => ![confirm, discard].contains(&&Some(Outcome::Committed)),
+        let ok = match d.status {
+            DraftStatus::Confirmed => may(*confirm) && discard != &Some(Outcome::Committed),
+            DraftStatus::Discarded => may(*discard) && confirm != &Some(Outcome::Committed),
+            DraftStatus::Pending => ![confirm, discard].contains(&&Some(Outcome::Committed)),
         };
         if !ok {
             flag(

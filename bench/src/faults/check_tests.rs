@@ -1,6 +1,7 @@
 //! A checker that cannot fail is no checker: a consistent history passes, and a history or
 //! database with one planted anomaly of each kind is reported with that kind.
 
+use farmops::status::{DraftStatus, RunStatus};
 use uuid::Uuid;
 
 use super::*;
@@ -25,17 +26,17 @@ fn run(n: u128) -> Uuid {
     Uuid::from_u128(100 + n)
 }
 
-fn run_state(tag: &str, status: &str, reserved: i64, charged: i64) -> RunState {
+fn run_state(tag: &str, status: RunStatus, reserved: i64, charged: i64) -> RunState {
     RunState {
         farm: farm(),
         tag: Some(tag.into()),
-        status: status.into(),
+        status,
         reserved,
         charged: Some(charged),
         reserve_legs: 1,
         reserve_sum: reserved,
-        settle_legs: i64::from(status != "expired"),
-        expire_legs: i64::from(status == "expired"),
+        settle_legs: i64::from(status != RunStatus::Expired),
+        expire_legs: i64::from(status == RunStatus::Expired),
     }
 }
 
@@ -110,10 +111,11 @@ fn world() -> (History, Snapshot) {
             min_lot_remaining: Some(96),
         },
     );
-    let mut r1 = run_state("t1", "succeeded", 10, 4);
+    let mut r1 = run_state("t1", RunStatus::Succeeded, 10, 4);
     r1.reserve_legs = 2;
     s.runs.insert(run(1), r1);
-    s.runs.insert(run(2), run_state("t2", "expired", 5, 0));
+    s.runs
+        .insert(run(2), run_state("t2", RunStatus::Expired, 5, 0));
     s.lots.insert(
         (farm(), "k1".into()),
         LotState {
@@ -127,7 +129,7 @@ fn world() -> (History, Snapshot) {
         DraftState {
             farm: farm(),
             tag: Some("d1".into()),
-            status: "confirmed".into(),
+            status: DraftStatus::Confirmed,
             records: 1,
         },
     );
@@ -181,7 +183,7 @@ fn every_planted_anomaly_is_reported() {
             "abandoned, never expired",
             |_, s| {
                 let r = s.runs.get_mut(&run(2)).unwrap();
-                (r.status, r.expire_legs, r.charged) = ("reserved".into(), 0, None);
+                (r.status, r.expire_legs, r.charged) = (RunStatus::Reserved, 0, None);
             },
             LEFT_OPEN,
         ),
@@ -189,7 +191,7 @@ fn every_planted_anomaly_is_reported() {
             "abandoned run settled",
             |_, s| {
                 let r = s.runs.get_mut(&run(2)).unwrap();
-                (r.status, r.expire_legs, r.settle_legs) = ("succeeded".into(), 0, 1);
+                (r.status, r.expire_legs, r.settle_legs) = (RunStatus::Succeeded, 0, 1);
             },
             LEFT_OPEN,
         ),
@@ -203,7 +205,8 @@ fn every_planted_anomaly_is_reported() {
         (
             "refused open present",
             |_, s| {
-                s.runs.insert(run(3), run_state("t3", "expired", 3, 0));
+                s.runs
+                    .insert(run(3), run_state("t3", RunStatus::Expired, 3, 0));
             },
             PHANTOM,
         ),
@@ -240,7 +243,7 @@ fn every_planted_anomaly_is_reported() {
             |_, s| {
                 let r = s.runs.get_mut(&run(1)).unwrap();
                 (r.status, r.settle_legs, r.expire_legs, r.charged) =
-                    ("expired".into(), 0, 1, Some(0));
+                    (RunStatus::Expired, 0, 1, Some(0));
             },
             LOST,
         ),
@@ -263,7 +266,7 @@ fn every_planted_anomaly_is_reported() {
                 ));
                 h.events.retain(|e| !matches!(e.op, Op::Abandon { .. }));
                 let r = s.runs.get_mut(&run(2)).unwrap();
-                (r.status, r.expire_legs, r.settle_legs) = ("failed".into(), 0, 1);
+                (r.status, r.expire_legs, r.settle_legs) = (RunStatus::Failed, 0, 1);
             },
             PHANTOM,
         ),
@@ -282,7 +285,7 @@ fn every_planted_anomaly_is_reported() {
                 h.events.retain(|e| !matches!(e.op, Op::Abandon { .. }));
                 let r = s.runs.get_mut(&run(2)).unwrap();
                 (r.status, r.expire_legs, r.settle_legs, r.charged) =
-                    ("succeeded".into(), 0, 1, Some(2));
+                    (RunStatus::Succeeded, 0, 1, Some(2));
             },
             PARTIAL,
         ),
@@ -294,7 +297,8 @@ fn every_planted_anomaly_is_reported() {
         (
             "run nobody opened",
             |_, s| {
-                s.runs.insert(run(9), run_state("stray", "expired", 1, 0));
+                s.runs
+                    .insert(run(9), run_state("stray", RunStatus::Expired, 1, 0));
             },
             UNKNOWN_RUN,
         ),
@@ -363,7 +367,7 @@ fn every_planted_anomaly_is_reported() {
                         e.outcome = Outcome::Committed
                     }
                 }
-                s.drafts.get_mut(&Uuid::from_u128(7)).unwrap().status = "discarded".into();
+                s.drafts.get_mut(&Uuid::from_u128(7)).unwrap().status = DraftStatus::Discarded;
             },
             DRAFT_TWICE,
         ),
@@ -376,7 +380,7 @@ fn every_planted_anomaly_is_reported() {
             "committed confirm lost",
             |_, s| {
                 let d = s.drafts.get_mut(&Uuid::from_u128(7)).unwrap();
-                (d.status, d.records) = ("pending".into(), 0);
+                (d.status, d.records) = (DraftStatus::Pending, 0);
             },
             LOST,
         ),
@@ -384,7 +388,7 @@ fn every_planted_anomaly_is_reported() {
             "refused discard applied",
             |_, s| {
                 let d = s.drafts.get_mut(&Uuid::from_u128(7)).unwrap();
-                (d.status, d.records) = ("discarded".into(), 0);
+                (d.status, d.records) = (DraftStatus::Discarded, 0);
             },
             LOST,
         ),
@@ -418,7 +422,8 @@ fn a_lost_commit_answer_may_go_either_way_but_not_half() {
             Outcome::Unknown,
         ));
         if present {
-            s.runs.insert(run(4), run_state("t4", "expired", 2, 0));
+            s.runs
+                .insert(run(4), run_state("t4", RunStatus::Expired, 2, 0));
         }
         assert_eq!(check(&h, &s), vec![], "present: {present}");
         if present {

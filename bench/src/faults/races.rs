@@ -30,7 +30,6 @@ pub async fn draft_race(ctx: &Ctx, db: &Db, farm: Uuid, tag: String) -> Vec<Even
         let tx = db.tenant(farm).await.map_err(|e| (Outcome::Failed, e))?;
         let new = NewDraft {
             ai_run_id: None,
-            record_type: RecordType::Mortality,
             payload: &payload,
             summary: Some(&tag),
             created_by: "faults-ai",

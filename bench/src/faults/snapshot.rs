@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
+use farmops::status::{DraftStatus, RunStatus};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,12 +21,12 @@ pub struct FarmState {
     pub min_lot_remaining: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunState {
     pub farm: Uuid,
     /// `request_summary`: the tag of the operation that opened it.
     pub tag: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub reserved: i64,
     pub charged: Option<i64>,
     pub reserve_legs: i64,
@@ -44,11 +45,11 @@ pub struct LotState {
     pub expired_open: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DraftState {
     pub farm: Uuid,
     pub tag: Option<String>,
-    pub status: String,
+    pub status: DraftStatus,
     /// Records written from it (0, or 1 when confirmed).
     pub records: i64,
 }

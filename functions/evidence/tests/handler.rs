@@ -13,7 +13,7 @@ use farmops::{
     drafts::{self, Decider, NewDraft},
     evidence as ev,
     membership::Role,
-    records::RecordType,
+    records::{self, RecordType},
     testing::TestDb,
 };
 use farmops_http::{
@@ -110,22 +110,20 @@ async fn scripted_history(db: &TestDb) -> Result<History> {
     let confirmed_run = reserve(app, farm, 20, "used 4 bags of feed, sold eggs").await?;
     let tx = app.tenant(farm).await?;
     let mk = |t: RecordType, p: Value| {
-        let map = p.as_object().cloned().unwrap_or_default();
-        (t, map)
+        records::validate_payload(t, &p, Utc::now().date_naive()).unwrap()
     };
-    let (t1, p1) = mk(RecordType::FeedUse, json!({"quantity": 4, "unit": "bag"}));
-    let (t2, p2) = mk(
+    let p1 = mk(RecordType::FeedUse, json!({"quantity": 4, "unit": "bag"}));
+    let p2 = mk(
         RecordType::Sale,
         json!({"item": "eggs", "quantity": 20, "unit": "crate", "amount_kobo": 4_500_000}),
     );
-    let (t3, p3) = mk(RecordType::Note, json!({"body": "check the <b>fence</b>"}));
+    let p3 = mk(RecordType::Note, json!({"body": "check the <b>fence</b>"}));
     let mut ids = Vec::new();
-    for (t, p) in [(t1, &p1), (t2, &p2), (t3, &p3)] {
+    for p in [&p1, &p2, &p3] {
         let d = drafts::create_draft(
             &tx,
             &NewDraft {
                 ai_run_id: Some(confirmed_run),
-                record_type: t,
                 payload: p,
                 summary: Some("proposed by the assistant"),
                 created_by: "alice",

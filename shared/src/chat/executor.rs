@@ -26,20 +26,20 @@ use crate::{
     drafts::{self, Draft, NewDraft},
     error::{Error, Result},
     recommendations::{self, NewRecommendation, Recommendation},
-    records::{self, Provenance, RecordType, Source},
+    records::{self, Provenance, RecordType, Source, ValidatedPayload},
 };
 
 /// A write the turn will make if it succeeds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Planned {
+    /// A draft of the payload's record type.
     Draft {
-        record_type: RecordType,
-        payload: Map<String, Value>,
+        payload: ValidatedPayload,
         summary: String,
     },
+    /// A record of the payload's record type.
     Record {
-        record_type: RecordType,
-        payload: Map<String, Value>,
+        payload: ValidatedPayload,
     },
     Recommendation {
         title: String,
@@ -146,12 +146,13 @@ impl Executor<'_> {
                     }
                 };
                 // What the assistant writes passes the clinical rules, like a reply does.
-                if let Some((message, eval)) = evals::screen_tool_text(name, tool_use_id, &payload)
+                if let Some((message, eval)) =
+                    evals::screen_tool_text(name, tool_use_id, payload.as_map())
                 {
                     return Outcome::error(message, Some(eval));
                 }
                 let eval = Some(schema_eval(name, tool_use_id, None));
-                let summary = summarize(record_type, &payload);
+                let summary = summarize(record_type, payload.as_map());
                 match resolve_autonomy(self.autonomy, record_type) {
                     Tier::Suggest => Outcome::error(
                         format!(
@@ -163,21 +164,14 @@ impl Executor<'_> {
                         result: json!({ "status": "draft_created", "record_type": record_type,
                                         "summary": format!("draft {summary} (awaiting confirmation)") }),
                         is_error: false,
-                        planned: Some(Planned::Draft {
-                            record_type,
-                            payload,
-                            summary,
-                        }),
+                        planned: Some(Planned::Draft { payload, summary }),
                         eval,
                     },
                     Tier::Auto => Outcome {
                         result: json!({ "status": "record_written", "record_type": record_type,
                                         "summary": format!("recorded {summary}") }),
                         is_error: false,
-                        planned: Some(Planned::Record {
-                            record_type,
-                            payload,
-                        }),
+                        planned: Some(Planned::Record { payload }),
                         eval,
                     },
                 }
@@ -348,16 +342,11 @@ pub async fn apply_one(
     planned: &Planned,
 ) -> Result<Written> {
     match planned {
-        Planned::Draft {
-            record_type,
-            payload,
-            summary,
-        } => Ok(Written::Draft(
+        Planned::Draft { payload, summary } => Ok(Written::Draft(
             drafts::create_draft(
                 tx,
                 &NewDraft {
                     ai_run_id: Some(run_id),
-                    record_type: *record_type,
                     payload,
                     summary: Some(summary),
                     created_by: user_id,
@@ -365,14 +354,10 @@ pub async fn apply_one(
             )
             .await?,
         )),
-        Planned::Record {
-            record_type,
-            payload,
-        } => Ok(Written::Record {
-            record_type: *record_type,
+        Planned::Record { payload } => Ok(Written::Record {
+            record_type: payload.record_type(),
             record: records::insert_record(
                 tx,
-                *record_type,
                 payload,
                 &Provenance {
                     source: Source::AiAuto,

@@ -6,7 +6,9 @@ use serde_json::{Value, json};
 
 use crate::{
     model::ToolSpec,
+    recommendations,
     records::{self, RecordType},
+    text::TitleKind,
 };
 
 pub const CREATE_RECOMMENDATION: &str = "create_recommendation";
@@ -42,8 +44,8 @@ pub fn recommendation_schema() -> Value {
     json!({
         "type": "object",
         "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": 200},
-            "body": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "title": {"type": "string", "minLength": 1, "maxLength": TitleKind::Recommendation.max()},
+            "body": {"type": "string", "minLength": 1, "maxLength": recommendations::BODY_MAX},
         },
         "required": ["title", "body"],
         "additionalProperties": false,

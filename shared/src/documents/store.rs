@@ -5,7 +5,7 @@ use tokio_postgres::types::Type;
 use uuid::Uuid;
 
 use super::{
-    BODY_MAX, TITLE_MAX, chunk, content_hash,
+    BODY_MAX, chunk, content_hash,
     embedding::{embed_metered, open_embedding},
     vector_text,
 };
@@ -15,6 +15,7 @@ use crate::{
     embed::Embedder,
     error::{Error, FieldError, Result},
     membership::{Role, require_role},
+    text::{Title, TitleKind},
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,15 +33,13 @@ pub struct AddedDocument {
     pub credits_charged: i64,
 }
 
-pub(super) fn validate(doc: &NewDocument) -> Result<()> {
+/// The title ([`Title::parse`]: trimmed, 1 to 300 characters) and the body (not blank, at most
+/// [`BODY_MAX`] characters); 422 naming each bad field. Returns the parsed title.
+pub(super) fn validate(doc: &NewDocument) -> Result<Title> {
     let mut errors = Vec::new();
-    let t = doc.title.trim().chars().count();
-    if t == 0 || doc.title.chars().count() > TITLE_MAX {
-        errors.push(FieldError::new(
-            "title",
-            format!("1 to {TITLE_MAX} characters"),
-        ));
-    }
+    let title = Title::parse(TitleKind::Document, &doc.title)
+        .map_err(|e| errors.push(e))
+        .ok();
     let b = doc.body.trim().chars().count();
     if b == 0 || doc.body.chars().count() > BODY_MAX {
         errors.push(FieldError::new(
@@ -48,10 +47,9 @@ pub(super) fn validate(doc: &NewDocument) -> Result<()> {
             format!("1 to {BODY_MAX} characters"),
         ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(errors))
+    match title {
+        Some(title) if errors.is_empty() => Ok(title),
+        _ => Err(Error::Invalid(errors)),
     }
 }
 
@@ -63,7 +61,7 @@ pub async fn add_document(
     user_id: &str,
     doc: &NewDocument,
 ) -> Result<AddedDocument> {
-    validate(doc)?;
+    let title = validate(doc)?;
     let chunks = chunk(&doc.body);
     let model = embedder.model_id().to_string();
     let tx = db.tenant(farm_id).await?;
@@ -86,7 +84,7 @@ pub async fn add_document(
              RETURNING id",
             &[
                 (&farm_id, Type::UUID),
-                (&doc.title, Type::TEXT),
+                (&title.as_str(), Type::TEXT),
                 (&doc.body, Type::TEXT),
                 (&user_id, Type::TEXT),
             ],

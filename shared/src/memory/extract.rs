@@ -14,7 +14,10 @@
 use async_trait::async_trait;
 
 use super::{Extraction, Fact, FactExtractor, TranscriptMessage, Usage, estimate_tokens};
-use crate::error::Result;
+use crate::{
+    error::Result,
+    tokens::{self, Split},
+};
 
 /// Model id of the offline extractor (priced in `credits::price_for`).
 pub const OFFLINE_MODEL: &str = "offline-farm-assistant";
@@ -142,11 +145,11 @@ fn sentences(text: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty() && !s.ends_with('?'))
 }
 
+/// The sentence's words ([`Split::Words`]), lowercased one by one.
 fn words(sentence: &str) -> Vec<String> {
-    sentence
-        .split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '-'))
-        .filter(|w| !w.is_empty())
-        .map(|w| w.to_lowercase())
+    tokens::split(sentence, Split::Words)
+        .into_iter()
+        .map(str::to_lowercase)
         .collect()
 }
 

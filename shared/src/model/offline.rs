@@ -96,7 +96,7 @@ fn summarise_results(results: &[(&Value, bool)]) -> String {
 }
 
 fn estimate_tokens(text: &str) -> u64 {
-    text.split_whitespace().count() as u64
+    crate::tokens::split(text, crate::tokens::Split::Whitespace).len() as u64
 }
 
 /// The offline tokeniser's count of a request: words of the system prompt and of every message

@@ -1,10 +1,10 @@
 //! Writing a validated record with its provenance.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::RecordType;
+use super::ValidatedPayload;
 use crate::{
     db::{TenantTx, Type},
     error::Result,
@@ -39,21 +39,21 @@ pub struct Provenance<'a> {
     pub confirmed_by: Option<&'a str>,
 }
 
-/// Writes one record from a payload that passed [`validate_payload`](super::validate_payload);
-/// returns the stored row as JSON. The record's columns come from the payload through
+/// Writes one record of the payload's record type from a payload that passed
+/// [`validate_payload`](super::validate_payload); returns the stored row as JSON. The record's columns come from the payload through
 /// `jsonb_populate_record`, so the database's own types and CHECKs apply; provenance is filled
 /// here, never from payload.
 pub async fn insert_record(
     tx: &TenantTx,
-    record_type: RecordType,
-    payload: &Map<String, Value>,
+    payload: &ValidatedPayload,
     provenance: &Provenance<'_>,
 ) -> Result<Value> {
+    let record_type = payload.record_type();
     let columns: Vec<&str> = record_type
         .fields()
         .iter()
         .map(|f| f.name)
-        .filter(|name| payload.contains_key(*name))
+        .filter(|name| payload.get(name).is_some())
         .collect();
     let list = columns.join(", ");
     let select = columns
@@ -69,7 +69,7 @@ pub async fn insert_record(
         table = record_type.table(),
     );
     let farm_id = tx.farm_id();
-    let payload = Value::Object(payload.clone());
+    let payload = payload.to_value();
     let row = tx
         .query_one(
             &sql,

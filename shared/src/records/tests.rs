@@ -74,7 +74,9 @@ fn valid_payloads_are_normalised() {
     ];
     for (t, payload) in cases {
         let out = validate_payload(t, &payload, today()).unwrap_or_else(|e| panic!("{t}: {e}"));
-        assert_eq!(out["occurred_on"], json!("2026-11-28"), "{t}");
+        assert_eq!(out.as_map()["occurred_on"], json!("2026-11-28"), "{t}");
+        assert_eq!(out.record_type(), t);
+        assert_eq!(serde_json::to_value(&out).unwrap(), out.to_value(), "{t}");
     }
     let out = validate_payload(
         RecordType::Mortality,
@@ -82,7 +84,7 @@ fn valid_payloads_are_normalised() {
         today(),
     )
     .unwrap();
-    assert_eq!(out["location"], json!("pen 2"));
+    assert_eq!(out.as_map()["location"], json!("pen 2"));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
-use super::{Kind, MAX_KOBO, RecordType};
+use super::{Kind, MAX_KOBO, RecordType, ValidatedPayload};
 use crate::error::{Error, FieldError, Result};
 
 /// Validates `payload` for `record_type` and returns it normalised (texts trimmed, absent
@@ -12,7 +12,7 @@ pub fn validate_payload(
     record_type: RecordType,
     payload: &Value,
     today: NaiveDate,
-) -> Result<Map<String, Value>> {
+) -> Result<ValidatedPayload> {
     let Some(object) = payload.as_object() else {
         return Err(Error::invalid("payload", "must be a JSON object"));
     };
@@ -47,7 +47,7 @@ pub fn validate_payload(
     }
     out.entry("occurred_on")
         .or_insert_with(|| json!(today.to_string()));
-    Ok(out)
+    Ok(ValidatedPayload::new(record_type, out))
 }
 
 fn check(kind: Kind, value: &Value, today: NaiveDate) -> std::result::Result<Value, String> {

@@ -9,7 +9,7 @@ use farmops::{
     decisions::{self, ConfirmBody, Decided, Decision, DecisionRequest, NoteBody, ReasonBody},
     drafts::{self, NewDraft},
     recommendations::{self, NewRecommendation},
-    records::RecordType,
+    records::{self, RecordType},
     testing::TestDb,
 };
 use serde_json::{Value, json};
@@ -21,6 +21,13 @@ type R<T = ()> = anyhow::Result<T>;
 const ROLES: [&str; 4] = ["owner", "manager", "worker", "viewer"];
 
 /// A valid payload of each record type.
+/// A payload as a draft holds it: [`payload`] validated (so normalised).
+fn stored(t: RecordType) -> Value {
+    records::validate_payload(t, &payload(t), Utc::now().date_naive())
+        .expect("a valid payload")
+        .into_value()
+}
+
 fn payload(t: RecordType) -> Value {
     match t {
         RecordType::Mortality => json!({"count": 3, "animal_group": "layers", "cause": "heat"}),
@@ -62,13 +69,12 @@ async fn farms() -> R<Farms> {
 
 async fn draft(db: &Db, farm: Uuid, t: RecordType) -> R<Uuid> {
     let tx = db.tenant(farm).await?;
-    let p = payload(t);
+    let p = records::validate_payload(t, &payload(t), Utc::now().date_naive())?;
     let d = drafts::create_draft(
         &tx,
         &NewDraft {
             ai_run_id: None,
-            record_type: t,
-            payload: p.as_object().expect("object"),
+            payload: &p,
             summary: Some("proposed by the assistant"),
             created_by: "assistant",
         },
@@ -374,7 +380,7 @@ async fn each_role_against_each_record_type() -> R {
                 assert_eq!(draft["status"], "confirmed");
                 assert_eq!(draft["decided_by"], user.as_str());
                 assert!(draft["decided_at"].is_string());
-                assert_eq!(draft["payload"], payload(t), "the AI's payload is kept");
+                assert_eq!(draft["payload"], stored(t), "the AI's payload is kept");
                 assert_eq!(draft["edited_payload"], Value::Null);
                 assert_eq!(draft["record_id"], record["id"]);
                 assert_eq!(record["source"], "ai_draft");
@@ -507,7 +513,7 @@ async fn invalid_edits_are_422_and_leave_the_draft_pending() -> R {
     )
     .await?;
     let draft = &d.body["draft"];
-    assert_eq!(draft["payload"], payload(RecordType::Sale));
+    assert_eq!(draft["payload"], stored(RecordType::Sale));
     assert_eq!(draft["edited_payload"]["item"], "eggs", "normalised");
     assert_eq!(draft["edited_payload"]["amount_kobo"], 4_200_000);
     assert_eq!(draft["decision_note"], "two crates were cracked");
@@ -748,13 +754,16 @@ async fn a_confirmed_record_carries_its_provenance_and_the_ai_payload_survives()
         },
     )
     .await?;
-    let p = payload(RecordType::Mortality);
+    let p = records::validate_payload(
+        RecordType::Mortality,
+        &payload(RecordType::Mortality),
+        Utc::now().date_naive(),
+    )?;
     let d = drafts::create_draft(
         &tx,
         &NewDraft {
             ai_run_id: Some(run.run_id),
-            record_type: RecordType::Mortality,
-            payload: p.as_object().expect("object"),
+            payload: &p,
             summary: Some("3 layers died of heat"),
             created_by: "owner-p",
         },
@@ -785,7 +794,11 @@ async fn a_confirmed_record_carries_its_provenance_and_the_ai_payload_survives()
     // Read back later (as evidence would): both payloads, the decision and the link.
     let tx = db.app.tenant(farm).await?;
     let stored = drafts::get_draft(&tx, d.id).await?;
-    assert_eq!(stored.payload, p, "the AI's proposal is kept as it was");
+    assert_eq!(
+        stored.payload,
+        p.to_value(),
+        "the AI's proposal is kept as it was"
+    );
     assert_eq!(stored.edited_payload.as_ref().unwrap()["count"], 2);
     assert_eq!(stored.decision_note.as_deref(), Some("one was only sick"));
     assert_eq!(stored.ai_run_id, Some(run.run_id));

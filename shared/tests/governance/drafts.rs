@@ -38,7 +38,6 @@ async fn draft(db: &Db, farm: Uuid, record_type: RecordType, payload: Value) -> 
         &tx,
         &NewDraft {
             ai_run_id: Some(run.run_id),
-            record_type,
             payload: &payload,
             summary: None,
             created_by: "worker-1",
@@ -304,5 +303,37 @@ async fn every_record_type_confirms_into_its_table() {
         .unwrap()[0]
             .get(0);
         assert_eq!(n, 1, "{table}");
+    }
+}
+
+/// A confirm note is stored trimmed, and a blank one as no note (`farmops::text`'s rule, the
+/// one approving a recommendation follows).
+#[tokio::test]
+async fn confirm_stores_the_note_trimmed_and_a_blank_one_as_none() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("A", 10).await.unwrap();
+    for (note, stored) in [
+        (
+            Some("  checked the receipt \n"),
+            Some("checked the receipt"),
+        ),
+        (Some("   "), None),
+        (Some(""), None),
+        (None, None),
+    ] {
+        let id = draft(&db.app, farm, RecordType::Water, json!({"litres": 300})).await;
+        let tx = db.app.tenant(farm).await.unwrap();
+        let c = drafts::confirm_draft(&tx, id, OWNER, None, note, Utc::now().date_naive())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(c.draft.decision_note.as_deref(), stored, "{note:?}");
+        let tx = db.app.tenant(farm).await.unwrap();
+        let read = drafts::get_draft(&tx, id).await.unwrap();
+        assert_eq!(
+            read.decision_note.as_deref(),
+            stored,
+            "{note:?} as read back"
+        );
     }
 }

@@ -5,7 +5,7 @@ use farmops::{
     credits::{self, Feature, NewRun},
     drafts::{self, Decider, NewDraft},
     membership::Role,
-    records::RecordType,
+    records::{self, RecordType},
     testing::TestDb,
 };
 use serde_json::json;
@@ -105,12 +105,16 @@ async fn decisions_are_final_and_drafts_are_typed() {
     let db = TestDb::new().await.unwrap();
     let farm = db.farm("A", 0).await.unwrap();
     let tx = db.app.tenant(farm).await.unwrap();
-    let payload = json!({"body": "fence mended"}).as_object().unwrap().clone();
+    let payload = records::validate_payload(
+        RecordType::Note,
+        &json!({"body": "fence mended"}),
+        chrono::Utc::now().date_naive(),
+    )
+    .unwrap();
     let draft = drafts::create_draft(
         &tx,
         &NewDraft {
             ai_run_id: None,
-            record_type: RecordType::Note,
             payload: &payload,
             summary: None,
             created_by: "ai-user",

@@ -498,7 +498,7 @@ async fn the_tool_loop_stops_at_its_call_limit_within_the_reservation() -> Resul
 
 #[tokio::test]
 async fn read_tools_see_only_the_callers_farm() -> Result<()> {
-    use farmops::records::{Provenance, RecordType, Source, insert_record};
+    use farmops::records::{Provenance, RecordType, Source, insert_record, validate_payload};
     let db = TestDb::new().await?;
     let (farm, owner) = farm(&db, "stub-read", 10_000).await?;
     let (other, _) = crate::support::farm(&db, "stub-read-other", 10_000).await?;
@@ -507,11 +507,14 @@ async fn read_tools_see_only_the_callers_farm() -> Result<()> {
         (other, "secret of the other farm"),
     ] {
         let tx = db.app.tenant(f).await?;
-        let payload = json!({"body": body, "occurred_on": "2026-01-05"});
+        let payload = validate_payload(
+            RecordType::Note,
+            &json!({"body": body, "occurred_on": "2026-01-05"}),
+            chrono::Utc::now().date_naive(),
+        )?;
         insert_record(
             &tx,
-            RecordType::Note,
-            payload.as_object().unwrap(),
+            &payload,
             &Provenance {
                 source: Source::Manual,
                 created_by: "seed",

@@ -8,7 +8,7 @@ use farmops::{
     decisions::REPLAYED_HEADER,
     drafts::{self, NewDraft},
     recommendations::{self, NewRecommendation},
-    records::RecordType,
+    records::{self, RecordType},
     testing::TestDb,
 };
 use farmops_http::{
@@ -41,13 +41,13 @@ async fn fixture() -> R<Fixture> {
 
 impl Fixture {
     async fn draft(&self, t: RecordType, payload: Value) -> R<Uuid> {
+        let payload = records::validate_payload(t, &payload, chrono::Utc::now().date_naive())?;
         let tx = self.db.app.tenant(self.farm).await?;
         let d = drafts::create_draft(
             &tx,
             &NewDraft {
                 ai_run_id: None,
-                record_type: t,
-                payload: payload.as_object().expect("object"),
+                payload: &payload,
                 summary: None,
                 created_by: "assistant",
             },
@@ -107,6 +107,13 @@ fn sale() -> Value {
     json!({"item": "eggs", "quantity": 30, "unit": "crate", "amount_kobo": 4_500_000})
 }
 
+/// A payload as a draft holds it: validated, so normalised (`occurred_on` defaulted to today).
+fn stored(t: RecordType, payload: Value) -> Value {
+    records::validate_payload(t, &payload, chrono::Utc::now().date_naive())
+        .expect("a valid payload")
+        .into_value()
+}
+
 #[tokio::test]
 async fn confirm_writes_the_record_and_returns_draft_and_record() -> R {
     let f = fixture().await?;
@@ -125,7 +132,7 @@ async fn confirm_writes_the_record_and_returns_draft_and_record() -> R {
     assert_eq!(body["draft"]["decided_by"], "manager");
     assert_eq!(body["draft"]["decision_note"], "checked the receipt");
     assert!(body["draft"]["decided_at"].is_string());
-    assert_eq!(body["draft"]["payload"], sale());
+    assert_eq!(body["draft"]["payload"], stored(RecordType::Sale, sale()));
     assert_eq!(body["record"]["amount_kobo"], 4_500_000);
     assert_eq!(body["record"]["source"], "ai_draft");
     assert_eq!(body["record"]["draft_id"], id.to_string());
@@ -165,7 +172,10 @@ async fn confirm_with_edits_keeps_both_payloads() -> R {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["draft"]["payload"], json!({"count": 4}));
+    assert_eq!(
+        body["draft"]["payload"],
+        stored(RecordType::Mortality, json!({"count": 4}))
+    );
     assert_eq!(body["draft"]["edited_payload"]["count"], 5);
     assert_eq!(body["record"]["count"], 5);
     assert_eq!(body["record"]["cause"], "heat");

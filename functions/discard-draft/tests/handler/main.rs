@@ -8,7 +8,7 @@ use farmops::{
     decisions::REPLAYED_HEADER,
     drafts::{self, NewDraft},
     recommendations::{self, NewRecommendation},
-    records::RecordType,
+    records::{self, RecordType},
     testing::TestDb,
 };
 use farmops_http::{
@@ -41,13 +41,13 @@ async fn fixture() -> R<Fixture> {
 
 impl Fixture {
     async fn draft(&self, t: RecordType, payload: Value) -> R<Uuid> {
+        let payload = records::validate_payload(t, &payload, chrono::Utc::now().date_naive())?;
         let tx = self.db.app.tenant(self.farm).await?;
         let d = drafts::create_draft(
             &tx,
             &NewDraft {
                 ai_run_id: None,
-                record_type: t,
-                payload: payload.as_object().expect("object"),
+                payload: &payload,
                 summary: None,
                 created_by: "assistant",
             },
@@ -121,7 +121,12 @@ async fn discard_with_a_reason() -> R {
     assert_eq!(body["draft"]["decided_by"], "worker");
     assert_eq!(body["draft"]["decision_note"], "already logged");
     assert!(body["draft"]["decided_at"].is_string());
-    assert_eq!(body["draft"]["payload"], json!({"litres": 300}));
+    let stored = records::validate_payload(
+        RecordType::Water,
+        &json!({"litres": 300}),
+        chrono::Utc::now().date_naive(),
+    )?;
+    assert_eq!(body["draft"]["payload"], stored.into_value());
     assert!(body.get("record").is_none());
     let (status, body, _) = f
         .post(&path, Some("owner"), &[], Some(r#"{"reason": "again"}"#))

@@ -29,14 +29,12 @@ async fn every_route_answers_every_role() -> Result<()> {
         &[(&farm, Type::UUID)],
     )
     .await?;
-    let note = json!({"body": "fence checked"});
-    records::insert_record(
-        &tx,
+    let note = records::validate_payload(
         RecordType::Note,
-        note.as_object().unwrap(),
-        &manual("worker-a"),
-    )
-    .await?;
+        &json!({"body": "fence checked"}),
+        chrono::Utc::now().date_naive(),
+    )?;
+    records::insert_record(&tx, &note, &manual("worker-a")).await?;
     tx.commit().await?;
 
     let f = format!("/farms/{farm}");

@@ -90,14 +90,12 @@ async fn an_assistant_message_carries_its_run_and_a_confirmed_record_its_provena
 
 async fn insert_note(api: &Api, farm: Uuid, body: &str, day: &str) -> Result<()> {
     let tx = api.db.app.tenant(farm).await?;
-    let note = json!({"body": body, "occurred_on": day});
-    records::insert_record(
-        &tx,
+    let note = records::validate_payload(
         RecordType::Note,
-        note.as_object().unwrap(),
-        &manual("owner-fl"),
-    )
-    .await?;
+        &json!({"body": body, "occurred_on": day}),
+        Utc::now().date_naive(),
+    )?;
+    records::insert_record(&tx, &note, &manual("owner-fl")).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -70,7 +70,8 @@ async fn insert(db: &TestDb, farm: Uuid, what: &str, n: usize, conv: Uuid) -> Re
                 } else {
                     (RecordType::FeedUse, json!({"quantity": 2, "unit": "bag"}))
                 };
-                records::insert_record(&tx, t, p.as_object().unwrap(), &manual("owner-p")).await?;
+                let p = records::validate_payload(t, &p, chrono::Utc::now().date_naive())?;
+                records::insert_record(&tx, &p, &manual("owner-p")).await?;
             }
         }
     }

@@ -36,7 +36,7 @@ pub fn naira_to_kobo(written: &str) -> Option<i64> {
     };
     let mut kobo = whole.checked_mul(unit)?;
     if !frac.is_empty() {
-        let scale = 10_i64.checked_pow(frac.len() as u32)?;
+        let scale = 10_i64.checked_pow(u32::try_from(frac.len()).ok()?)?;
         let frac_kobo = frac.parse::<i64>().ok()?.checked_mul(unit)?;
         // A fraction finer than a kobo is not money anyone wrote down.
         if frac_kobo % scale != 0 {

@@ -2,9 +2,11 @@
 //! expenses and symptoms.
 
 use chrono::{Datelike, NaiveDate, Weekday};
+use num_traits::ToPrimitive;
 use serde_json::{Value, json};
 
 use super::money;
+use crate::tokens::{self, Split};
 
 /// One tool call read from a sentence: tool name and input.
 pub type ToolCall = (String, Value);
@@ -52,8 +54,16 @@ fn number(word: &str) -> Option<f64> {
     cleaned.trim_end_matches('.').parse().ok()
 }
 
-fn words(lower: &str) -> Vec<&str> {
-    lower.split_whitespace().collect()
+/// A number as a count for the record: its whole part (a count read as "2.5" is 2), or the
+/// number as read when no `i64` holds it (beyond 9.2e18), which the record schema then refuses
+/// instead of a count quietly clamped to `i64::MAX`.
+fn count_value(n: f64) -> Value {
+    n.to_i64().map_or_else(|| json!(n), |count| json!(count))
+}
+
+/// A clause's tokens with their punctuation ([`Split::Whitespace`]): amounts like "45,000".
+fn words(text: &str) -> Vec<&str> {
+    tokens::split(text, Split::Whitespace)
 }
 
 /// The original-case text after the first `" {word} "` (e.g. the place after " in ").
@@ -89,7 +99,7 @@ fn next_weekday(today: NaiveDate, day: Weekday) -> NaiveDate {
 fn expense_description<'a>(original: &'a str, lower: &str, verb: &str) -> Option<&'a str> {
     let not_amount = |text: &&str| {
         let lower = text.to_ascii_lowercase();
-        !money::is_only_amount(&lower.split_whitespace().collect::<Vec<_>>())
+        !money::is_only_amount(&words(&lower))
     };
     if verb == "bought" {
         let bought = after(original, lower, "bought")?;
@@ -190,7 +200,7 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
     }
     if lower.contains(" died") || lower.contains(" dead ") || lower.contains(" death") {
         let count = first_number()?;
-        let mut input = json!({ "count": count as i64 });
+        let mut input = json!({ "count": count_value(count) });
         let i = w.iter().position(|x| number(x).is_some())?;
         if let Some(group) = w
             .get(i + 1)
@@ -270,7 +280,7 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
         let mut input = json!({ "average_grams": grams });
         if j > 0 {
             let start = original.to_ascii_lowercase().find(w[0]).unwrap_or(0);
-            let place: Vec<&str> = original[start..].split_whitespace().take(j).collect();
+            let place: Vec<&str> = words(&original[start..]).into_iter().take(j).collect();
             input["location"] = json!(place.join(" "));
         }
         return call("weight", input);
@@ -292,7 +302,7 @@ pub fn parse_clause(clause: &str, today: NaiveDate) -> Option<ToolCall> {
             .trim();
         let mut input = json!({ "symptoms": symptoms });
         if let Some(n) = first_number() {
-            input["affected_count"] = json!(n as i64);
+            input["affected_count"] = count_value(n);
         }
         if let Some(p) = place() {
             input["location"] = json!(p);

@@ -134,6 +134,43 @@ fn every_parsed_call_passes_its_record_schema() {
     }
 }
 
+/// Counts are whole numbers: a fraction is cut to its whole part, a count no `i64` holds is
+/// passed on as read and the record schema refuses it.
+#[test]
+fn counts_are_whole_or_refused() {
+    use crate::records::{RecordType, validate_payload};
+    let cases: [(&str, RecordType, &str, Option<i64>); 4] = [
+        (
+            "3 birds died in pen 2",
+            RecordType::Mortality,
+            "count",
+            Some(3),
+        ),
+        ("2.5 birds died", RecordType::Mortality, "count", Some(2)),
+        (
+            "99999999999999999999 birds died",
+            RecordType::Mortality,
+            "count",
+            None,
+        ),
+        (
+            "4 birds coughing in house B",
+            RecordType::Symptom,
+            "affected_count",
+            Some(4),
+        ),
+    ];
+    for (sentence, t, field, want) in cases {
+        let (_, input) = parse_clause(sentence, today()).unwrap();
+        assert_eq!(input[field].as_i64(), want, "{sentence}: {input}");
+        assert_eq!(
+            validate_payload(t, &input, today()).is_ok(),
+            want.is_some(),
+            "{sentence}: {input}"
+        );
+    }
+}
+
 #[test]
 fn odd_text_never_panics_and_only_yields_valid_tool_names() {
     let odd = [
