@@ -580,3 +580,53 @@ async fn the_signer_from_env_signs_with_the_kms_key_over_the_cold_starts_config(
     let none = signing::signer_from_env(|_| None, &aws).await.unwrap();
     assert!(none.is_none());
 }
+
+/// Migration 0097: no foreign key from the chain to farms; its two halves, each as the owner
+/// (the only role that could break them): no entry for a farm that does not exist, and no farm
+/// deleted from under its chain.
+#[tokio::test]
+async fn the_chain_keeps_its_farm_without_a_foreign_key() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("kept", 10).await.unwrap();
+    let nowhere = Uuid::new_v4();
+    assert_eq!(
+        crate::sqlstate(
+            exec(
+                &db.owner,
+                farm,
+                &format!("SELECT chain_append('{nowhere}', 'ledger', 'x', '{{}}')")
+            )
+            .await
+        ),
+        "P0002"
+    );
+    let owner = db.owner_client().await.unwrap();
+    let refused = owner
+        .execute("DELETE FROM farms WHERE id = $1", &[&farm])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code().map(|c| c.code()),
+        Some("23503"),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .as_db_error()
+            .is_some_and(|e| e.message().contains("evidence chain")),
+        "the chain's trigger refuses first: {refused:?}"
+    );
+    // a farm with no history (so no chain) can still be deleted
+    let empty: Uuid = owner
+        .query_one(
+            "INSERT INTO farms (name) VALUES ('empty') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    owner
+        .execute("DELETE FROM farms WHERE id = $1", &[&empty])
+        .await
+        .unwrap();
+}
