@@ -41,7 +41,7 @@ pub trait Embedder: Send + Sync {
 
 /// A conservative token estimate for reserving credits before the call (about 4 characters
 /// a token in English; we count 1 token per 2 characters plus two, so never below actual).
-pub fn estimate_tokens(text: &str) -> u64 {
+pub fn token_upper_bound(text: &str) -> u64 {
     text.chars().count() as u64 / 2 + 2
 }
 
@@ -185,7 +185,7 @@ mod tests {
     fn estimate_never_below_offline_count() {
         for t in ["a", "hello world", "one two three four five six"] {
             let offline = t.split_whitespace().count() as u64 + 1;
-            assert!(estimate_tokens(t) >= offline, "{t}");
+            assert!(token_upper_bound(t) >= offline, "{t}");
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   0003), a recommendation's title 200 (`ai_recommendations.title`, 0003), a document's title
 //!   300 (`documents.title`, 0004).
 //!
+//! Also here: [`clip_to_bytes`], the one cut of a text to a byte budget on a character boundary.
+//!
 //! A refusal is a [`FieldError`] naming the field (`note`, `reason`, `title`); `?` turns it
 //! into [`Error::Invalid`], a 422.
 
@@ -144,6 +146,12 @@ impl Title {
     pub fn parse(kind: TitleKind, raw: &str) -> Result<Title, FieldError> {
         Ok(Title(bounded("title", raw, 1, kind.max())?.to_string()))
     }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary (a
+/// multi-byte character that would straddle `max` is left out whole).
+pub fn clip_to_bytes(s: &str, max: usize) -> &str {
+    &s[..s.floor_char_boundary(max)]
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use futures::SinkExt;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use uuid::Uuid;
 
-pub(super) const DIM: usize = 1024;
+pub(super) const DIM: usize = farmops::embed::DIMENSIONS;
 const GLOBAL: Uuid = Uuid::nil();
 
 pub(super) struct Spec {

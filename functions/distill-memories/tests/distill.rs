@@ -551,7 +551,7 @@ async fn a_farm_without_credits_is_skipped_and_reported() {
 mod model_extractor {
     use super::*;
     use farmops::{
-        memory::{estimate_tokens, model_extract::ModelFactExtractor},
+        memory::{model_extract::ModelFactExtractor, tokens_metered_from_bytes},
         testing::converse::{ConverseStub, HAIKU, Scripted},
     };
     use serde_json::{Value, json};
@@ -583,7 +583,7 @@ mod model_extractor {
         let millis = credits::metered::millicredits(credits::price_for(HAIKU).unwrap(), 1200, 80)
             + credits::metered::millicredits(
                 credits::price_for("offline-embedder").unwrap(),
-                estimate_tokens(bytes),
+                tokens_metered_from_bytes(bytes),
                 0,
             );
         i64::try_from((millis + 999) / 1000).unwrap()

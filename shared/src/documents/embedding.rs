@@ -3,7 +3,7 @@
 use crate::{
     credits::{self, Feature, MeteredRun, NextCall, RunSpec},
     db::{Db, TenantTx},
-    embed::{Embedder, estimate_tokens},
+    embed::{Embedder, token_upper_bound},
     error::{Error, Result},
 };
 
@@ -25,7 +25,7 @@ pub(super) async fn open_embedding(
         user_id,
         request_summary: Some(summary),
     };
-    let tokens: u64 = texts.iter().map(|t| estimate_tokens(t)).sum();
+    let tokens: u64 = texts.iter().map(|t| token_upper_bound(t)).sum();
     let (run, _) = MeteredRun::open(db, tx, spec, NextCall::input_only(tokens)).await?;
     Ok(run)
 }

@@ -13,7 +13,7 @@
 
 use async_trait::async_trait;
 
-use super::{Extraction, Fact, FactExtractor, TranscriptMessage, Usage, estimate_tokens};
+use super::{Extraction, Fact, FactExtractor, TranscriptMessage, Usage, tokens_metered_from_bytes};
 use crate::{
     error::Result,
     tokens::{self, Split},
@@ -111,7 +111,7 @@ pub fn extract(
     let summary = summarize(previous_summary, transcript, &facts);
     // Cap the output like maxTokens: the summary takes at most half, the facts the rest.
     let budget = usize::try_from(max_output_tokens.saturating_mul(4)).unwrap_or(usize::MAX);
-    let summary = truncate(&summary, (budget / 2).min(2000));
+    let summary = crate::text::clip_to_bytes(&summary, (budget / 2).min(2000)).to_string();
     let mut used = summary.len();
     let mut kept = Vec::new();
     for f in facts {
@@ -126,14 +126,14 @@ pub fn extract(
         summary,
         usage: Usage {
             input_tokens: input_tokens(previous_summary, transcript),
-            output_tokens: estimate_tokens(used),
+            output_tokens: tokens_metered_from_bytes(used),
         },
         guardrail: None,
     }
 }
 
 fn input_tokens(previous_summary: Option<&str>, transcript: &[TranscriptMessage]) -> u64 {
-    estimate_tokens(
+    tokens_metered_from_bytes(
         transcript.iter().map(|m| m.content.len()).sum::<usize>()
             + previous_summary.map_or(0, str::len),
     )
@@ -286,10 +286,6 @@ fn summarize(previous: Option<&str>, transcript: &[TranscriptMessage], facts: &[
         s.push_str(p);
     }
     s
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    s[..s.floor_char_boundary(max)].to_string()
 }
 
 #[cfg(test)]

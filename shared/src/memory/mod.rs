@@ -83,9 +83,9 @@ pub trait FactExtractor: Send + Sync {
     fn max_output_tokens(&self) -> u64;
     /// An upper bound on the input tokens of one call for any transcript the distiller hands
     /// over (the reservation is sized from it). The default, 4 bytes a token over the largest
-    /// transcript plus 2,000 bytes, suits extractors that meter by [`estimate_tokens`].
+    /// transcript plus 2,000 bytes, suits extractors that meter by [`tokens_metered_from_bytes`].
     fn max_input_tokens(&self) -> u64 {
-        estimate_tokens(distill::MAX_TRANSCRIPT_BYTES + 2000)
+        tokens_metered_from_bytes(distill::MAX_TRANSCRIPT_BYTES + 2000)
     }
     /// A guaranteed bound on the input tokens of the call for this transcript: what the run
     /// holds for before it. The static bound unless the extractor measures the request.
@@ -106,7 +106,7 @@ pub trait FactExtractor: Send + Sync {
 }
 
 /// Tokens of a text as metered when the model does not say: 4 bytes a token, rounded up.
-pub fn estimate_tokens(bytes: usize) -> u64 {
+pub fn tokens_metered_from_bytes(bytes: usize) -> u64 {
     (bytes as u64).div_ceil(4)
 }
 
@@ -217,8 +217,8 @@ mod tests {
         let mut nan = good;
         nan[5] = f32::NAN;
         assert!(check_vectors(&[nan], 1).is_err());
-        assert_eq!(estimate_tokens(0), 0);
-        assert_eq!(estimate_tokens(9), 3);
+        assert_eq!(tokens_metered_from_bytes(0), 0);
+        assert_eq!(tokens_metered_from_bytes(9), 3);
         assert_eq!(content_hash("a").len(), 64);
     }
 }

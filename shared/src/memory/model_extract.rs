@@ -102,22 +102,17 @@ pub fn tool_spec() -> ToolSpec {
     }
 }
 
-/// The longest prefix of `s` of at most `max` bytes ending on a character boundary.
-fn clip(s: &str, max: usize) -> &str {
-    &s[..s.floor_char_boundary(max)]
-}
-
 /// The user message: the previous summary and the new messages, clipped to the bounds.
 fn prompt(previous_summary: Option<&str>, transcript: &[TranscriptMessage]) -> String {
     let mut text = String::from("Summary so far:\n");
     match previous_summary.map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => text.push_str(clip(p, MAX_PREVIOUS_SUMMARY_BYTES)),
+        Some(p) => text.push_str(crate::text::clip_to_bytes(p, MAX_PREVIOUS_SUMMARY_BYTES)),
         None => text.push_str("(none)"),
     }
     text.push_str("\n\nNew messages:");
     let mut budget = MAX_TRANSCRIPT_BYTES;
     for m in transcript.iter().take(MESSAGES) {
-        let content = clip(&m.content, budget);
+        let content = crate::text::clip_to_bytes(&m.content, budget);
         budget -= content.len();
         let who = if m.role == "user" {
             "farmer"

@@ -95,18 +95,19 @@ fn summarise_results(results: &[(&Value, bool)]) -> String {
     reply
 }
 
-fn estimate_tokens(text: &str) -> u64 {
+/// Tokens of `text` by the offline model's own tokeniser (the exact count it reports).
+fn count_tokens(text: &str) -> u64 {
     crate::tokens::split(text, crate::tokens::Split::Whitespace).len() as u64
 }
 
 /// The offline tokeniser's count of a request: words of the system prompt and of every message
 /// as JSON, 40 per tool, never above the request's byte bound.
 fn input_tokens(request: &ChatRequest) -> u64 {
-    (estimate_tokens(&request.system)
+    (count_tokens(&request.system)
         + request
             .messages
             .iter()
-            .map(|m| estimate_tokens(&serde_json::to_string(&m.content).unwrap_or_default()))
+            .map(|m| count_tokens(&serde_json::to_string(&m.content).unwrap_or_default()))
             .sum::<u64>()
         + request.tools.len() as u64 * 40)
         .min(request.input_token_bound())
@@ -184,7 +185,7 @@ impl ChatModel for OfflineChat {
             }
         };
         let output_tokens =
-            (estimate_tokens(&serde_json::to_string(&message.content).unwrap_or_default()) + 1)
+            (count_tokens(&serde_json::to_string(&message.content).unwrap_or_default()) + 1)
                 .min(u64::from(request.max_tokens));
         Ok(ChatResponse {
             message,

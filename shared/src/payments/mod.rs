@@ -210,7 +210,7 @@ pub async fn record_paystack_event(
 /// character boundary (a replacement takes three bytes where the byte took one).
 fn recorded_text(raw_body: &[u8]) -> String {
     let mut text = String::from_utf8_lossy(raw_body).replace('\0', "\u{FFFD}");
-    text.truncate(text.floor_char_boundary(MAX_EVENT_BYTES));
+    text.truncate(crate::text::clip_to_bytes(&text, MAX_EVENT_BYTES).len());
     text
 }
 

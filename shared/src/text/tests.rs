@@ -145,3 +145,17 @@ fn limits_match_the_schema_and_the_api_document() {
         TitleKind::Document.max()
     )));
 }
+
+#[test]
+fn clip_to_bytes_keeps_whole_characters() {
+    for (text, max, want) in [
+        ("abc", 5, "abc"),
+        ("abc", 2, "ab"),
+        ("₦18,000", 2, ""),
+        ("₦18,000", 3, "₦"),
+        ("a₦", 3, "a"),
+        ("", 0, ""),
+    ] {
+        assert_eq!(clip_to_bytes(text, max), want, "{text} {max}");
+    }
+}

@@ -261,7 +261,10 @@ async fn distill_conversation(
     let mut texts: Vec<String> = facts.iter().map(|f| f.content.clone()).collect();
     texts.push(summary.clone());
     // held for a guaranteed bound of the batch, charged what the embedder reports
-    let bound: u64 = texts.iter().map(|t| crate::embed::estimate_tokens(t)).sum();
+    let bound: u64 = texts
+        .iter()
+        .map(|t| crate::embed::token_upper_bound(t))
+        .sum();
     farm.hold(&state.db, farm.embedder, NextCall::input_only(bound))
         .await?;
     let embedded = state.embedder.embed(&texts).await?;
