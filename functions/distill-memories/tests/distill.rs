@@ -121,20 +121,32 @@ async fn conversation(db: &Db, farm: Uuid, messages: &[(&str, &str)]) -> Uuid {
         .unwrap()
         .get(0);
     for (role, content) in messages {
-        tx.query(
-            "INSERT INTO messages (farm_id, conversation_id, role, content) VALUES ($1, $2, $3, $4)",
-            &[
-                (&farm, Type::UUID),
-                (&id, Type::UUID),
-                (role, Type::TEXT),
-                (content, Type::TEXT),
-            ],
-        )
-        .await
-        .unwrap();
+        insert_message(&tx, id, role, content).await;
     }
     tx.commit().await.unwrap();
     id
+}
+
+/// One message of the conversation, in the tenant transaction `tx`.
+async fn insert_message(tx: &farmops::db::TenantTx, conv: Uuid, role: &str, content: &str) {
+    tx.query(
+        "INSERT INTO messages (farm_id, conversation_id, role, content) VALUES ($1, $2, $3, $4)",
+        &[
+            (&tx.farm_id(), Type::UUID),
+            (&conv, Type::UUID),
+            (&role, Type::TEXT),
+            (&content, Type::TEXT),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+/// A new user message in the conversation, committed.
+async fn add_user_message(db: &Db, farm: Uuid, conv: Uuid, content: &str) {
+    let tx = db.tenant(farm).await.unwrap();
+    insert_message(&tx, conv, "user", content).await;
+    tx.commit().await.unwrap();
 }
 
 /// (content, superseded) of every memory of the farm, oldest first.
@@ -259,15 +271,13 @@ async fn handler_accepts_the_scheduled_event_and_a_second_run_creates_nothing() 
     assert_eq!(memories(&db, farm).await.len(), 3);
 
     // new messages past the watermark, once idle, are distilled; known facts are not repeated
-    let tx = db.app.tenant(farm).await.unwrap();
-    tx.query(
-        "INSERT INTO messages (farm_id, conversation_id, role, content)
-         VALUES ($1, $2, 'user', 'Pond 3 is the nursery. Our vet is Dr Ade.')",
-        &[(&farm, Type::UUID), (&conv, Type::UUID)],
+    add_user_message(
+        &db.app,
+        farm,
+        conv,
+        "Pond 3 is the nursery. Our vet is Dr Ade.",
     )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    .await;
     let third = distill::run_at(&s, Utc::now()).await.unwrap();
     assert_eq!(
         (
@@ -745,15 +755,13 @@ mod model_extractor {
         assert_eq!(memories(&db, farm).await.len(), 2);
 
         // new messages: the previous summary is folded into the next request
-        let tx = db.app.tenant(farm).await.unwrap();
-        tx.query(
-            "INSERT INTO messages (farm_id, conversation_id, role, content)
-             VALUES ($1, $2, 'user', 'Actually we vaccinate on Thursdays now.')",
-            &[(&farm, Type::UUID), (&conv, Type::UUID)],
+        add_user_message(
+            &db.app,
+            farm,
+            conv,
+            "Actually we vaccinate on Thursdays now.",
         )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        .await;
         let stub2 = ConverseStub::start(vec![record(
             json!([{"subject": "vaccination day", "content": "We vaccinate on Thursdays."}]),
             Some("Vaccination moved to Thursdays."),
@@ -1009,15 +1017,7 @@ mod model_extractor {
         assert_eq!(ledger_holds(&db, farm).await, 10_000 - charge);
 
         // a later message is distilled as usual, without the withheld ones
-        let tx = db.app.tenant(farm).await.unwrap();
-        tx.query(
-            "INSERT INTO messages (farm_id, conversation_id, role, content)
-             VALUES ($1, $2, 'user', 'Pond 3 is the nursery.')",
-            &[(&farm, Type::UUID), (&conv, Type::UUID)],
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        add_user_message(&db.app, farm, conv, "Pond 3 is the nursery.").await;
         let stub2 = ConverseStub::start(vec![record(
             json!([{"subject": "pond 3", "content": "Pond 3 is the nursery."}]),
             Some("The farmer named the nursery pond."),

@@ -600,6 +600,18 @@ async fn the_chain_keeps_its_farm_without_a_foreign_key() {
         ),
         "P0002"
     );
+    // the application role cannot delete a farm at all
+    assert_eq!(
+        crate::sqlstate(
+            exec(
+                &db.app,
+                farm,
+                &format!("DELETE FROM farms WHERE id = '{farm}'")
+            )
+            .await
+        ),
+        "42501"
+    );
     let owner = db.owner_client().await.unwrap();
     let refused = owner
         .execute("DELETE FROM farms WHERE id = $1", &[&farm])
