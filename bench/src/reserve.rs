@@ -88,27 +88,85 @@ async fn measure(
     })
 }
 
-async fn median_cell(
-    pool: &Db,
-    design: Design,
-    farms: &Arc<Vec<Uuid>>,
-    clients: usize,
-    mode: &Mode,
-) -> Result<Cell> {
-    let mut cells = Vec::new();
-    for _ in 0..mode.reps {
-        cells.push(measure(pool, design, farms.clone(), clients, mode.seconds).await?);
-    }
+/// The cell whose rate is the median of `cells`' (its latencies come with it).
+fn median_cell(cells: Vec<Cell>) -> Cell {
     let rate = median(cells.iter().map(|c| c.per_second).collect());
-    let mid = cells
+    cells
         .into_iter()
         .min_by(|a, b| {
             (a.per_second - rate)
                 .abs()
                 .total_cmp(&(b.per_second - rate).abs())
         })
-        .unwrap();
-    Ok(mid)
+        .expect("at least one repetition")
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    a / b.max(f64::MIN_POSITIVE)
+}
+
+/// A row of the table: each repetition measures every design once, in turn, so a drift of this
+/// noisy machine moves all of them alike; a ratio is the median of the repetitions' ratios
+/// (side by side), not the ratio of two medians taken minutes apart.
+struct Row {
+    bare: Cell,
+    ours: Cell,
+    unchained: Cell,
+    naive: Cell,
+    nolock: Cell,
+    ours_to_bare: f64,
+    ours_to_naive: f64,
+    chain_to_no_chain: f64,
+}
+
+/// Where a row's designs run: the app and owner pools of the main database, the app pool of the
+/// database with the chain off, and the farms of each.
+struct Setup<'a> {
+    app: &'a Db,
+    owner: &'a Db,
+    unchained: &'a Db,
+    farms: &'a Arc<Vec<Uuid>>,
+    unchained_farms: &'a Arc<Vec<Uuid>>,
+}
+
+async fn row(at: &Setup<'_>, clients: usize, mode: &Mode) -> Result<Row> {
+    let (mut bare, mut ours, mut unchained, mut naive, mut nolock) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut to_bare, mut to_naive, mut chain) = (vec![], vec![], vec![]);
+    let farms = || at.farms.clone();
+    for _ in 0..mode.reps {
+        let s = mode.seconds;
+        let b = measure(at.app, Design::BareUpdate, farms(), clients, s).await?;
+        let o = measure(at.app, Design::Ours, farms(), clients, s).await?;
+        let u = measure(
+            at.unchained,
+            Design::Ours,
+            at.unchained_farms.clone(),
+            clients,
+            s,
+        )
+        .await?;
+        let n = measure(at.owner, Design::NaiveLock, farms(), clients, s).await?;
+        let l = measure(at.owner, Design::NaiveNoLock, farms(), clients, s).await?;
+        to_bare.push(ratio(o.per_second, b.per_second));
+        to_naive.push(ratio(o.per_second, n.per_second));
+        chain.push(ratio(o.per_second, u.per_second));
+        bare.push(b);
+        ours.push(o);
+        unchained.push(u);
+        naive.push(n);
+        nolock.push(l);
+    }
+    Ok(Row {
+        bare: median_cell(bare),
+        ours: median_cell(ours),
+        unchained: median_cell(unchained),
+        naive: median_cell(naive),
+        nolock: median_cell(nolock),
+        ours_to_bare: median(to_bare),
+        ours_to_naive: median(to_naive),
+        chain_to_no_chain: median(chain),
+    })
 }
 
 /// Every client tries `attempts` reservations on a farm holding `credits`; returns how many
@@ -281,34 +339,35 @@ pub async fn run(mode: &Mode) -> Result<()> {
         ("1 hot", &hot, &unchained_hot),
         ("100", &spread, &unchained_spread),
     ] {
+        let at = Setup {
+            app: &pool,
+            owner: &owner,
+            unchained: &unchained,
+            farms,
+            unchained_farms,
+        };
         for clients in [1, 8, 32, 64] {
-            let bare = median_cell(&pool, Design::BareUpdate, farms, clients, mode).await?;
-            let ours = median_cell(&pool, Design::Ours, farms, clients, mode).await?;
-            let plain =
-                median_cell(&unchained, Design::Ours, unchained_farms, clients, mode).await?;
-            let naive = median_cell(&owner, Design::NaiveLock, farms, clients, mode).await?;
-            let nolock = median_cell(&owner, Design::NaiveNoLock, farms, clients, mode).await?;
-            let ratio = |a: f64, b: f64| a / b.max(f64::MIN_POSITIVE);
+            let r = row(&at, clients, mode).await?;
             println!(
                 "| {label} | {clients} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} | {:.2} / {:.2} | {:.0} | {} | {:.0} | {:.2}x |",
-                bare.per_second,
-                ours.per_second,
-                ratio(ours.per_second, bare.per_second),
-                naive.per_second,
-                ratio(ours.per_second, naive.per_second),
-                ms(ours.p50),
-                ms(ours.p99),
-                ms(naive.p50),
-                ms(naive.p99),
-                nolock.per_second,
-                nolock.refused,
-                plain.per_second,
-                ratio(ours.per_second, plain.per_second),
+                r.bare.per_second,
+                r.ours.per_second,
+                r.ours_to_bare,
+                r.naive.per_second,
+                r.ours_to_naive,
+                ms(r.ours.p50),
+                ms(r.ours.p99),
+                ms(r.naive.p50),
+                ms(r.naive.p99),
+                r.nolock.per_second,
+                r.nolock.refused,
+                r.unchained.per_second,
+                r.chain_to_no_chain,
             );
         }
     }
     println!(
-        "\nTargets at 32 clients on the hot farm: ours ≥ 2x naive lock; ours ≥ 0.3x the bare update; the evidence chain costs at most 15% (chain ÷ no chain ≥ 0.85x).\n"
+        "\nEach repetition measures the five designs in turn; a ratio is the median of the repetitions' ratios.\n\nTargets at 32 clients on the hot farm: ours ≥ 2x naive lock; ours ≥ 0.3x the bare update; the evidence chain costs at most 15% (chain ÷ no chain ≥ 0.85x).\n"
     );
 
     let (clients, credits, attempts) = (32, 200, 12);
