@@ -379,3 +379,73 @@ async fn a_reservation_costs_two_round_trips() {
     // BEGIN + tenant + the reserve statement pipelined in one trip, COMMIT in the second
     assert_eq!(db.app.round_trips() - before, 2);
 }
+
+/// Migration 0098: a farm's holds queue on the farm's hold lock (`credit_holds:<farm>`) before
+/// they lock the farm row; settles do not take it. Held here by hand (as the application role)
+/// while a hold and a settle run on the same farm: the hold waits on that lock until it is
+/// released, then goes through; the settle does not wait; another farm's hold does not wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_queue_on_their_farm_and_settles_do_not() {
+    let db = TestDb::new().await.unwrap();
+    let farm = db.farm("queued", 100).await.unwrap();
+    let other = db.farm("elsewhere", 100).await.unwrap();
+    let open = reserve(&db.app, farm, 5).await.unwrap();
+
+    let holder = db.app_client().await.unwrap();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT set_config('app.farm_id', '{farm}', true);
+             SELECT pg_advisory_xact_lock(hashtextextended('credit_holds:{farm}', 0));"
+        ))
+        .await
+        .unwrap();
+
+    let app = db.app.clone();
+    let waiting = tokio::spawn(async move { reserve(&app, farm, 3).await });
+    // the superuser: other roles' sessions are hidden from the owner in pg_stat_activity
+    let admin = farmops::testing::admin_client(&db.name).await.unwrap();
+    let mut waits_on_the_queue = false;
+    for _ in 0..100 {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event = 'advisory'
+                    AND query LIKE '%credit_open_run%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 1 {
+            waits_on_the_queue = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(waits_on_the_queue, "the hold waits on its farm's hold lock");
+    assert!(!waiting.is_finished());
+
+    let quick = std::time::Duration::from_secs(10);
+    let settled = tokio::time::timeout(quick, settle(&db.app, farm, open.run_id, 2))
+        .await
+        .expect("a settle does not queue behind holds")
+        .unwrap()
+        .expect("settled now");
+    assert_eq!(settled.credits_refunded, 3);
+    tokio::time::timeout(quick, reserve(&db.app, other, 1))
+        .await
+        .expect("another farm's hold does not wait")
+        .unwrap();
+    assert!(!waiting.is_finished(), "still queued");
+
+    holder.batch_execute("COMMIT").await.unwrap();
+    let held = tokio::time::timeout(quick, waiting)
+        .await
+        .expect("released, the hold goes through")
+        .unwrap()
+        .unwrap();
+    assert_eq!(held.balance_after, 100 - 2 - 3);
+    let a = audit(&db.app, farm).await;
+    assert!(a.holds, "{a:?}");
+    assert_eq!(a.credit_balance, 95);
+}
