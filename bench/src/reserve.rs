@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::{
     Mode,
-    stats::{median, ms, percentile},
+    stats::{median, ms, percentile, ratio},
 };
 
 mod designs;
@@ -36,6 +36,7 @@ mod designs;
 pub(crate) use designs::NAIVE_CHANGE_BALANCE;
 use designs::{Design, Outcome, reserve_once};
 
+#[derive(Clone, Copy)]
 struct Cell {
     per_second: f64,
     p50: Duration,
@@ -101,10 +102,6 @@ fn median_cell(cells: Vec<Cell>) -> Cell {
         .expect("at least one repetition")
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
-    a / b.max(f64::MIN_POSITIVE)
-}
-
 /// A row of the table: each repetition measures every design once, in turn, so a drift of this
 /// noisy machine moves all of them alike; a ratio is the median of the repetitions' ratios
 /// (side by side), not the ratio of two medians taken minutes apart.
@@ -130,42 +127,44 @@ struct Setup<'a> {
 }
 
 async fn row(at: &Setup<'_>, clients: usize, mode: &Mode) -> Result<Row> {
-    let (mut bare, mut ours, mut unchained, mut naive, mut nolock) =
-        (vec![], vec![], vec![], vec![], vec![]);
-    let (mut to_bare, mut to_naive, mut chain) = (vec![], vec![], vec![]);
-    let farms = || at.farms.clone();
+    // one repetition: the designs in this order, each measured once
+    const BARE: usize = 0;
+    const OURS: usize = 1;
+    const UNCHAINED: usize = 2;
+    const NAIVE: usize = 3;
+    const NOLOCK: usize = 4;
+    let designs = [
+        (at.app, Design::BareUpdate, at.farms),
+        (at.app, Design::Ours, at.farms),
+        (at.unchained, Design::Ours, at.unchained_farms),
+        (at.owner, Design::NaiveLock, at.farms),
+        (at.owner, Design::NaiveNoLock, at.farms),
+    ];
+    let mut reps = Vec::new();
     for _ in 0..mode.reps {
-        let s = mode.seconds;
-        let b = measure(at.app, Design::BareUpdate, farms(), clients, s).await?;
-        let o = measure(at.app, Design::Ours, farms(), clients, s).await?;
-        let u = measure(
-            at.unchained,
-            Design::Ours,
-            at.unchained_farms.clone(),
-            clients,
-            s,
-        )
-        .await?;
-        let n = measure(at.owner, Design::NaiveLock, farms(), clients, s).await?;
-        let l = measure(at.owner, Design::NaiveNoLock, farms(), clients, s).await?;
-        to_bare.push(ratio(o.per_second, b.per_second));
-        to_naive.push(ratio(o.per_second, n.per_second));
-        chain.push(ratio(o.per_second, u.per_second));
-        bare.push(b);
-        ours.push(o);
-        unchained.push(u);
-        naive.push(n);
-        nolock.push(l);
+        let mut cells = Vec::with_capacity(designs.len());
+        for (pool, design, farms) in designs {
+            cells.push(measure(pool, design, farms.clone(), clients, mode.seconds).await?);
+        }
+        reps.push(cells);
     }
+    let column = |i: usize| median_cell(reps.iter().map(|r| r[i]).collect());
+    let paired = |i: usize, j: usize| {
+        median(
+            reps.iter()
+                .map(|r| ratio(r[i].per_second, r[j].per_second))
+                .collect(),
+        )
+    };
     Ok(Row {
-        bare: median_cell(bare),
-        ours: median_cell(ours),
-        unchained: median_cell(unchained),
-        naive: median_cell(naive),
-        nolock: median_cell(nolock),
-        ours_to_bare: median(to_bare),
-        ours_to_naive: median(to_naive),
-        chain_to_no_chain: median(chain),
+        bare: column(BARE),
+        ours: column(OURS),
+        unchained: column(UNCHAINED),
+        naive: column(NAIVE),
+        nolock: column(NOLOCK),
+        ours_to_bare: paired(OURS, BARE),
+        ours_to_naive: paired(OURS, NAIVE),
+        chain_to_no_chain: paired(OURS, UNCHAINED),
     })
 }
 

@@ -1,4 +1,4 @@
-//! Medians and percentiles.
+//! Medians, percentiles and ratios.
 
 use std::time::Duration;
 
@@ -21,4 +21,9 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// `a ÷ b`, with a zero `b` read as the smallest positive number (no division by zero).
+pub fn ratio(a: f64, b: f64) -> f64 {
+    a / b.max(f64::MIN_POSITIVE)
 }

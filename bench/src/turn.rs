@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::{
     Mode,
-    stats::{ms, percentile},
+    stats::{ms, percentile, ratio},
 };
 
 /// The offline model, timed: what the turn spends inside the model is measured and excluded.
@@ -216,8 +216,10 @@ pub async fn run(mode: &Mode) -> Result<()> {
     }
     println!(
         "\nRatio (naive ÷ ours) p50: {:.2}x. Target: ours ≤ 6 round trips and < 5 ms p50.\n",
-        ms(percentile(&naive_times, 50.0))
-            / ms(percentile(&ours_times, 50.0)).max(f64::MIN_POSITIVE)
+        ratio(
+            ms(percentile(&naive_times, 50.0)),
+            ms(percentile(&ours_times, 50.0))
+        )
     );
     Ok(())
 }
